@@ -1,0 +1,178 @@
+//! The commands behind the CLI, as library functions (so tests can call
+//! them): `run` (start the built-in mock if no URL, run the fleet, print and
+//! write the report) and `mock-server`.
+
+use crate::config::{Plan, Target};
+use crate::fleet::{load_clips, run_fleet};
+use crate::metrics::Snapshot;
+use crate::mock::{MockConfig, MockServer};
+use crate::report::{Report, RunContext, render_status, render_summary};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// How `run` talks to the console.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub reports: Vec<PathBuf>,
+    /// No live status line.
+    pub quiet: bool,
+}
+
+/// How a run ended, for the exit code.
+#[derive(Debug)]
+pub struct RunResult {
+    pub report: Report,
+    /// Nothing could connect at all.
+    pub nothing_connected: bool,
+}
+
+/// Runs a plan to the end (or until `interrupt`), printing progress to
+/// stderr and the summary to stdout, and writing the requested reports.
+pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -> anyhow::Result<RunResult> {
+    let clips = load_clips(plan)?;
+    let (mock, url) = match &plan.target {
+        Target::Url(u) => (None, u.clone()),
+        Target::BuiltInMock => {
+            let server = MockServer::start("127.0.0.1:0", plan.mock.clone()).await?;
+            let url = server.url();
+            eprintln!("No server URL given: using the built-in mock server at {url}");
+            (Some(server), url)
+        }
+    };
+    eprintln!("Running {} devices from {} against {url}", plan.devices, plan.name);
+    let (snap_tx, snap_rx) = watch::channel(Snapshot::default());
+    let progress = (!opts.quiet).then(|| tokio::spawn(print_progress(snap_rx)));
+    let outcome = run_fleet(plan, &url, &clips, interrupt, snap_tx).await?;
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    if let Some(server) = mock {
+        server.stop().await;
+    }
+    let ctx = RunContext {
+        target_url: &url,
+        mock: plan.target == Target::BuiltInMock,
+        devices: plan.devices,
+        seed: plan.seed,
+        fleet: &plan.name,
+    };
+    let nothing_connected = outcome.metrics.connections == 0;
+    let report = Report::build(&ctx, &outcome);
+    print!("{}", render_summary(&report));
+    for path in &opts.reports {
+        report
+            .write(path)
+            .map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(RunResult {
+        report,
+        nothing_connected,
+    })
+}
+
+/// Prints a status line per second until the collector finishes: redrawn in
+/// place on a terminal, one line per 5 s otherwise (logs stay readable).
+async fn print_progress(mut rx: watch::Receiver<Snapshot>) {
+    let tty = std::io::stderr().is_terminal();
+    let mut last_plain = Duration::ZERO;
+    while rx.changed().await.is_ok() {
+        let s = rx.borrow_and_update().clone();
+        let line = render_status(&s);
+        let mut err = std::io::stderr().lock();
+        if tty {
+            let _ = write!(err, "\r\x1b[2K{line}");
+        } else if s.elapsed >= last_plain + Duration::from_secs(5) {
+            last_plain = s.elapsed;
+            let _ = writeln!(err, "{line}");
+        }
+    }
+    if tty {
+        let _ = writeln!(std::io::stderr());
+    }
+}
+
+/// Serves the mock on `listen` until `shutdown`.
+pub async fn mock_server(listen: &str, cfg: MockConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let server = MockServer::start(listen, cfg)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    eprintln!("xiaozhi mock server listening on {}", server.url());
+    eprintln!("point devices at it with: xiaozhi-fleet run --url {}", server.url());
+    shutdown.cancelled().await;
+    server.stop().await;
+    Ok(())
+}
+
+/// The resolved plan in plain words (for `validate`).
+pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
+    use crate::config::Stop;
+    use crate::units::format_duration as fd;
+    use std::fmt::Write as _;
+    let clips = load_clips(plan)?;
+    let selected = clips.select(&plan.clips)?;
+    let mut s = String::new();
+    let target = match &plan.target {
+        Target::Url(u) => u.clone(),
+        Target::BuiltInMock => "built-in mock server (no url)".to_string(),
+    };
+    let _ = writeln!(s, "fleet: {}\ntarget: {target}", plan.name);
+    let _ = writeln!(s, "devices: {} (ramp {} per second)", plan.devices, plan.ramp_per_sec);
+    let stop = match plan.stop {
+        Stop::Turns(n) => format!("{n} turns per device"),
+        Stop::Duration(d) => format!("run for {} (then up to {} grace)", fd(d), fd(plan.timeouts.grace)),
+    };
+    let _ = writeln!(
+        s,
+        "stop: {stop}\nthink time: {}\nseed: {}",
+        fd(plan.think_time),
+        plan.seed
+    );
+    let _ = writeln!(s, "protocol version: {}", plan.protocol_version.as_u8());
+    let t = &plan.timeouts;
+    let _ = writeln!(
+        s,
+        "timeouts: hello {}, no reply {}, reply {}",
+        fd(t.hello),
+        fd(t.no_reply),
+        fd(t.reply)
+    );
+    let _ = writeln!(s, "clips ({}):", selected.len());
+    for c in &selected {
+        let _ = writeln!(
+            s,
+            "  {:<20} {:>5.2} s  {}",
+            c.name,
+            c.duration().as_secs_f64(),
+            c.transcript
+        );
+    }
+    let fps = plan.devices as f64 * 1000.0 / crate::audio::FRAME.as_millis() as f64;
+    let avg_bytes: f64 = selected
+        .iter()
+        .map(|c| c.packets.iter().map(|p| p.len()).sum::<usize>() as f64 / c.packets.len() as f64)
+        .sum::<f64>()
+        / selected.len() as f64;
+    let _ = writeln!(
+        s,
+        "uplink while all devices listen: {fps:.0} frames/s, about {:.0} kbit/s",
+        fps * avg_bytes * 8.0 / 1000.0
+    );
+    if plan.target == Target::BuiltInMock {
+        let m = &plan.mock;
+        let _ = writeln!(
+            s,
+            "mock: asr {}, llm {}, tts {}, {} sentences (+{} each), silence window {}",
+            fd(m.asr_delay),
+            fd(m.llm_delay),
+            fd(m.tts_delay),
+            m.sentences,
+            fd(m.sentence_delay),
+            fd(m.silence_window)
+        );
+    }
+    Ok(s)
+}

@@ -1,0 +1,311 @@
+//! Speech clips: read the manifest and WAVs (built in, or from a
+//! directory), trim them to the voiced packets, and encode each clip once to
+//! 60 ms, 16 kHz mono Opus packets shared by every device through `Arc`.
+//!
+//! Because a clip's last packet is voiced by the shared rule in
+//! [`super::voice`], "end of speech" is simply the scheduled send instant of
+//! the clip's last packet, on the device and in the mock's VAD alike.
+
+use super::voice::{VOICE_RMS, VoiceDetector, rms};
+use super::{FRAME, UPLINK_FRAME_SAMPLES, UPLINK_RATE};
+use bytes::Bytes;
+use opus_rs::{Application, OpusEncoder};
+use serde::Deserialize;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// The bundled manifest and WAVs, so the binary works from any directory.
+const EMBEDDED_MANIFEST: &str = include_str!("../../audio-samples/manifest.toml");
+const EMBEDDED_WAVS: &[(&str, &[u8])] = &[
+    ("yi-jia-yi.wav", include_bytes!("../../audio-samples/yi-jia-yi.wav")),
+    ("tian-qi.wav", include_bytes!("../../audio-samples/tian-qi.wav")),
+    ("xiao-hua.wav", include_bytes!("../../audio-samples/xiao-hua.wav")),
+    ("ji-dian.wav", include_bytes!("../../audio-samples/ji-dian.wav")),
+    (
+        "bo-fang-yin-yue.wav",
+        include_bytes!("../../audio-samples/bo-fang-yin-yue.wav"),
+    ),
+    (
+        "ming-tian-ti-xing.wav",
+        include_bytes!("../../audio-samples/ming-tian-ti-xing.wav"),
+    ),
+    ("bei-jing.wav", include_bytes!("../../audio-samples/bei-jing.wav")),
+    ("fan-yi.wav", include_bytes!("../../audio-samples/fan-yi.wav")),
+];
+
+/// Frames quieter than this at either end are trimmed before encoding; twice
+/// the voice threshold, so the kept edge packets are voiced with margin.
+const TRIM_RMS: f32 = 2.0 * VOICE_RMS;
+/// Uplink Opus bitrate (the firmware uses "auto"; ~16 kbit/s for 16 kHz voice).
+const UPLINK_BITRATE: i32 = 16_000;
+/// Largest Opus packet we allow for one frame.
+const MAX_PACKET: usize = 1500;
+
+/// One utterance, ready to send.
+#[derive(Debug)]
+pub struct Clip {
+    pub name: String,
+    /// What the clip says (from the manifest).
+    pub transcript: String,
+    /// 60 ms Opus packets; the last one is voiced.
+    pub packets: Arc<[Bytes]>,
+    /// Trimmed 16 kHz PCM (for re-encoding as TTS audio in the mock).
+    pub pcm: Arc<[i16]>,
+}
+
+impl Clip {
+    /// Spoken length (packets × 60 ms).
+    pub fn duration(&self) -> Duration {
+        FRAME * self.packets.len() as u32
+    }
+}
+
+/// All clips plus the shared silence packet.
+#[derive(Debug)]
+pub struct ClipSet {
+    pub clips: Vec<Arc<Clip>>,
+    /// One 60 ms packet of encoded digital silence.
+    pub silence: Bytes,
+}
+
+/// Clips that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ClipError {
+    #[error("{file}: {message}")]
+    Bad { file: String, message: String },
+    #[error("no clip matches `{0}` (see audio-samples/manifest.toml for names)")]
+    NoMatch(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    clip: Vec<ManifestEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestEntry {
+    name: String,
+    file: String,
+    transcript: String,
+}
+
+fn bad(file: &str, message: impl Into<String>) -> ClipError {
+    ClipError::Bad {
+        file: file.to_string(),
+        message: message.into(),
+    }
+}
+
+impl ClipSet {
+    /// The built-in clips, decoded and encoded once per process.
+    pub fn embedded() -> Result<Arc<ClipSet>, ClipError> {
+        static CACHE: OnceLock<Result<Arc<ClipSet>, String>> = OnceLock::new();
+        CACHE
+            .get_or_init(|| {
+                let load = |f: &str| {
+                    EMBEDDED_WAVS
+                        .iter()
+                        .find(|(n, _)| *n == f)
+                        .map(|(_, b)| b.to_vec())
+                        .ok_or_else(|| bad(f, "not bundled in the binary"))
+                };
+                Self::build(EMBEDDED_MANIFEST, "audio-samples/manifest.toml", load)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|m| bad("audio-samples", m))
+    }
+
+    /// Clips from a directory holding `manifest.toml` and the WAVs it names.
+    pub fn from_dir(dir: &Path) -> Result<Arc<ClipSet>, ClipError> {
+        let manifest_path = dir.join("manifest.toml");
+        let mname = manifest_path.display().to_string();
+        let text = std::fs::read_to_string(&manifest_path).map_err(|e| bad(&mname, e.to_string()))?;
+        let load =
+            |f: &str| std::fs::read(dir.join(f)).map_err(|e| bad(&dir.join(f).display().to_string(), e.to_string()));
+        Self::build(&text, &mname, load).map(Arc::new)
+    }
+
+    fn build(
+        manifest: &str,
+        mname: &str,
+        load: impl Fn(&str) -> Result<Vec<u8>, ClipError>,
+    ) -> Result<ClipSet, ClipError> {
+        let m: Manifest = toml::from_str(manifest).map_err(|e| bad(mname, e.message().to_string()))?;
+        if m.clip.is_empty() {
+            return Err(bad(mname, "lists no clips"));
+        }
+        let mut clips = Vec::with_capacity(m.clip.len());
+        for entry in m.clip {
+            let pcm = read_wav(&load(&entry.file)?, &entry.file)?;
+            clips.push(Arc::new(encode_clip(entry.name, entry.transcript, &pcm, &entry.file)?));
+        }
+        let silence = encode_frames(&[0; UPLINK_FRAME_SAMPLES], "silence")?
+            .into_iter()
+            .next()
+            .ok_or_else(|| bad("silence", "encoder produced nothing"))?;
+        Ok(ClipSet { clips, silence })
+    }
+
+    /// Clips whose names match any of the patterns (`*` wildcards allowed).
+    pub fn select(&self, patterns: &[String]) -> Result<Vec<Arc<Clip>>, ClipError> {
+        let mut out: Vec<Arc<Clip>> = Vec::new();
+        for p in patterns {
+            let before = out.len();
+            for c in &self.clips {
+                if glob_match(p, &c.name) && !out.iter().any(|o| o.name == c.name) {
+                    out.push(c.clone());
+                }
+            }
+            if out.len() == before && !self.clips.iter().any(|c| glob_match(p, &c.name)) {
+                return Err(ClipError::NoMatch(p.clone()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Matches `*` (any run) and `?` (one char) wildcards.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
+}
+
+fn read_wav(bytes: &[u8], file: &str) -> Result<Vec<i16>, ClipError> {
+    let reader = hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(|e| bad(file, e.to_string()))?;
+    let spec = reader.spec();
+    if spec.sample_rate != UPLINK_RATE || spec.channels != 1 || spec.bits_per_sample != 16 {
+        return Err(bad(
+            file,
+            format!(
+                "must be 16000 Hz mono 16-bit PCM, is {} Hz, {} channel(s), {} bit",
+                spec.sample_rate, spec.channels, spec.bits_per_sample
+            ),
+        ));
+    }
+    reader
+        .into_samples::<i16>()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(file, e.to_string()))
+}
+
+fn frame_rms(frame: &[i16]) -> f32 {
+    let f: Vec<f32> = frame.iter().map(|&s| s as f32 / 32768.0).collect();
+    rms(&f)
+}
+
+/// Trims to whole 60 ms frames from the first to the last loud frame,
+/// encodes, and checks the edge packets decode as voiced.
+fn encode_clip(name: String, transcript: String, pcm: &[i16], file: &str) -> Result<Clip, ClipError> {
+    let frames: Vec<&[i16]> = pcm.chunks(UPLINK_FRAME_SAMPLES).collect();
+    let loud = |f: &&[i16]| frame_rms(f) > TRIM_RMS;
+    let first = frames
+        .iter()
+        .position(loud)
+        .ok_or_else(|| bad(file, "has no voiced audio"))?;
+    let last = frames.iter().rposition(loud).unwrap_or(first);
+    let start = first * UPLINK_FRAME_SAMPLES;
+    let end = ((last + 1) * UPLINK_FRAME_SAMPLES).min(pcm.len());
+    let trimmed = &pcm[start..end];
+    let packets = encode_frames(trimmed, file)?;
+    let mut vad = VoiceDetector::new();
+    let voiced: Vec<bool> = packets.iter().map(|p| vad.is_voiced(p)).collect();
+    // The last packet must be voiced: it is the end of speech both sides
+    // time from. (The first may decode quietly on a cold decoder; that only
+    // shifts the VAD's pre-roll count by a packet.)
+    if voiced.last() != Some(&true) {
+        return Err(bad(file, "its last packet does not decode as voice; re-trim the clip"));
+    }
+    if packets.len() < 16 {
+        return Err(bad(
+            file,
+            "is shorter than 0.96 s of speech; servers discard utterances under 0.9 s",
+        ));
+    }
+    Ok(Clip {
+        name,
+        transcript,
+        packets: packets.into(),
+        pcm: trimmed.to_vec().into(),
+    })
+}
+
+/// Encodes 16 kHz PCM into 60 ms packets (last frame zero-padded).
+fn encode_frames(pcm: &[i16], file: &str) -> Result<Vec<Bytes>, ClipError> {
+    let mut enc = OpusEncoder::new(UPLINK_RATE as i32, 1, Application::Voip).map_err(|e| bad(file, e))?;
+    enc.bitrate_bps = UPLINK_BITRATE;
+    let mut out = vec![0u8; MAX_PACKET];
+    let mut frame = vec![0i16; UPLINK_FRAME_SAMPLES];
+    pcm.chunks(UPLINK_FRAME_SAMPLES)
+        .map(|chunk| {
+            frame.fill(0);
+            frame[..chunk.len()].copy_from_slice(chunk);
+            let n = enc
+                .encode_i16(&frame, UPLINK_FRAME_SAMPLES, &mut out)
+                .map_err(|e| bad(file, format!("Opus encode failed: {e}")))?;
+            Ok(Bytes::copy_from_slice(&out[..n]))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::toc::packet_duration;
+
+    #[test]
+    fn embedded_clips_end_on_a_voiced_packet() {
+        let set = ClipSet::embedded().unwrap();
+        assert!(set.clips.len() >= 6);
+        for clip in &set.clips {
+            let mut vad = VoiceDetector::new();
+            let flags: Vec<bool> = clip.packets.iter().map(|p| vad.is_voiced(p)).collect();
+            assert_eq!(flags.last(), Some(&true), "{}", clip.name);
+            let secs = clip.duration().as_secs_f64();
+            assert!((0.96..=4.0).contains(&secs), "{} lasts {secs}", clip.name);
+        }
+    }
+
+    #[test]
+    fn packets_are_sixty_ms_opus_and_silence_is_not_voiced() {
+        let set = ClipSet::embedded().unwrap();
+        for p in set.clips[0].packets.iter() {
+            assert_eq!(packet_duration(p).unwrap(), FRAME);
+        }
+        assert_eq!(packet_duration(&set.silence).unwrap(), FRAME);
+        let mut vad = VoiceDetector::new();
+        assert!((0..20).all(|_| !vad.is_voiced(&set.silence)));
+    }
+
+    #[test]
+    fn select_by_name_and_glob() {
+        let set = ClipSet::embedded().unwrap();
+        assert_eq!(set.select(&["*".into()]).unwrap().len(), set.clips.len());
+        let picked = set.select(&["tian-qi".into(), "yi-*".into()]).unwrap();
+        let names: Vec<&str> = picked.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["tian-qi", "yi-jia-yi"]);
+        assert!(matches!(set.select(&["nope".into()]), Err(ClipError::NoMatch(_))));
+    }
+
+    #[test]
+    fn glob_matches_wildcards() {
+        assert!(glob_match("*", "abc"));
+        assert!(glob_match("a?c", "abc"));
+        assert!(glob_match("*-qi", "tian-qi"));
+        assert!(!glob_match("a*d", "abc"));
+    }
+}

@@ -1,0 +1,149 @@
+//! Fleet files: the raw TOML shape ([`FleetFile`]), its errors with file,
+//! line and key, and the validated [`Plan`] the rest of the tool runs.
+//!
+//! Two layers, as in ripgrep: serde reads the file into plain structs that
+//! reject unknown keys; [`Plan::from_file`] then checks values and fills in
+//! defaults, so nothing downstream sees an `Option` it has to guess about.
+
+pub mod plan;
+
+pub use plan::{Plan, Stop, Target, Timeouts};
+
+use crate::mock::MockSettings;
+use crate::units::Span;
+use serde::Deserialize;
+use std::path::Path;
+
+/// The fleet file used when none is given: also shipped as `fleets/smoke.toml`.
+pub const DEFAULT_FLEET: &str = include_str!("../../fleets/smoke.toml");
+/// The name the embedded default fleet reports itself under.
+pub const DEFAULT_FLEET_NAME: &str = "smoke (built in)";
+
+/// A fleet file as written. Every key is optional; unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetFile {
+    /// Server WebSocket URL; absent means "start the built-in mock".
+    pub url: Option<String>,
+    /// How many virtual devices.
+    pub devices: Option<u32>,
+    /// Devices connected per second during the ramp.
+    pub ramp: Option<f64>,
+    /// Turns per device (stop condition when `duration` is absent).
+    pub turns: Option<u32>,
+    /// Run length; devices keep talking until it ends.
+    pub duration: Option<Span>,
+    /// Silence streamed between the end of one answer and the next question.
+    pub think_time: Option<Span>,
+    /// Clip names or globs from the audio manifest (`*` = all).
+    pub clips: Option<Vec<String>>,
+    /// A directory with `manifest.toml` and WAVs to use instead of the built-in clips.
+    pub audio_dir: Option<String>,
+    /// Seed for device ids, clip choice and schedules.
+    pub seed: Option<u64>,
+    /// Binary framing version 1, 2 or 3 (real servers speak 1).
+    pub protocol_version: Option<u8>,
+    /// Token sent as `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// How long a device waits for the server hello.
+    pub hello_timeout: Option<Span>,
+    /// End of speech → `tts start` limit (else the turn fails `no_reply`).
+    pub no_reply_timeout: Option<Span>,
+    /// `tts start` → `tts stop` limit (else the turn fails `reply_timeout`).
+    pub reply_timeout: Option<Span>,
+    /// When the run's duration ends, how long turns in progress may finish.
+    pub grace: Option<Span>,
+    /// Settings of the built-in mock server.
+    pub mock: Option<MockSettings>,
+}
+
+/// A fleet file that could not be read or is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax or a key/value the schema rejects, with its position.
+    #[error("{file}:{line}:{column}: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A value that parses but makes no sense (e.g. `devices = 0`).
+    #[error("{file}: `{key}` {message}")]
+    Invalid { file: String, key: String, message: String },
+}
+
+impl FleetFile {
+    /// Parses fleet-file text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<FleetFile, ConfigError> {
+        toml::from_str(text).map_err(|e| syntax_error(text, file, &e))
+    }
+
+    /// Reads and parses a fleet file from disk.
+    pub fn read(path: &Path) -> Result<FleetFile, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Self::parse(&text, &file)
+    }
+}
+
+/// Turns a TOML error into file:line:column plus the message, which for
+/// unknown keys names the key and lists the accepted ones.
+pub(crate) fn syntax_error(text: &str, file: &str, e: &toml::de::Error) -> ConfigError {
+    let offset = e.span().map(|s| s.start).unwrap_or(0).min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    ConfigError::Syntax {
+        file: file.to_string(),
+        line,
+        column,
+        message: e.message().trim().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misspelt_key_names_file_line_and_key() {
+        let text = "devices = 3\nturnz = 2\n";
+        let err = FleetFile::parse(text, "fleets/x.toml").unwrap_err().to_string();
+        assert!(err.starts_with("fleets/x.toml:2:1:"), "{err}");
+        assert!(err.contains("turnz"), "{err}");
+    }
+
+    #[test]
+    fn misspelt_mock_key_points_into_the_mock_table() {
+        let text = "devices = 3\n\n[mock]\nasr_dealy = \"1s\"\n";
+        let err = FleetFile::parse(text, "f.toml").unwrap_err().to_string();
+        assert!(err.starts_with("f.toml:4:1:"), "{err}");
+        assert!(err.contains("asr_dealy"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_is_reported_with_its_line() {
+        let err = FleetFile::parse("think_time = \"soon\"\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("f.toml:1:"), "{err}");
+        assert!(err.contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn default_fleet_parses() {
+        let file = FleetFile::parse(DEFAULT_FLEET, DEFAULT_FLEET_NAME).unwrap();
+        assert!(file.url.is_none());
+    }
+}

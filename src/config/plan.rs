@@ -1,0 +1,205 @@
+//! The validated run plan: every default filled in, every value checked.
+
+use super::{ConfigError, FleetFile};
+use crate::mock::MockConfig;
+use crate::protocol::ProtocolVersion;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the fleet connects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A real (or separately started) server at this WebSocket URL.
+    Url(String),
+    /// Start the built-in mock in-process on 127.0.0.1, port 0.
+    BuiltInMock,
+}
+
+/// When the run ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Each device does this many turns, then closes.
+    Turns(u32),
+    /// Devices keep taking turns until the duration ends (then a grace period).
+    Duration(Duration),
+}
+
+/// Device-side time limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connect + upgrade limit, and server-hello wait (firmware: 10 s).
+    pub hello: Duration,
+    /// End of speech → `tts start`.
+    pub no_reply: Duration,
+    /// `tts start` → `tts stop`.
+    pub reply: Duration,
+    /// Time turns in progress get to finish when the run's duration ends.
+    pub grace: Duration,
+}
+
+/// Everything a run needs, validated.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Fleet file name (for the report).
+    pub name: String,
+    pub target: Target,
+    pub devices: u32,
+    /// Devices connected per second.
+    pub ramp_per_sec: f64,
+    pub stop: Stop,
+    pub think_time: Duration,
+    /// Clip names or globs; resolved against the loaded clip set.
+    pub clips: Vec<String>,
+    pub audio_dir: Option<PathBuf>,
+    pub seed: u64,
+    pub protocol_version: ProtocolVersion,
+    pub token: Option<String>,
+    pub timeouts: Timeouts,
+    /// Settings for the built-in mock (used when `target` is the mock).
+    pub mock: MockConfig,
+}
+
+/// Command-line values that replace the fleet file's.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub url: Option<String>,
+    pub devices: Option<u32>,
+    pub duration: Option<Duration>,
+    pub turns: Option<u32>,
+    pub seed: Option<u64>,
+}
+
+impl Plan {
+    /// Validates a parsed fleet file; `file` names it in errors.
+    pub fn from_file(raw: FleetFile, file: &str, ov: &Overrides) -> Result<Plan, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            file: file.to_string(),
+            key: key.to_string(),
+            message,
+        };
+        let target = match ov.url.clone().or(raw.url) {
+            Some(url) if url.starts_with("ws://") || url.starts_with("wss://") => Target::Url(url),
+            Some(url) => return Err(invalid("url", format!("must start with ws:// or wss://, got `{url}`"))),
+            None => Target::BuiltInMock,
+        };
+        let devices = ov.devices.or(raw.devices).unwrap_or(20);
+        if devices == 0 {
+            return Err(invalid("devices", "must be at least 1".into()));
+        }
+        let ramp_per_sec = raw.ramp.unwrap_or(10.0);
+        if !(ramp_per_sec.is_finite() && ramp_per_sec > 0.0) {
+            return Err(invalid(
+                "ramp",
+                format!("must be a positive number of devices per second, got {ramp_per_sec}"),
+            ));
+        }
+        let stop = match (ov.turns, ov.duration) {
+            (Some(t), _) => Stop::Turns(t),
+            (None, Some(d)) => Stop::Duration(d),
+            (None, None) => match (raw.turns, raw.duration) {
+                (Some(t), _) => Stop::Turns(t),
+                (None, Some(d)) => Stop::Duration(d.0),
+                (None, None) => Stop::Turns(2),
+            },
+        };
+        match stop {
+            Stop::Turns(0) => return Err(invalid("turns", "must be at least 1".into())),
+            Stop::Duration(d) if d.is_zero() => return Err(invalid("duration", "must be longer than 0s".into())),
+            _ => {}
+        }
+        let version = raw.protocol_version.unwrap_or(1);
+        let protocol_version = ProtocolVersion::try_from(version)
+            .map_err(|_| invalid("protocol_version", format!("must be 1, 2 or 3, got {version}")))?;
+        let clips = raw.clips.unwrap_or_else(|| vec!["*".to_string()]);
+        if clips.is_empty() {
+            return Err(invalid("clips", "must name at least one clip (or \"*\")".into()));
+        }
+        let mock = raw
+            .mock
+            .unwrap_or_default()
+            .resolve()
+            .map_err(|(key, message)| invalid(&format!("mock.{key}"), message))?;
+        let secs = |s: Option<crate::units::Span>, d: u64| s.map(|s| s.0).unwrap_or(Duration::from_secs(d));
+        Ok(Plan {
+            name: file.to_string(),
+            target,
+            devices,
+            ramp_per_sec,
+            stop,
+            think_time: raw.think_time.map(|s| s.0).unwrap_or(Duration::from_secs(1)),
+            clips,
+            audio_dir: raw.audio_dir.map(PathBuf::from),
+            seed: ov.seed.or(raw.seed).unwrap_or(1),
+            protocol_version,
+            token: raw.token.filter(|t| !t.is_empty()),
+            timeouts: Timeouts {
+                hello: secs(raw.hello_timeout, 10),
+                no_reply: secs(raw.no_reply_timeout, 15),
+                reply: secs(raw.reply_timeout, 60),
+                grace: secs(raw.grace, 30),
+            },
+            mock,
+        })
+    }
+
+    /// Reads, parses and validates a fleet file (or the built-in default).
+    pub fn load(path: Option<&std::path::Path>, ov: &Overrides) -> Result<Plan, ConfigError> {
+        match path {
+            Some(p) => Plan::from_file(FleetFile::read(p)?, &p.display().to_string(), ov),
+            None => {
+                let name = super::DEFAULT_FLEET_NAME;
+                Plan::from_file(FleetFile::parse(super::DEFAULT_FLEET, name)?, name, ov)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(text: &str) -> Result<Plan, ConfigError> {
+        Plan::from_file(FleetFile::parse(text, "t.toml")?, "t.toml", &Overrides::default())
+    }
+
+    #[test]
+    fn empty_file_gets_defaults_and_the_mock() {
+        let p = plan("").unwrap();
+        assert_eq!(p.target, Target::BuiltInMock);
+        assert_eq!(p.devices, 20);
+        assert_eq!(p.stop, Stop::Turns(2));
+        assert_eq!(p.protocol_version, ProtocolVersion::V1);
+    }
+
+    #[test]
+    fn zero_devices_is_rejected_by_name() {
+        let err = plan("devices = 0").unwrap_err().to_string();
+        assert_eq!(err, "t.toml: `devices` must be at least 1");
+    }
+
+    #[test]
+    fn url_must_be_websocket() {
+        let err = plan("url = \"http://x\"").unwrap_err().to_string();
+        assert!(err.contains("`url`"), "{err}");
+    }
+
+    #[test]
+    fn protocol_version_four_is_rejected() {
+        assert!(plan("protocol_version = 4").is_err());
+    }
+
+    #[test]
+    fn command_line_overrides_win() {
+        let raw = FleetFile::parse("devices = 3\nturns = 5\n", "t").unwrap();
+        let ov = Overrides {
+            devices: Some(7),
+            duration: Some(Duration::from_secs(30)),
+            url: Some("ws://127.0.0.1:1/".into()),
+            ..Overrides::default()
+        };
+        let p = Plan::from_file(raw, "t", &ov).unwrap();
+        assert_eq!(p.devices, 7);
+        assert_eq!(p.stop, Stop::Duration(Duration::from_secs(30)));
+        assert_eq!(p.target, Target::Url("ws://127.0.0.1:1/".into()));
+    }
+}

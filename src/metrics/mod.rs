@@ -1,0 +1,22 @@
+//! Measurements: devices fold per-frame facts themselves and send one
+//! [`Event`] per turn (never per frame) over a bounded channel to the
+//! [`collector`], the single owner of every histogram and counter. The
+//! collector publishes small [`Snapshot`]s for live progress and hands back
+//! the final [`Metrics`] for the report.
+
+pub mod collector;
+pub mod event;
+pub mod summary;
+
+pub use collector::{Collector, Metrics, Snapshot};
+pub use event::{Event, FailureKind, Tally, TurnOutcome, TurnRecord};
+pub use summary::{LatencyHistogram, Percentiles};
+
+/// Capacity of the device → collector event channel. A full channel is
+/// counted as `dropped_events`, never waited on (a device must not stall
+/// its pacing because the collector is busy).
+pub const EVENT_CHANNEL_CAPACITY: usize = 16_384;
+
+/// Latency metric names, in report order. Defined once, used by JSON,
+/// console and SLO parsing.
+pub const LATENCY_METRICS: [&str; 7] = ["connect", "hello", "stt", "llm", "tts_start", "first_audio", "turn"];

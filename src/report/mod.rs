@@ -1,0 +1,148 @@
+//! The run report: one [`Report`] value built from the collector's metrics,
+//! written as JSON (the contract other tools read; names fixed) or as the
+//! console summary table. The format is picked by the file extension.
+
+mod text;
+
+pub use text::{render_status, render_summary};
+
+use crate::fleet::RunOutcome;
+use crate::metrics::{LATENCY_METRICS, Percentiles};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Bump when a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: Tool,
+    pub run: RunInfo,
+    pub turns: Turns,
+    pub latency_ms: BTreeMap<String, Percentiles>,
+    pub audio: Audio,
+    pub generator: Generator,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunInfo {
+    pub target_url: String,
+    pub mock: bool,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub duration_s: f64,
+    pub devices: u32,
+    pub seed: u64,
+    pub interrupted: bool,
+    pub fleet: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Turns {
+    pub started: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub failed_ratio: f64,
+    pub failures: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Audio {
+    pub frames_sent: u64,
+    pub frames_received: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Generator {
+    pub send_lag_ms: Percentiles,
+    pub dropped_events: u64,
+    pub connections: u64,
+}
+
+/// Facts about the run that the metrics do not hold.
+pub struct RunContext<'a> {
+    pub target_url: &'a str,
+    pub mock: bool,
+    pub devices: u32,
+    pub seed: u64,
+    pub fleet: &'a str,
+}
+
+impl Report {
+    pub fn build(ctx: &RunContext<'_>, out: &RunOutcome) -> Report {
+        let m = &out.metrics;
+        let latency_ms = LATENCY_METRICS
+            .iter()
+            .map(|name| {
+                (
+                    name.to_string(),
+                    m.latency.get(name).map(|h| h.percentiles()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: Tool {
+                name: env!("CARGO_PKG_NAME").to_string(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            },
+            run: RunInfo {
+                target_url: ctx.target_url.to_string(),
+                mock: ctx.mock,
+                started_at: humantime::format_rfc3339_seconds(out.started_at).to_string(),
+                duration_s: (out.duration.as_secs_f64() * 1000.0).round() / 1000.0,
+                devices: ctx.devices,
+                seed: ctx.seed,
+                interrupted: out.interrupted,
+                fleet: ctx.fleet.to_string(),
+            },
+            turns: Turns {
+                started: m.turns_started,
+                completed: m.completed,
+                failed: m.failed,
+                cancelled: m.cancelled,
+                failed_ratio: if m.turns_started == 0 {
+                    0.0
+                } else {
+                    m.failed as f64 / m.turns_started as f64
+                },
+                failures: m.failures.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+            },
+            latency_ms,
+            audio: Audio {
+                frames_sent: m.tally.frames_sent,
+                frames_received: m.tally.frames_received,
+                bytes_sent: m.tally.bytes_sent,
+                bytes_received: m.tally.bytes_received,
+            },
+            generator: Generator {
+                send_lag_ms: m.tally.send_lag.percentiles(),
+                dropped_events: m.dropped_events,
+                connections: m.connections,
+            },
+        }
+    }
+
+    /// Writes the report; `.json` → JSON, anything else → the text summary.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let body = match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => serde_json::to_string_pretty(self).map_err(std::io::Error::other)? + "\n",
+            _ => render_summary(self),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, body)
+    }
+}

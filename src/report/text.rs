@@ -1,0 +1,105 @@
+//! Console output in operators' terms: a live status line while running and
+//! a summary table at the end.
+
+use super::Report;
+use crate::metrics::{LATENCY_METRICS, Percentiles, Snapshot};
+use std::fmt::Write;
+
+/// Send-lag p99 above this means the generator, not the server, is slow.
+pub const SEND_LAG_LIMIT_MS: f64 = 5.0;
+
+/// One line of live progress.
+pub fn render_status(s: &Snapshot) -> String {
+    let mut line = format!(
+        "[{:>4}s] connected {:>4} · talking {:>4} · turns {} ok / {} failed",
+        s.elapsed.as_secs(),
+        s.connected,
+        s.talking,
+        s.completed,
+        s.failed
+    );
+    if let Some(p95) = s.first_audio_p95_ms {
+        let _ = write!(line, " · p95 first audio {p95:.0} ms");
+    }
+    if let Some(lag) = s.send_lag_p99_ms {
+        let _ = write!(line, " · send lag p99 {lag:.1} ms");
+    }
+    for (kind, n) in &s.failures {
+        let _ = write!(line, " · {}={n}", kind.as_str());
+    }
+    line
+}
+
+fn row(out: &mut String, name: &str, p: &Percentiles) {
+    if p.count == 0 {
+        let _ = writeln!(out, "  {name:<12} {:>6}   (no samples)", 0);
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {name:<12} {:>6} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0}",
+        p.count, p.min, p.p50, p.p90, p.p95, p.p99, p.max
+    );
+}
+
+/// The end-of-run summary table.
+pub fn render_summary(r: &Report) -> String {
+    let mut out = String::new();
+    let target = if r.run.mock {
+        "the built-in mock server"
+    } else {
+        "the server"
+    };
+    let _ = writeln!(
+        out,
+        "\n{} devices against {target} at {} for {:.1} s{}",
+        r.run.devices,
+        r.run.target_url,
+        r.run.duration_s,
+        if r.run.interrupted { " (interrupted)" } else { "" }
+    );
+    let t = &r.turns;
+    let _ = writeln!(
+        out,
+        "turns: {} started, {} completed, {} failed ({:.1}%), {} cancelled",
+        t.started,
+        t.completed,
+        t.failed,
+        t.failed_ratio * 100.0,
+        t.cancelled
+    );
+    for (kind, n) in &t.failures {
+        let _ = writeln!(out, "  failed {kind}: {n}");
+    }
+    let _ = writeln!(
+        out,
+        "\nlatency (ms)       count      min      p50      p90      p95      p99      max"
+    );
+    let _ = writeln!(out, "  (stt … turn are timed from end of speech)");
+    for name in LATENCY_METRICS {
+        if let Some(p) = r.latency_ms.get(name) {
+            row(&mut out, name, p);
+        }
+    }
+    let a = &r.audio;
+    let _ = writeln!(
+        out,
+        "\naudio: {} frames sent ({} KB), {} frames received ({} KB)",
+        a.frames_sent,
+        a.bytes_sent / 1024,
+        a.frames_received,
+        a.bytes_received / 1024
+    );
+    let lag = &r.generator.send_lag_ms;
+    let verdict = if lag.p99 <= SEND_LAG_LIMIT_MS {
+        "ok: the generator kept real-time pace".to_string()
+    } else {
+        format!("over {SEND_LAG_LIMIT_MS} ms: the generator was too slow, results understate the server")
+    };
+    let _ = writeln!(
+        out,
+        "generator: send lag p50 {:.1} ms, p99 {:.1} ms ({verdict})",
+        lag.p50, lag.p99
+    );
+    out
+}

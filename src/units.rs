@@ -1,0 +1,130 @@
+//! Durations and rates as operators write them (`300ms`, `1.5s`, `2m`,
+//! `0.5/s`), with serde support so fleet files can use them directly.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::time::Duration;
+
+/// A duration parsed from `250ms`, `2s`, `1.5s`, `1m30s` or a bare number of
+/// seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Span(pub Duration);
+
+/// Parses a human duration: humantime syntax plus fractional seconds (`1.5s`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        return secs_to_duration(secs, text);
+    }
+    if let Some(num) = t.strip_suffix("ms") {
+        if let Ok(ms) = num.trim().parse::<f64>() {
+            return secs_to_duration(ms / 1000.0, text);
+        }
+    } else if let Some(num) = t.strip_suffix('s')
+        && let Ok(secs) = num.trim().parse::<f64>()
+    {
+        return secs_to_duration(secs, text);
+    }
+    humantime::parse_duration(t)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. 300ms, 2s, 1.5s, 1m"))
+}
+
+fn secs_to_duration(secs: f64, text: &str) -> Result<Duration, String> {
+    if secs.is_finite() && secs >= 0.0 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(format!("`{text}` is not a non-negative duration"))
+    }
+}
+
+/// Formats a duration the way it is written in fleet files.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) && ms > 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(f64),
+        }
+        match Raw::deserialize(de)? {
+            Raw::Text(t) => parse_duration(&t).map(Span).map_err(serde::de::Error::custom),
+            Raw::Number(n) => secs_to_duration(n, &n.to_string())
+                .map(Span)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(self.0))
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}
+
+/// Parses a rate such as `0.5/s`, `30/min` or a bare number per second.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let (num, per) = match t.split_once('/') {
+        Some((n, unit)) => (n.trim(), unit.trim()),
+        None => (t, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a rate; write e.g. 0.5/s or 30/min"))?;
+    let per_secs = match per {
+        "s" | "sec" | "second" => 1.0,
+        "m" | "min" | "minute" => 60.0,
+        "h" | "hour" => 3600.0,
+        _ => return Err(format!("`{text}`: unknown rate unit `{per}` (use /s, /min or /h)")),
+    };
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("`{text}` is not a non-negative rate"));
+    }
+    Ok(n / per_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_operator_forms() {
+        assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn durations_format_back() {
+        assert_eq!(format_duration(Duration::from_secs(30)), "30s");
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+    }
+
+    #[test]
+    fn rates_parse_per_second_and_minute() {
+        assert_eq!(parse_rate("0.5/s"), Ok(0.5));
+        assert_eq!(parse_rate("30/min"), Ok(0.5));
+        assert_eq!(parse_rate("2"), Ok(2.0));
+        assert!(parse_rate("2/fortnight").is_err());
+        assert!(parse_rate("x/s").is_err());
+    }
+}
