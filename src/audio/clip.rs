@@ -2,14 +2,14 @@
 //! directory), trim them to the voiced packets, and encode each clip once to
 //! 60 ms, 16 kHz mono Opus packets shared by every device through `Arc`.
 //!
-//! Because a clip's last packet is voiced by the shared rule in
+//! Because a clip's last packet is its last voiced one by the shared rule in
 //! [`super::voice`], "end of speech" is simply the scheduled send instant of
 //! the clip's last packet, on the device and in the mock's VAD alike.
 
 use super::voice::{VOICE_RMS, VoiceDetector, rms};
 use super::{FRAME, UPLINK_FRAME_SAMPLES, UPLINK_RATE};
 use bytes::Bytes;
-use opus_rs::{Application, OpusEncoder};
+use opus_rs::{Application, OpusDecoder, OpusEncoder};
 use serde::Deserialize;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -208,40 +208,79 @@ fn frame_rms(frame: &[i16]) -> f32 {
     rms(&f)
 }
 
-/// Trims to whole 60 ms frames from the first to the last loud frame,
-/// encodes, and checks the edge packets decode as voiced.
+/// Trims to whole 60 ms frames from the first to the last loud frame, fades
+/// the edges, encodes, and then drops trailing frames until the clip ends
+/// on a packet that decodes clearly voiced with silence decoding silent
+/// after it, the way the mock's VAD (one decoder per connection) hears it.
 fn encode_clip(name: String, transcript: String, pcm: &[i16], file: &str) -> Result<Clip, ClipError> {
     let frames: Vec<&[i16]> = pcm.chunks(UPLINK_FRAME_SAMPLES).collect();
     let loud = |f: &&[i16]| frame_rms(f) > TRIM_RMS;
-    let first = frames
-        .iter()
-        .position(loud)
-        .ok_or_else(|| bad(file, "has no voiced audio"))?;
-    let last = frames.iter().rposition(loud).unwrap_or(first);
-    let start = first * UPLINK_FRAME_SAMPLES;
-    let end = ((last + 1) * UPLINK_FRAME_SAMPLES).min(pcm.len());
-    let trimmed = &pcm[start..end];
-    let packets = encode_frames(trimmed, file)?;
+    let first = frames.iter().position(loud).ok_or_else(|| bad(file, "has no voiced audio"))?;
+    let mut last = frames.iter().rposition(loud).unwrap_or(first);
+    let silence = encode_frames(&[0; UPLINK_FRAME_SAMPLES], file)?;
+    for _ in 0..MAX_TAIL_DROPS {
+        let start = first * UPLINK_FRAME_SAMPLES;
+        let end = ((last + 1) * UPLINK_FRAME_SAMPLES).min(pcm.len());
+        let mut trimmed = pcm[start..end].to_vec();
+        fade_edges(&mut trimmed);
+        let packets = encode_frames(&trimmed, file)?;
+        if packets.len() < 16 {
+            return Err(bad(file, "is shorter than 0.96 s of speech; servers discard utterances under 0.9 s"));
+        }
+        if ends_cleanly(&packets, &silence[0]) {
+            return Ok(Clip {
+                name,
+                transcript,
+                packets: packets.into(),
+                pcm: trimmed.into(),
+            });
+        }
+        last -= 1;
+    }
+    Err(bad(file, "does not end on a clearly voiced packet; re-trim the clip"))
+}
+
+/// How many trailing frames trimming may drop before giving up.
+const MAX_TAIL_DROPS: usize = 6;
+
+/// Decoded (one decoder, clip then silence): the last clip packet has RMS ≥
+/// twice the voice threshold and every following silence packet is silent.
+fn ends_cleanly(packets: &[Bytes], silence: &Bytes) -> bool {
+    let mut dec = match OpusDecoder::new(UPLINK_RATE as i32, 1) {
+        Ok(d) => d,
+        Err(_) => return false,
+    };
+    let mut out = vec![0f32; UPLINK_FRAME_SAMPLES * 2];
+    let mut level = |p: &Bytes| match dec.decode(p, UPLINK_FRAME_SAMPLES, &mut out) {
+        Ok(n) => rms(&out[..n.min(out.len())]),
+        Err(_) => 0.0,
+    };
+    let levels: Vec<f32> = packets.iter().map(&mut level).collect();
+    let tail_silent = (0..8).all(|_| level(silence) <= VOICE_RMS);
+    levels.last().is_some_and(|&l| l >= TRIM_RMS) && tail_silent
+}
+
+/// Fade length at each clip edge. Without it the codec's overlap carries
+/// the last syllable into the next (silence) packet, and a VAD would hear
+/// speech one packet after the clip ended.
+const FADE_SAMPLES: usize = 320;
+
+fn fade_edges(pcm: &mut [i16]) {
+    let n = FADE_SAMPLES.min(pcm.len() / 2);
+    let len = pcm.len();
+    for i in 0..n {
+        let g = i as f32 / n as f32;
+        pcm[i] = (pcm[i] as f32 * g) as i16;
+        pcm[len - 1 - i] = (pcm[len - 1 - i] as f32 * g) as i16;
+    }
+}
+
+/// Index of the last voiced packet when `packets` are sent and then
+/// silence, as the mock's VAD (one decoder per connection) would hear it.
+pub fn last_voiced_followed_by_silence(packets: &[Bytes], silence: &Bytes) -> Option<usize> {
     let mut vad = VoiceDetector::new();
-    let voiced: Vec<bool> = packets.iter().map(|p| vad.is_voiced(p)).collect();
-    // The last packet must be voiced: it is the end of speech both sides
-    // time from. (The first may decode quietly on a cold decoder; that only
-    // shifts the VAD's pre-roll count by a packet.)
-    if voiced.last() != Some(&true) {
-        return Err(bad(file, "its last packet does not decode as voice; re-trim the clip"));
-    }
-    if packets.len() < 16 {
-        return Err(bad(
-            file,
-            "is shorter than 0.96 s of speech; servers discard utterances under 0.9 s",
-        ));
-    }
-    Ok(Clip {
-        name,
-        transcript,
-        packets: packets.into(),
-        pcm: trimmed.to_vec().into(),
-    })
+    let tail = std::iter::repeat_n(silence, 8);
+    packets.iter().chain(tail).enumerate().filter(|(_, p)| vad.is_voiced(p)).map(|(i, _)| i).last()
 }
 
 /// Encodes 16 kHz PCM into 60 ms packets (last frame zero-padded).
@@ -272,9 +311,8 @@ mod tests {
         let set = ClipSet::embedded().unwrap();
         assert!(set.clips.len() >= 6);
         for clip in &set.clips {
-            let mut vad = VoiceDetector::new();
-            let flags: Vec<bool> = clip.packets.iter().map(|p| vad.is_voiced(p)).collect();
-            assert_eq!(flags.last(), Some(&true), "{}", clip.name);
+            let last = last_voiced_followed_by_silence(&clip.packets, &set.silence);
+            assert_eq!(last, Some(clip.packets.len() - 1), "{}", clip.name);
             let secs = clip.duration().as_secs_f64();
             assert!((0.96..=4.0).contains(&secs), "{} lasts {secs}", clip.name);
         }

@@ -27,13 +27,13 @@ pub struct Metrics {
     pub tally: Tally,
     /// Events lost because the channel was full.
     pub dropped_events: u64,
-    /// Per-turn records are not kept (memory stays flat); the last few are,
-    /// for tests and debugging.
-    pub recent_turns: Vec<TurnRecord>,
+    /// The first few thousand per-turn records (memory stays flat), for
+    /// tests and debugging.
+    pub turn_records: Vec<TurnRecord>,
 }
 
-/// How many recent turn records to keep.
-const RECENT_TURNS: usize = 4096;
+/// How many turn records to keep.
+const KEPT_TURN_RECORDS: usize = 4096;
 
 /// A small live view for progress output.
 #[derive(Clone, Debug, Default)]
@@ -188,8 +188,8 @@ impl Collector {
             self.record("first_audio", rec.first_audio);
             self.record("turn", rec.turn_time);
         }
-        if self.metrics.recent_turns.len() < RECENT_TURNS {
-            self.metrics.recent_turns.push(rec);
+        if self.metrics.turn_records.len() < KEPT_TURN_RECORDS {
+            self.metrics.turn_records.push(rec);
         }
     }
 

@@ -1,0 +1,6 @@
+//! Integration tests, in one binary (fastest to link): the fleet against
+//! the in-process mock on a paused clock, and the real binary's CLI.
+
+mod cli;
+mod latency;
+mod support;
