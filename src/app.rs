@@ -170,7 +170,7 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
             fd(m.llm_delay),
             fd(m.tts_delay),
             m.sentences,
-            fd(m.sentence_delay),
+            m.sentence_delay,
             fd(m.silence_window)
         );
     }

@@ -18,12 +18,14 @@
 //! - [`metrics`]: per-turn events, the collector that owns all histograms, snapshots.
 //! - [`report`]: JSON report and the console summary.
 //! - [`mock`]: the built-in xiaozhi server.
+//! - [`dist`]: seeded duration distributions (think time, TTS delays).
 //! - [`units`]: parsing of durations and rates as operators write them.
 
 pub mod app;
 pub mod audio;
 pub mod config;
 pub mod device;
+pub mod dist;
 pub mod fleet;
 pub mod metrics;
 pub mod mock;

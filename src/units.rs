@@ -47,20 +47,26 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-impl<'de> Deserialize<'de> for Span {
-    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+impl Span {
+    /// Reads a string, or a bare number taken as seconds, as text.
+    pub(crate) fn deserialize_text_or_number<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Raw {
             Text(String),
             Number(f64),
         }
-        match Raw::deserialize(de)? {
-            Raw::Text(t) => parse_duration(&t).map(Span).map_err(serde::de::Error::custom),
-            Raw::Number(n) => secs_to_duration(n, &n.to_string())
-                .map(Span)
-                .map_err(serde::de::Error::custom),
-        }
+        Ok(match Raw::deserialize(de)? {
+            Raw::Text(t) => t,
+            Raw::Number(n) => n.to_string(),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let text = Span::deserialize_text_or_number(de)?;
+        parse_duration(&text).map(Span).map_err(serde::de::Error::custom)
     }
 }
 

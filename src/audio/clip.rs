@@ -215,7 +215,10 @@ fn frame_rms(frame: &[i16]) -> f32 {
 fn encode_clip(name: String, transcript: String, pcm: &[i16], file: &str) -> Result<Clip, ClipError> {
     let frames: Vec<&[i16]> = pcm.chunks(UPLINK_FRAME_SAMPLES).collect();
     let loud = |f: &&[i16]| frame_rms(f) > TRIM_RMS;
-    let first = frames.iter().position(loud).ok_or_else(|| bad(file, "has no voiced audio"))?;
+    let first = frames
+        .iter()
+        .position(loud)
+        .ok_or_else(|| bad(file, "has no voiced audio"))?;
     let mut last = frames.iter().rposition(loud).unwrap_or(first);
     let silence = encode_frames(&[0; UPLINK_FRAME_SAMPLES], file)?;
     for _ in 0..MAX_TAIL_DROPS {
@@ -225,7 +228,10 @@ fn encode_clip(name: String, transcript: String, pcm: &[i16], file: &str) -> Res
         fade_edges(&mut trimmed);
         let packets = encode_frames(&trimmed, file)?;
         if packets.len() < 16 {
-            return Err(bad(file, "is shorter than 0.96 s of speech; servers discard utterances under 0.9 s"));
+            return Err(bad(
+                file,
+                "is shorter than 0.96 s of speech; servers discard utterances under 0.9 s",
+            ));
         }
         if ends_cleanly(&packets, &silence[0]) {
             return Ok(Clip {
@@ -280,7 +286,13 @@ fn fade_edges(pcm: &mut [i16]) {
 pub fn last_voiced_followed_by_silence(packets: &[Bytes], silence: &Bytes) -> Option<usize> {
     let mut vad = VoiceDetector::new();
     let tail = std::iter::repeat_n(silence, 8);
-    packets.iter().chain(tail).enumerate().filter(|(_, p)| vad.is_voiced(p)).map(|(i, _)| i).last()
+    packets
+        .iter()
+        .chain(tail)
+        .enumerate()
+        .filter(|(_, p)| vad.is_voiced(p))
+        .map(|(i, _)| i)
+        .last()
 }
 
 /// Encodes 16 kHz PCM into 60 ms packets (last frame zero-padded).

@@ -194,6 +194,12 @@ impl Playback {
         self.stats.first_play_at
     }
 
+    /// When the last frame handed to the speaker starts playing (`None`
+    /// while frames are held back by the start threshold).
+    pub fn last_play_start(&self) -> Option<Instant> {
+        self.scheduled.back().map(|s| s.0)
+    }
+
     /// Frames waiting in the decode queue at `now`, excluding the one playing.
     pub fn queue_depth(&self, now: Instant) -> usize {
         self.pending.len() + self.scheduled.iter().filter(|s| s.0 > now).count()

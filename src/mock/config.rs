@@ -1,6 +1,8 @@
 //! The mock server's settings: the `[mock]` table of a fleet file (or
 //! `mock-server --config FILE`), resolved into [`MockConfig`].
 
+use super::pacing::DownlinkMode;
+use crate::dist::Dist;
 use crate::units::Span;
 use serde::Deserialize;
 use std::time::Duration;
@@ -15,8 +17,19 @@ pub struct MockSettings {
     pub llm_delay: Option<Span>,
     /// First LLM token → first sentence's audio ready.
     pub tts_delay: Option<Span>,
-    /// Each later sentence's audio is ready this long after the previous one.
-    pub sentence_delay: Option<Span>,
+    /// Each later sentence's audio is ready this long after the previous one
+    /// (a distribution: `300ms`, `uniform(200ms, 3s)`, `exp(1s)`, ...).
+    pub sentence_delay: Option<Dist>,
+    /// Downlink pacing: `realtime` (the real server), `burst`, `jitter`, `stall`.
+    pub downlink: Option<String>,
+    /// `jitter`: largest extra delay per frame.
+    pub jitter_max: Option<Span>,
+    /// `stall`: after this many frames of a turn...
+    pub stall_after: Option<u32>,
+    /// ...the next frame comes this long after the previous one.
+    pub stall: Option<Span>,
+    /// Seed for the mock's random draws (jitter, sentence delays).
+    pub seed: Option<u64>,
     /// Sentences per answer.
     pub sentences: Option<u32>,
     /// Trailing silence that ends an utterance (VAD window W).
@@ -43,7 +56,9 @@ pub struct MockConfig {
     pub asr_delay: Duration,
     pub llm_delay: Duration,
     pub tts_delay: Duration,
-    pub sentence_delay: Duration,
+    pub sentence_delay: Dist,
+    pub downlink: DownlinkMode,
+    pub seed: u64,
     pub sentences: u32,
     pub silence_window: Duration,
     pub min_utterance_frames: u32,
@@ -79,7 +94,14 @@ impl MockSettings {
             asr_delay: d(self.asr_delay, 200),
             llm_delay: d(self.llm_delay, 550),
             tts_delay: d(self.tts_delay, 250),
-            sentence_delay: d(self.sentence_delay, 300),
+            sentence_delay: self.sentence_delay.unwrap_or(Dist::Fixed(Duration::from_millis(300))),
+            downlink: downlink_mode(
+                self.downlink.as_deref(),
+                d(self.jitter_max, 100),
+                self.stall_after.unwrap_or(10),
+                d(self.stall, 500),
+            )?,
+            seed: self.seed.unwrap_or(1),
             sentences: self.sentences.unwrap_or(2),
             silence_window: d(self.silence_window, 300),
             min_utterance_frames: self.min_utterance_frames.unwrap_or(15),
@@ -102,6 +124,26 @@ impl MockSettings {
         }
         Ok(cfg)
     }
+}
+
+fn downlink_mode(
+    name: Option<&str>,
+    jitter: Duration,
+    after: u32,
+    pause: Duration,
+) -> Result<DownlinkMode, (String, String)> {
+    Ok(match name.unwrap_or("realtime") {
+        "realtime" => DownlinkMode::Realtime,
+        "burst" => DownlinkMode::Burst,
+        "jitter" => DownlinkMode::Jitter { max: jitter },
+        "stall" => DownlinkMode::Stall { after, pause },
+        other => {
+            return Err((
+                "downlink".into(),
+                format!("must be one of realtime, burst, jitter, stall; got `{other}`"),
+            ));
+        }
+    })
 }
 
 #[cfg(test)]

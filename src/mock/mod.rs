@@ -17,7 +17,7 @@ mod vad;
 mod voice_bank;
 
 pub use config::{MockConfig, MockSettings};
-pub use pacing::{DownlinkPacer, Outgoing, PACE, PRE_BUFFER_FRAMES};
+pub use pacing::{DownlinkMode, DownlinkPacer, Outgoing, PACE, PRE_BUFFER_FRAMES};
 pub use vad::{Vad, VadDecision};
 pub use voice_bank::VoiceBank;
 

@@ -7,6 +7,7 @@
 use super::config::MockConfig;
 use super::voice_bank::VoiceBank;
 use bytes::Bytes;
+use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
@@ -80,20 +81,27 @@ pub struct ReplyJob {
     pub bank: Arc<VoiceBank>,
     pub tx: mpsc::Sender<(u64, ReplyEvent)>,
     pub cancel: CancellationToken,
+    /// Draws the per-sentence TTS delays.
+    pub rng: ChaCha8Rng,
 }
 
 /// Runs the pipeline until done or cancelled (abort, barge-in, close).
-pub async fn run_reply(job: ReplyJob) {
+pub async fn run_reply(mut job: ReplyJob) {
     let cancel = job.cancel.clone();
     tokio::select! {
         _ = cancel.cancelled() => {}
-        _ = pipeline(&job) => {}
+        _ = pipeline(&mut job) => {}
     }
 }
 
-async fn pipeline(job: &ReplyJob) {
-    let send = |ev: ReplyEvent| job.tx.send((job.id, ev));
-    let cfg = &job.cfg;
+async fn pipeline(job: &mut ReplyJob) {
+    let tx = job.tx.clone();
+    let id = job.id;
+    let send = |ev: ReplyEvent| {
+        let tx = tx.clone();
+        async move { tx.send((id, ev)).await }
+    };
+    let cfg = job.cfg.clone();
     let sentences = match &job.kind {
         ReplyKind::Speech => {
             work(&job.stages.asr, cfg.asr_delay).await;
@@ -120,7 +128,11 @@ async fn pipeline(job: &ReplyJob) {
         return;
     }
     for k in 0..sentences as usize {
-        let delay = if k == 0 { cfg.tts_delay } else { cfg.sentence_delay };
+        let delay = if k == 0 {
+            cfg.tts_delay
+        } else {
+            cfg.sentence_delay.sample(&mut job.rng)
+        };
         work(&job.stages.tts, delay).await;
         let (text, frames) = job.bank.sentence(job.voice_index + k);
         if send(ReplyEvent::Sentence { text, frames }).await.is_err() {

@@ -8,11 +8,14 @@ use super::reply::{ReplyEvent, ReplyJob, ReplyKind, run_reply};
 use super::vad::{Vad, VadDecision};
 use super::{MockCounters, Shared};
 use crate::audio::voice::VoiceDetector;
+use crate::device::rng_for;
 use crate::protocol::{
     ClientHeaders, ClientMessage, ListenMode, ListenState, MessageError, ProtocolVersion, ServerAudioParams,
     ServerHello, ServerMessage, Tts, framing, mcp_initialize_request, mcp_tools_list_request, read_client_headers,
 };
 use futures_util::{SinkExt, StreamExt};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -69,6 +72,7 @@ struct Session {
     close_after_stop: bool,
     tx: mpsc::Sender<(u64, ReplyEvent)>,
     rx: mpsc::Receiver<(u64, ReplyEvent)>,
+    seed: u64,
 }
 
 async fn until(t: Option<Instant>) {
@@ -105,7 +109,8 @@ pub(crate) async fn run(stream: TcpStream, sh: Arc<Shared>, cancel: Cancellation
             .and_then(|v| v.trim().parse::<u8>().ok())
             .and_then(|v| ProtocolVersion::try_from(v).ok())
             .unwrap_or(ProtocolVersion::V1);
-        Session::new(sh.clone(), ws, version).run(cancel).await;
+        let device_id = headers.device_id.clone().unwrap_or_default();
+        Session::new(sh.clone(), ws, version, &device_id).run(cancel).await;
     }
     sh.counters.active_sessions.fetch_sub(1, Ordering::Relaxed);
 }
@@ -135,7 +140,12 @@ fn is_wake_word(text: &str, words: &[String]) -> bool {
 }
 
 impl Session {
-    fn new(sh: Arc<Shared>, ws: Ws, version: ProtocolVersion) -> Self {
+    fn new(sh: Arc<Shared>, ws: Ws, version: ProtocolVersion, device_id: &str) -> Self {
+        // Per-device seed: the same fleet and seed give the same mock draws.
+        let seed = sh.cfg.seed
+            ^ device_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+            });
         let (tx, rx) = mpsc::channel(REPLY_CHANNEL);
         let cfg = &sh.cfg;
         Session {
@@ -146,7 +156,8 @@ impl Session {
             session_id: new_session_id(),
             hello_done: false,
             detector: VoiceDetector::new(),
-            pacer: DownlinkPacer::new_turn(),
+            pacer: DownlinkPacer::new_turn(cfg.downlink, ChaCha8Rng::seed_from_u64(seed ^ 0x5eed)),
+            seed,
             out: Vec::new(),
             reply: None,
             next_id: 0,
@@ -357,6 +368,7 @@ impl Session {
             bank: self.sh.bank.clone(),
             tx: self.tx.clone(),
             cancel: cancel.clone(),
+            rng: rng_for(self.seed, id as u32),
         };
         tokio::spawn(run_reply(job));
         self.reply = Some(Active {
@@ -365,7 +377,7 @@ impl Session {
             tts_started: false,
             produced_all: false,
         });
-        self.pacer = DownlinkPacer::new_turn();
+        self.pacer.next_turn();
         self.stop_at = None;
         true
     }
@@ -377,7 +389,7 @@ impl Session {
                 self.sh.counters.open_replies.fetch_sub(1, Ordering::Relaxed);
             }
         }
-        self.pacer = DownlinkPacer::new_turn();
+        self.pacer.next_turn();
         self.stop_at = None;
     }
 

@@ -62,7 +62,16 @@ fn nothing_to_connect_to_exits_2() {
     // Port 9 on loopback (discard) is closed on any test machine we run on;
     // the run must fail fast with exit 2, not hang or panic.
     let out = bin()
-        .args(["run", "--url", "ws://127.0.0.1:9/xiaozhi/v1/", "--devices", "2", "--turns", "1", "-q"])
+        .args([
+            "run",
+            "--url",
+            "ws://127.0.0.1:9/xiaozhi/v1/",
+            "--devices",
+            "2",
+            "--turns",
+            "1",
+            "-q",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));

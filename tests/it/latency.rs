@@ -32,13 +32,28 @@ async fn first_audio_is_exactly_vad_window_plus_asr_llm_tts() {
     for r in &m.turn_records {
         assert_eq!(r.outcome, TurnOutcome::Completed);
         // VAD: the first packet ≥ 300 ms after the last voiced one → +300 ms.
-        assert_eq!(r.stt, Some(Duration::from_millis(600)), "device {} turn {}", r.device, r.turn);
+        assert_eq!(
+            r.stt,
+            Some(Duration::from_millis(600)),
+            "device {} turn {}",
+            r.device,
+            r.turn
+        );
         assert_eq!(r.tts_start, Some(Duration::from_millis(600)));
         assert_eq!(r.llm, Some(Duration::from_millis(1100)));
-        assert_eq!(r.first_audio, Some(Duration::from_millis(1300)), "device {} turn {}", r.device, r.turn);
+        assert_eq!(
+            r.first_audio,
+            Some(Duration::from_millis(1300)),
+            "device {} turn {}",
+            r.device,
+            r.turn
+        );
     }
     let fa = m.latency["first_audio"].percentiles();
-    assert_eq!((fa.count, fa.min, fa.p50, fa.p95, fa.max), (60, 1300.0, 1300.0, 1300.0, 1300.0));
+    assert_eq!(
+        (fa.count, fa.min, fa.p50, fa.p95, fa.max),
+        (60, 1300.0, 1300.0, 1300.0, 1300.0)
+    );
     let stt = m.latency["stt"].percentiles();
     assert_eq!((stt.min, stt.max), (600.0, 600.0));
     mock.stop().await;

@@ -20,7 +20,9 @@ pub fn plan(text: &str) -> Plan {
 /// Starts the plan's mock, runs the fleet against it, waits until the mock
 /// has seen every session close, and returns both.
 pub async fn run_against_mock(plan: &Plan) -> (RunOutcome, MockServer) {
-    let mock = MockServer::start("127.0.0.1:0", plan.mock.clone()).await.expect("mock binds");
+    let mock = MockServer::start("127.0.0.1:0", plan.mock.clone())
+        .await
+        .expect("mock binds");
     let clips = load_clips(plan).expect("clips load");
     let (tx, _rx) = watch::channel(Snapshot::default());
     let outcome = run_fleet(plan, &mock.url(), &clips, CancellationToken::new(), tx)
