@@ -6,6 +6,7 @@ use crate::config::{Plan, Target};
 use crate::fleet::{load_clips, run_fleet};
 use crate::metrics::Snapshot;
 use crate::mock::{MockConfig, MockServer};
+use crate::record::{Recording, write_recording};
 use crate::report::{Report, RunContext, render_status, render_summary};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -60,7 +61,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
         fleet: &plan.name,
     };
     let nothing_connected = outcome.metrics.connections == 0;
-    let report = Report::build(&ctx, &outcome);
+    let mut report = Report::build(&ctx, &outcome);
+    report.recordings = write_recordings(plan, &outcome.metrics.recorded)?;
     print!("{}", render_summary(&report));
     for path in &opts.reports {
         report
@@ -72,6 +74,29 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
         report,
         nothing_connected,
     })
+}
+
+/// Writes the kept turns' WAVs and timelines into the run directory.
+fn write_recordings(plan: &Plan, traces: &[crate::record::trace::TurnTrace]) -> anyhow::Result<Vec<Recording>> {
+    if traces.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dir = plan.record_dir.clone().unwrap_or_else(|| {
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace(':', "")
+            .replace('T', "-")
+            .trim_end_matches('Z')
+            .to_string();
+        PathBuf::from("runs").join(stamp)
+    });
+    let out: Vec<Recording> = traces
+        .iter()
+        .map(|t| write_recording(&dir, t))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("cannot write recordings to {}: {e}", dir.display()))?;
+    eprintln!("{} recording(s) written to {}", out.len(), dir.display());
+    Ok(out)
 }
 
 /// Prints a status line per second until the collector finishes: redrawn in
@@ -125,12 +150,7 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
         Stop::Turns(n) => format!("{n} turns per device"),
         Stop::Duration(d) => format!("run for {} (then up to {} grace)", fd(d), fd(plan.timeouts.grace)),
     };
-    let _ = writeln!(
-        s,
-        "stop: {stop}\nthink time: {}\nseed: {}",
-        fd(plan.think_time),
-        plan.seed
-    );
+    let _ = writeln!(s, "stop: {stop}\nthink time: {}\nseed: {}", plan.think_time, plan.seed);
     let _ = writeln!(s, "protocol version: {}", plan.protocol_version.as_u8());
     let t = &plan.timeouts;
     let _ = writeln!(

@@ -4,6 +4,7 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
+use xiaozhi_fleet::record::RecordRule;
 
 fn duration(s: &str) -> Result<Duration, String> {
     xiaozhi_fleet::units::parse_duration(s)
@@ -35,6 +36,7 @@ pub enum Command {
   xiaozhi-fleet run                                   # built-in default fleet and mock server
   xiaozhi-fleet run --devices 20 --duration 30s --report r.json
   xiaozhi-fleet run fleets/ten-speakers.toml --url ws://192.168.1.20:8000/xiaozhi/v1/
+  xiaozhi-fleet run fleets/stutter-repro.toml --record worst=3 --report r.json
 
 With no URL (flag or fleet file), the built-in mock server is started on
 127.0.0.1. Exit codes: 0 done, 2 error (bad config, nothing could connect),
@@ -77,9 +79,20 @@ pub struct RunArgs {
     /// Write the report here (.json = JSON, else text); repeatable.
     #[arg(long)]
     pub report: Vec<PathBuf>,
+    /// Keep WAV + timeline of turns: worst=N (stuttered worst, then slowest)
+    /// or device=ID (every turn of one device); repeatable.
+    #[arg(long, value_parser = record_rule)]
+    pub record: Vec<RecordRule>,
+    /// Directory for recordings (default runs/<date-time>).
+    #[arg(long)]
+    pub record_dir: Option<PathBuf>,
     /// No live status line.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+fn record_rule(s: &str) -> Result<RecordRule, String> {
+    xiaozhi_fleet::config::plan::parse_record_rule(s)
 }
 
 #[derive(Debug, Args)]

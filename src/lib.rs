@@ -30,5 +30,6 @@ pub mod fleet;
 pub mod metrics;
 pub mod mock;
 pub mod protocol;
+pub mod record;
 pub mod report;
 pub mod units;

@@ -68,6 +68,8 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         duration: args.duration,
         turns: args.turns,
         seed: args.seed,
+        record: args.record,
+        record_dir: args.record_dir,
     };
     let plan = Plan::load(args.fleet.as_deref(), &ov)?;
     let opts = RunOptions {

@@ -33,8 +33,9 @@ pub struct FleetFile {
     pub turns: Option<u32>,
     /// Run length; devices keep talking until it ends.
     pub duration: Option<Span>,
-    /// Silence streamed between the end of one answer and the next question.
-    pub think_time: Option<Span>,
+    /// Silence streamed between the end of one answer and the next question
+    /// (`2s`, `uniform(1s, 5s)`, `exp(3s)`, `lognormal(2s, 0.5)`).
+    pub think_time: Option<crate::dist::Dist>,
     /// Clip names or globs from the audio manifest (`*` = all).
     pub clips: Option<Vec<String>>,
     /// A directory with `manifest.toml` and WAVs to use instead of the built-in clips.
@@ -53,8 +54,36 @@ pub struct FleetFile {
     pub reply_timeout: Option<Span>,
     /// When the run's duration ends, how long turns in progress may finish.
     pub grace: Option<Span>,
+    /// The simulated board's playback model.
+    pub device: Option<DeviceSection>,
+    /// Which turns to keep as recordings.
+    pub record: Option<RecordSection>,
     /// Settings of the built-in mock server.
     pub mock: Option<MockSettings>,
+}
+
+/// `[device]`: a named profile plus overrides.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSection {
+    /// Profile name (default `esp32-s3-default`).
+    pub profile: Option<String>,
+    /// Decode-queue capacity in frames (firmware: 40).
+    pub queue_frames: Option<usize>,
+    /// Frames buffered before playout starts (firmware: 0).
+    pub start_threshold: Option<usize>,
+}
+
+/// `[record]`: keep WAVs and timelines of some turns.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordSection {
+    /// Keep the N turns that stuttered worst (then the slowest).
+    pub worst: Option<usize>,
+    /// Keep every turn of these device ids.
+    pub devices: Option<Vec<String>>,
+    /// Directory for the run's recordings (default `runs/<time>`).
+    pub dir: Option<String>,
 }
 
 /// A fleet file that could not be read or is not valid.

@@ -1,8 +1,12 @@
 //! The validated run plan: every default filled in, every value checked.
 
 use super::{ConfigError, FleetFile};
+use crate::audio::playback::PlaybackConfig;
+use crate::device::profile;
+use crate::dist::Dist;
 use crate::mock::MockConfig;
 use crate::protocol::ProtocolVersion;
+use crate::record::RecordRule;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -47,7 +51,7 @@ pub struct Plan {
     /// Devices connected per second.
     pub ramp_per_sec: f64,
     pub stop: Stop,
-    pub think_time: Duration,
+    pub think_time: Dist,
     /// Clip names or globs; resolved against the loaded clip set.
     pub clips: Vec<String>,
     pub audio_dir: Option<PathBuf>,
@@ -57,6 +61,12 @@ pub struct Plan {
     pub timeouts: Timeouts,
     /// Settings for the built-in mock (used when `target` is the mock).
     pub mock: MockConfig,
+    /// Device profile name and the playback model it resolves to.
+    pub profile: String,
+    pub playback: PlaybackConfig,
+    /// Recording rules (empty = record nothing).
+    pub record: Vec<RecordRule>,
+    pub record_dir: Option<PathBuf>,
 }
 
 /// Command-line values that replace the fleet file's.
@@ -67,6 +77,24 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     pub turns: Option<u32>,
     pub seed: Option<u64>,
+    /// `--record` rules; they replace the file's `[record]` rules.
+    pub record: Vec<RecordRule>,
+    pub record_dir: Option<PathBuf>,
+}
+
+/// Parses a `--record` value: `worst=N` or `device=ID`.
+pub fn parse_record_rule(text: &str) -> Result<RecordRule, String> {
+    match text.split_once('=') {
+        Some(("worst", n)) => n
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .map(RecordRule::Worst)
+            .ok_or_else(|| format!("`{text}`: worst=N needs a positive number")),
+        Some(("device", id)) if !id.trim().is_empty() => Ok(RecordRule::Device(id.trim().to_lowercase())),
+        _ => Err(format!("`{text}`: write worst=N or device=ID (a MAC-shaped device id)")),
+    }
 }
 
 impl Plan {
@@ -119,6 +147,28 @@ impl Plan {
             .unwrap_or_default()
             .resolve()
             .map_err(|(key, message)| invalid(&format!("mock.{key}"), message))?;
+        let dev = raw.device.unwrap_or_default();
+        let profile_name = dev.profile.unwrap_or_else(|| profile::DEFAULT_PROFILE.to_string());
+        let base = profile::profile(&profile_name).ok_or_else(|| {
+            invalid(
+                "device.profile",
+                format!("unknown profile `{profile_name}` (known: {})", profile::profile_names()),
+            )
+        })?;
+        let playback = PlaybackConfig {
+            queue_capacity: dev.queue_frames.unwrap_or(base.playback.queue_capacity),
+            start_threshold: dev.start_threshold.unwrap_or(base.playback.start_threshold),
+        };
+        if playback.queue_capacity == 0 {
+            return Err(invalid("device.queue_frames", "must be at least 1".into()));
+        }
+        let rec = raw.record.unwrap_or_default();
+        let mut record = ov.record.clone();
+        if record.is_empty() {
+            record.extend(rec.worst.filter(|&n| n > 0).map(RecordRule::Worst));
+            record.extend(rec.devices.unwrap_or_default().into_iter().map(RecordRule::Device));
+        }
+        let record_dir = ov.record_dir.clone().or(rec.dir.map(PathBuf::from));
         let secs = |s: Option<crate::units::Span>, d: u64| s.map(|s| s.0).unwrap_or(Duration::from_secs(d));
         Ok(Plan {
             name: file.to_string(),
@@ -126,7 +176,7 @@ impl Plan {
             devices,
             ramp_per_sec,
             stop,
-            think_time: raw.think_time.map(|s| s.0).unwrap_or(Duration::from_secs(1)),
+            think_time: raw.think_time.unwrap_or(Dist::Fixed(Duration::from_secs(1))),
             clips,
             audio_dir: raw.audio_dir.map(PathBuf::from),
             seed: ov.seed.or(raw.seed).unwrap_or(1),
@@ -139,6 +189,10 @@ impl Plan {
                 grace: secs(raw.grace, 30),
             },
             mock,
+            profile: profile_name,
+            playback,
+            record,
+            record_dir,
         })
     }
 

@@ -4,6 +4,7 @@
 //! auto mode (PROTOCOL.md §6, §8.3).
 
 mod identity;
+pub mod profile;
 mod session;
 mod turn;
 

@@ -4,6 +4,7 @@
 
 use super::turn::TurnRunner;
 use crate::audio::Clip;
+use crate::audio::playback::PlaybackConfig;
 use crate::config::Timeouts;
 use crate::metrics::collector::EventSender;
 use crate::metrics::{Event, FailureKind, Tally, TurnOutcome, TurnRecord};
@@ -34,11 +35,17 @@ pub struct DeviceSettings {
     pub url: String,
     pub protocol_version: ProtocolVersion,
     pub timeouts: Timeouts,
-    pub think_time: Duration,
+    pub think_time: crate::dist::Dist,
     /// Turns per device; `None` = until the run ends.
     pub turns: Option<u32>,
     pub clips: Vec<Arc<Clip>>,
     pub silence: Bytes,
+    /// The board's playback model.
+    pub playback: PlaybackConfig,
+    /// Trace every turn (a `worst=N` rule is on).
+    pub record_all: bool,
+    /// Trace every turn of these devices.
+    pub record_devices: Vec<String>,
 }
 
 /// One device's own inputs.
@@ -66,27 +73,36 @@ pub async fn run_device(mut ctx: DeviceContext) {
         r = open(&ctx) => r,
         _ = ctx.cancel.cancelled() => return,
     };
-    let (mut ws, session_id) = match opened {
-        Ok((ws, connect, hello, session_id)) => {
-            ctx.events.send(Event::Connected { connect, hello });
-            (ws, session_id)
+    let (mut ws, session_id, rate) = match opened {
+        Ok(o) => {
+            ctx.events.send(Event::Connected {
+                connect: o.connect,
+                hello: o.hello,
+            });
+            (o.ws, o.session_id, o.sample_rate)
         }
         Err(kind) => {
             let rec = failed_before_turn(&ctx, kind);
-            ctx.events.send(Event::Turn(Box::new(rec), Tally::default()));
+            ctx.events.send(Event::Turn(Box::new(rec), Tally::default(), None));
             return;
         }
     };
-    let mut runner = TurnRunner::new(&ctx, session_id);
+    let mut runner = TurnRunner::new(&ctx, session_id, rate);
     loop {
         let budget_done = ctx.settings.turns.is_some_and(|t| turn_no >= t);
         if budget_done || ctx.no_new_turns.is_cancelled() || ctx.cancel.is_cancelled() {
             break;
         }
         let clip = pick_clip(&mut ctx);
+        let think = if turn_no == 0 {
+            Duration::ZERO
+        } else {
+            ctx.settings.think_time.sample(&mut ctx.rng)
+        };
         ctx.events.send(Event::TurnStarted);
-        let end = runner.run(&mut ws, &ctx, turn_no, &clip).await;
-        ctx.events.send(Event::Turn(Box::new(end.record), runner.tally.take()));
+        let end = runner.run(&mut ws, &ctx, turn_no, &clip, think).await;
+        ctx.events
+            .send(Event::Turn(Box::new(end.record), runner.tally.take(), end.trace));
         turn_no += 1;
         if end.connection_lost {
             break;
@@ -113,13 +129,26 @@ fn failed_before_turn(ctx: &DeviceContext, kind: FailureKind) -> TurnRecord {
         tts_start: None,
         first_audio: None,
         turn_time: None,
+        first_play: None,
         frames_received: 0,
+        think_frames: 0,
+        uplink_frames: 0,
+        playback: None,
     }
 }
 
-/// Connects and completes the hello. Returns the socket, connect time,
-/// hello round trip and the session id.
-async fn open(ctx: &DeviceContext) -> Result<(Socket, Duration, Duration, String), FailureKind> {
+/// An open, greeted connection.
+struct Opened {
+    ws: Socket,
+    connect: Duration,
+    hello: Duration,
+    session_id: String,
+    /// Downlink rate from the server hello (firmware default 24000).
+    sample_rate: u32,
+}
+
+/// Connects and completes the hello.
+async fn open(ctx: &DeviceContext) -> Result<Opened, FailureKind> {
     let s = &ctx.settings;
     let request = client_request(&s.url, &ctx.identity, s.protocol_version).map_err(|_| FailureKind::Connect)?;
     let started = Instant::now();
@@ -146,8 +175,13 @@ async fn open(ctx: &DeviceContext) -> Result<(Socket, Duration, Duration, String
                 if let Ok(ServerMessage::Hello(h)) = ServerMessage::parse(&text) {
                     match h.transport.as_deref() {
                         Some("websocket") => {
-                            let sid = h.session_id.clone().unwrap_or_default();
-                            return Ok((ws, connect, hello_sent.elapsed(), sid));
+                            return Ok(Opened {
+                                hello: hello_sent.elapsed(),
+                                session_id: h.session_id.clone().unwrap_or_default(),
+                                sample_rate: h.downlink_sample_rate(),
+                                ws,
+                                connect,
+                            });
                         }
                         // The firmware ignores other transports and crashes on a
                         // missing one; either way the server is broken.

@@ -8,12 +8,13 @@
 //! of the clip's last (voiced) packet.
 
 use super::session::{DeviceContext, Socket};
-use crate::audio::playback::{Playback, PlaybackConfig};
+use crate::audio::playback::{FrameFate, Playback};
 use crate::audio::{Clip, FRAME, Pacer};
 use crate::metrics::{FailureKind, Tally, TurnOutcome, TurnRecord};
 use crate::protocol::{
     ClientMessage, Listen, ListenMode, ProtocolVersion, ServerMessage, Tts, framing, mcp_reply, packet_duration,
 };
+use crate::record::trace::{Fate, Gap, TraceEntry, TraceItem, TurnTrace};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
@@ -38,11 +39,17 @@ enum Phase {
 pub(crate) struct TurnEnd {
     pub record: TurnRecord,
     pub connection_lost: bool,
+    pub trace: Option<Box<TurnTrace>>,
 }
 
 /// Per-connection turn state that outlives single turns.
 pub(crate) struct TurnRunner {
     session_id: String,
+    device_id: String,
+    /// The rate the server hello announced (recordings decode at it).
+    sample_rate: u32,
+    /// Capture a trace of every turn (recording is on for this device).
+    tracing: bool,
     version: ProtocolVersion,
     playback: Playback,
     reply_timeout: std::time::Duration,
@@ -56,6 +63,16 @@ struct Turn {
     record: TurnRecord,
     reply_deadline: Option<Instant>,
     drain_at: Option<Instant>,
+    trace: Option<Vec<TraceEntry>>,
+}
+
+/// Signed milliseconds from `eos` to `t`.
+fn ms_from(eos: Instant, t: Instant) -> f64 {
+    if t >= eos {
+        (t - eos).as_secs_f64() * 1000.0
+    } else {
+        -((eos - t).as_secs_f64() * 1000.0)
+    }
 }
 
 /// Sleeps until `t`, or forever when there is nothing to wait for.
@@ -67,24 +84,31 @@ async fn until(t: Option<Instant>) {
 }
 
 impl TurnRunner {
-    pub fn new(ctx: &DeviceContext, session_id: String) -> Self {
+    pub fn new(ctx: &DeviceContext, session_id: String, sample_rate: u32) -> Self {
+        let s = &ctx.settings;
         TurnRunner {
             session_id,
-            version: ctx.settings.protocol_version,
-            playback: Playback::new(PlaybackConfig::default()),
+            device_id: ctx.identity.device_id.clone(),
+            sample_rate,
+            tracing: s.record_all || s.record_devices.contains(&ctx.identity.device_id),
+            version: s.protocol_version,
+            playback: Playback::new(s.playback),
             reply_timeout: ctx.settings.timeouts.reply,
             tally: Tally::default(),
         }
     }
 
     /// Runs turn `turn_no` with `clip`.
-    pub async fn run(&mut self, ws: &mut Socket, ctx: &DeviceContext, turn_no: u32, clip: &Clip) -> TurnEnd {
+    pub async fn run(
+        &mut self,
+        ws: &mut Socket,
+        ctx: &DeviceContext,
+        turn_no: u32,
+        clip: &Clip,
+        think: std::time::Duration,
+    ) -> TurnEnd {
         let s = &ctx.settings;
-        let think_frames = if turn_no == 0 {
-            0
-        } else {
-            s.think_time.as_millis().div_ceil(FRAME.as_millis()) as u64
-        };
+        let think_frames = think.as_millis().div_ceil(FRAME.as_millis()) as u64;
         let speech = clip.packets.len() as u64;
         let mut turn = Turn {
             phase: Phase::Listening,
@@ -99,10 +123,15 @@ impl TurnRunner {
                 tts_start: None,
                 first_audio: None,
                 turn_time: None,
+                first_play: None,
                 frames_received: 0,
+                think_frames,
+                uplink_frames: 0,
+                playback: None,
             },
             reply_deadline: None,
             drain_at: None,
+            trace: self.tracing.then(Vec::new),
         };
         let listen = ClientMessage::Listen(Listen::start(&self.session_id, ListenMode::Auto));
         if ws.send(Message::text(listen.to_json())).await.is_err() {
@@ -130,6 +159,7 @@ impl TurnRunner {
                         &clip.packets[(n - think_frames) as usize]
                     };
                     let due = pacer.advance();
+                    turn.record.uplink_frames += 1;
                     if self.send_audio(ws, packet, due).await.is_err() {
                         return self.end(turn, TurnOutcome::Failed(FailureKind::Closed), true);
                     }
@@ -146,11 +176,43 @@ impl TurnRunner {
     }
 
     fn end(&mut self, mut turn: Turn, outcome: TurnOutcome, connection_lost: bool) -> TurnEnd {
-        turn.record.outcome = outcome;
-        self.playback.finish();
+        let r = &mut turn.record;
+        r.outcome = outcome;
+        let pb = self.playback.finish();
+        if r.tts_start.is_some() {
+            r.first_play = pb.first_play_at.map(|t| t.saturating_duration_since(turn.eos));
+            r.playback = Some(pb.clone());
+        }
+        let trace = turn.trace.take().map(|entries| {
+            let eos = turn.eos;
+            Box::new(TurnTrace {
+                device: r.device,
+                device_id: self.device_id.clone(),
+                turn: r.turn,
+                clip: r.clip.clone(),
+                sample_rate: self.sample_rate,
+                outcome: outcome_name(outcome),
+                underrun_ms: pb.underrun_ms,
+                underruns: pb.underruns,
+                overflow_drops: pb.overflow_drops,
+                first_audio_ms: r.first_audio.map(|d| d.as_secs_f64() * 1000.0),
+                turn_ms: r.turn_time.map(|d| d.as_secs_f64() * 1000.0),
+                entries,
+                gaps: pb
+                    .underrun_spans
+                    .iter()
+                    .map(|u| Gap {
+                        start_ms: ms_from(eos, u.start),
+                        end_ms: ms_from(eos, u.end),
+                        between_sentences: u.between_sentences,
+                    })
+                    .collect(),
+            })
+        });
         TurnEnd {
             record: turn.record,
             connection_lost,
+            trace,
         }
     }
 
@@ -191,22 +253,56 @@ impl TurnRunner {
     fn on_audio(&mut self, turn: &mut Turn, data: &[u8], now: Instant) -> Result<(), FailureKind> {
         self.tally.frames_received += 1;
         self.tally.bytes_received += data.len() as u64;
-        if turn.phase != Phase::Speaking {
+        let speaking = turn.phase == Phase::Speaking;
+        let parsed = framing::decode(self.version, data)
+            .ok()
+            .and_then(|f| packet_duration(f.payload).ok().map(|d| (f, d)));
+        let Some((frame, duration)) = parsed else {
+            // Malformed audio ends the turn while it matters (speaking);
+            // outside speaking the firmware drops it unread.
+            return if speaking { Err(FailureKind::Protocol) } else { Ok(()) };
+        };
+        let fate = if speaking {
+            turn.record.frames_received += 1;
+            turn.record
+                .first_audio
+                .get_or_insert(now.saturating_duration_since(turn.eos));
+            match self.playback.frame(now, duration) {
+                FrameFate::Played => Fate::Played,
+                FrameFate::Queued => Fate::Queued,
+                FrameFate::Dropped => Fate::Dropped,
+            }
+        } else {
             // The firmware drops audio outside *speaking* (§5.4).
-            return Ok(());
+            Fate::Ignored
+        };
+        if let Some(trace) = turn.trace.as_mut() {
+            let heard = matches!(fate, Fate::Played | Fate::Queued);
+            trace.push(TraceEntry {
+                at_ms: ms_from(turn.eos, now),
+                queue_depth: self.playback.queue_depth(now) as u32,
+                item: TraceItem::Frame {
+                    packet: bytes::Bytes::copy_from_slice(frame.payload),
+                    fate,
+                    play_start_ms: heard
+                        .then(|| self.playback.last_play_start().map(|t| ms_from(turn.eos, t)))
+                        .flatten(),
+                    duration_ms: duration.as_secs_f64() * 1000.0,
+                },
+            });
         }
-        let frame = framing::decode(self.version, data).map_err(|_| FailureKind::Protocol)?;
-        let duration = packet_duration(frame.payload).map_err(|_| FailureKind::Protocol)?;
-        self.playback.frame(now, duration);
-        turn.record.frames_received += 1;
-        turn.record
-            .first_audio
-            .get_or_insert(now.saturating_duration_since(turn.eos));
         Ok(())
     }
 
     async fn on_text(&mut self, ws: &mut Socket, turn: &mut Turn, text: &str, now: Instant) -> Result<(), FailureKind> {
         let since_eos = now.saturating_duration_since(turn.eos);
+        if let Some(trace) = turn.trace.as_mut() {
+            trace.push(TraceEntry {
+                at_ms: ms_from(turn.eos, now),
+                queue_depth: self.playback.queue_depth(now) as u32,
+                item: TraceItem::Text(text.to_string()),
+            });
+        }
         let msg = match ServerMessage::parse(text) {
             Ok(m) => m,
             Err(_) => {
@@ -255,5 +351,13 @@ impl TurnRunner {
             _ => {}
         }
         Ok(())
+    }
+}
+
+fn outcome_name(o: TurnOutcome) -> String {
+    match o {
+        TurnOutcome::Completed => "completed".into(),
+        TurnOutcome::Cancelled => "cancelled".into(),
+        TurnOutcome::Failed(k) => format!("failed: {}", k.as_str()),
     }
 }

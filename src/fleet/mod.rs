@@ -10,6 +10,7 @@ use crate::audio::ClipSet;
 use crate::config::{Plan, Stop};
 use crate::device::{DeviceContext, DeviceSettings, identity_for, rng_for, run_device};
 use crate::metrics::{Collector, Metrics, Snapshot};
+use crate::record::RecordRule;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
@@ -61,8 +62,18 @@ pub async fn run_fleet(
         },
         clips: selected,
         silence: clips.silence.clone(),
+        playback: plan.playback,
+        record_all: plan.record.iter().any(|r| matches!(r, RecordRule::Worst(_))),
+        record_devices: plan
+            .record
+            .iter()
+            .filter_map(|r| match r {
+                RecordRule::Device(id) => Some(id.clone()),
+                RecordRule::Worst(_) => None,
+            })
+            .collect(),
     });
-    let (collector, events) = Collector::new();
+    let (collector, events) = Collector::new(plan.record.clone());
     let collecting = tokio::spawn(collector.run(snapshots));
     let no_new_turns = CancellationToken::new();
     let cancel = CancellationToken::new();

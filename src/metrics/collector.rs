@@ -6,6 +6,9 @@
 use super::event::{Event, FailureKind, Tally, TurnOutcome, TurnRecord};
 use super::summary::LatencyHistogram;
 use super::{EVENT_CHANNEL_CAPACITY, LATENCY_METRICS};
+use crate::audio::FRAME;
+use crate::record::trace::TurnTrace;
+use crate::record::{RecordRule, Recorder};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,9 +30,24 @@ pub struct Metrics {
     pub tally: Tally,
     /// Events lost because the channel was full.
     pub dropped_events: u64,
+    pub playback: PlaybackTotals,
+    /// Turns kept as recordings (bounded: only what the rules need).
+    pub recorded: Vec<TurnTrace>,
     /// The first few thousand per-turn records (memory stays flat), for
     /// tests and debugging.
     pub turn_records: Vec<TurnRecord>,
+}
+
+/// What the modelled speakers did, over turns that reached `tts start`.
+#[derive(Clone, Debug, Default)]
+pub struct PlaybackTotals {
+    pub turns: u64,
+    pub stutter_turns: u64,
+    pub underruns: u64,
+    pub overflow_drops: u64,
+    /// Per-turn values.
+    pub underrun_ms: LatencyHistogram,
+    pub sentence_gap_ms: LatencyHistogram,
 }
 
 /// How many turn records to keep.
@@ -46,6 +64,7 @@ pub struct Snapshot {
     pub cancelled: u64,
     pub first_audio_p95_ms: Option<f64>,
     pub send_lag_p99_ms: Option<f64>,
+    pub stutter_ratio: Option<f64>,
     pub failures: BTreeMap<FailureKind, u64>,
 }
 
@@ -70,13 +89,14 @@ pub struct Collector {
     rx: mpsc::Receiver<Event>,
     dropped: Arc<AtomicU64>,
     metrics: Metrics,
+    recorder: Recorder,
     connected: i64,
     talking: i64,
 }
 
 impl Collector {
     /// A collector and the sender devices use.
-    pub fn new() -> (Collector, EventSender) {
+    pub fn new(record: Vec<RecordRule>) -> (Collector, EventSender) {
         let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
         let dropped = Arc::new(AtomicU64::new(0));
         let mut metrics = Metrics::default();
@@ -91,6 +111,7 @@ impl Collector {
             rx,
             dropped,
             metrics,
+            recorder: Recorder::new(record),
             connected: 0,
             talking: 0,
         };
@@ -114,6 +135,7 @@ impl Collector {
             }
         }
         self.metrics.dropped_events = self.dropped.load(Ordering::Relaxed);
+        self.metrics.recorded = std::mem::replace(&mut self.recorder, Recorder::new(Vec::new())).into_kept();
         let _ = snapshots.send(self.snapshot(started.elapsed()));
         self.metrics
     }
@@ -130,6 +152,7 @@ impl Collector {
             cancelled: m.cancelled,
             first_audio_p95_ms: (fa.count() > 0).then(|| fa.quantile_ms(0.95)),
             send_lag_p99_ms: (m.tally.send_lag.count() > 0).then(|| m.tally.send_lag.quantile_ms(0.99)),
+            stutter_ratio: (m.playback.turns > 0).then(|| m.playback.stutter_turns as f64 / m.playback.turns as f64),
             failures: m.failures.clone(),
         }
     }
@@ -154,9 +177,12 @@ impl Collector {
             }
             Event::Disconnected => self.connected -= 1,
             Event::TurnStarted => self.talking += 1,
-            Event::Turn(rec, tally) => {
+            Event::Turn(rec, tally, trace) => {
                 self.add_tally(&tally);
                 self.fold_turn(*rec);
+                if let Some(t) = trace {
+                    self.recorder.offer(*t);
+                }
             }
             Event::Flush(tally) => self.add_tally(&tally),
         }
@@ -182,6 +208,16 @@ impl Collector {
             }
         }
         if rec.outcome == TurnOutcome::Completed {
+            if let Some(pb) = &rec.playback {
+                let p = &mut self.metrics.playback;
+                p.turns += 1;
+                p.stutter_turns += pb.stutters(FRAME) as u64;
+                p.underruns += pb.underruns as u64;
+                p.overflow_drops += pb.overflow_drops as u64;
+                p.underrun_ms.record_ms(pb.underrun_ms);
+                p.sentence_gap_ms.record_ms(pb.sentence_gap_ms);
+            }
+            self.record("first_play", rec.first_play);
             self.record("stt", rec.stt);
             self.record("llm", rec.llm);
             self.record("tts_start", rec.tts_start);

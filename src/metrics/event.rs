@@ -2,6 +2,8 @@
 //! everything the device folded from the frames it sent and received.
 
 use super::summary::LatencyHistogram;
+use crate::audio::playback::TurnPlayback;
+use crate::record::trace::TurnTrace;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -66,8 +68,16 @@ pub struct TurnRecord {
     pub tts_start: Option<Duration>,
     pub first_audio: Option<Duration>,
     pub turn_time: Option<Duration>,
+    /// End of speech → playout actually starts.
+    pub first_play: Option<Duration>,
     /// TTS frames received in this turn.
     pub frames_received: u64,
+    /// Think-time silence packets before the clip (the drawn think time).
+    pub think_frames: u64,
+    /// Uplink packets sent in this turn (think silence, speech, trailing silence).
+    pub uplink_frames: u64,
+    /// What the modelled speaker did (turns that reached `tts start`).
+    pub playback: Option<TurnPlayback>,
 }
 
 /// Counters a device accumulates between events (flushed with each one).
@@ -99,8 +109,8 @@ pub enum Event {
     Disconnected,
     /// A turn began (`listen start` sent).
     TurnStarted,
-    /// A turn ended.
-    Turn(Box<TurnRecord>, Tally),
+    /// A turn ended (with its trace when recording is on).
+    Turn(Box<TurnRecord>, Tally, Option<Box<TurnTrace>>),
     /// Counters accumulated outside a turn (e.g. at close).
     Flush(Tally),
 }

@@ -8,7 +8,7 @@ pub mod collector;
 pub mod event;
 pub mod summary;
 
-pub use collector::{Collector, Metrics, Snapshot};
+pub use collector::{Collector, Metrics, PlaybackTotals, Snapshot};
 pub use event::{Event, FailureKind, Tally, TurnOutcome, TurnRecord};
 pub use summary::{LatencyHistogram, Percentiles};
 
@@ -19,4 +19,13 @@ pub const EVENT_CHANNEL_CAPACITY: usize = 16_384;
 
 /// Latency metric names, in report order. Defined once, used by JSON,
 /// console and SLO parsing.
-pub const LATENCY_METRICS: [&str; 7] = ["connect", "hello", "stt", "llm", "tts_start", "first_audio", "turn"];
+pub const LATENCY_METRICS: [&str; 8] = [
+    "connect",
+    "hello",
+    "stt",
+    "llm",
+    "tts_start",
+    "first_audio",
+    "first_play",
+    "turn",
+];

@@ -55,9 +55,15 @@ impl LatencyHistogram {
         }
     }
 
+    /// Records a value in milliseconds (for per-turn quantities such as
+    /// underrun time, which share the percentile shape).
+    pub fn record_ms(&mut self, ms: f64) {
+        self.record(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+    }
+
     /// Records one duration.
     pub fn record(&mut self, d: Duration) {
-        let us = (d.as_micros() as u64).clamp(1, MAX_MICROS);
+        let us = (d.as_micros() as u64).min(MAX_MICROS);
         self.hist.saturating_record(us);
         self.min = self.min.min(us);
         self.max = self.max.max(us);

@@ -170,7 +170,7 @@ impl DownlinkPacer {
     pub fn pop_due(&mut self, now: Instant, out: &mut Vec<Outgoing>) {
         while let Some((front, _)) = self.queue.front() {
             let is_frame = matches!(front, Outgoing::Frame(_));
-            if is_frame && !self.front_due().is_some_and(|due| due <= now) {
+            if is_frame && self.front_due().is_none_or(|due| due > now) {
                 break;
             }
             let Some((item, _)) = self.queue.pop_front() else { break };

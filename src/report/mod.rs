@@ -22,8 +22,26 @@ pub struct Report {
     pub run: RunInfo,
     pub turns: Turns,
     pub latency_ms: BTreeMap<String, Percentiles>,
+    pub playback: PlaybackSection,
     pub audio: Audio,
     pub generator: Generator,
+    /// Files written for `--record` (empty when not recording).
+    pub recordings: Vec<crate::record::Recording>,
+}
+
+/// What users heard: the modelled decode queue of every device.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlaybackSection {
+    /// Completed turns with audio.
+    pub turns: u64,
+    /// Turns with at least one underrun of at least one frame (60 ms).
+    pub stutter_turns: u64,
+    pub stutter_ratio: f64,
+    pub underruns: u64,
+    pub overflow_drops: u64,
+    /// Per-turn totals.
+    pub underrun_ms: Percentiles,
+    pub sentence_gap_ms: Percentiles,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -120,6 +138,19 @@ impl Report {
                 failures: m.failures.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
             },
             latency_ms,
+            playback: PlaybackSection {
+                turns: m.playback.turns,
+                stutter_turns: m.playback.stutter_turns,
+                stutter_ratio: if m.playback.turns == 0 {
+                    0.0
+                } else {
+                    m.playback.stutter_turns as f64 / m.playback.turns as f64
+                },
+                underruns: m.playback.underruns,
+                overflow_drops: m.playback.overflow_drops,
+                underrun_ms: m.playback.underrun_ms.percentiles(),
+                sentence_gap_ms: m.playback.sentence_gap_ms.percentiles(),
+            },
             audio: Audio {
                 frames_sent: m.tally.frames_sent,
                 frames_received: m.tally.frames_received,
@@ -131,6 +162,7 @@ impl Report {
                 dropped_events: m.dropped_events,
                 connections: m.connections,
             },
+            recordings: Vec::new(),
         }
     }
 

@@ -21,6 +21,9 @@ pub fn render_status(s: &Snapshot) -> String {
     if let Some(p95) = s.first_audio_p95_ms {
         let _ = write!(line, " · p95 first audio {p95:.0} ms");
     }
+    if let Some(r) = s.stutter_ratio {
+        let _ = write!(line, " · stutter {:.1}%", r * 100.0);
+    }
     if let Some(lag) = s.send_lag_p99_ms {
         let _ = write!(line, " · send lag p99 {lag:.1} ms");
     }
@@ -80,6 +83,34 @@ pub fn render_summary(r: &Report) -> String {
         if let Some(p) = r.latency_ms.get(name) {
             row(&mut out, name, p);
         }
+    }
+    let p = &r.playback;
+    let _ = writeln!(
+        out,
+        "\nplayback: {} of {} turns stuttered ({:.1}%), {} underruns, {} frames dropped (queue full)",
+        p.stutter_turns,
+        p.turns,
+        p.stutter_ratio * 100.0,
+        p.underruns,
+        p.overflow_drops
+    );
+    if p.underruns > 0 {
+        let _ = writeln!(
+            out,
+            "  silence per turn (ms): p50 {:.0}, p95 {:.0}, max {:.0}; of it between sentences: p95 {:.0}, max {:.0}",
+            p.underrun_ms.p50, p.underrun_ms.p95, p.underrun_ms.max, p.sentence_gap_ms.p95, p.sentence_gap_ms.max
+        );
+    }
+    for rec in &r.recordings {
+        let _ = writeln!(
+            out,
+            "  recorded {} turn {}: {} underruns, {:.0} ms of silence → {}",
+            rec.device_id,
+            rec.turn,
+            rec.underruns,
+            rec.underrun_ms,
+            rec.wav.display()
+        );
     }
     let a = &r.audio;
     let _ = writeln!(

@@ -3,4 +3,6 @@
 
 mod cli;
 mod latency;
+mod playback;
+mod record;
 mod support;

@@ -1,0 +1,498 @@
+//! Writing one kept turn: a WAV of what the device's speaker played and a
+//! JSON timeline of everything the device received.
+//!
+//! The WAV follows the playback model: only accepted frames (fate `Played`
+//! or `Queued`) are heard, in arrival order (the decode queue is FIFO), each
+//! starting at its modelled `play_start_ms`; when a frame starts later than
+//! the previous one ended, the speaker was starved and the WAV holds zeros
+//! for that stretch. Sample counts are rounded from milliseconds separately
+//! for each frame and each gap (`round(ms * rate / 1000)`), so the WAV holds
+//! exactly Σ rounded(frame durations) + Σ rounded(gaps) samples.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use opus_rs::OpusDecoder;
+use serde::Serialize;
+use serde_json::{Value, json};
+use thiserror::Error;
+
+use super::trace::{Fate, TraceEntry, TraceItem, TurnTrace};
+
+/// The rates an Opus decoder can output.
+const DECODE_RATES: [u32; 5] = [8000, 12000, 16000, 24000, 48000];
+/// The decode rate when the announced one is not an Opus rate.
+const FALLBACK_RATE: u32 = 24000;
+/// The longest Opus packet, so any packet fits the decode buffer.
+const MAX_PACKET_MS: u32 = 120;
+
+/// Why a recording could not be made.
+#[derive(Debug, Error)]
+pub enum RecordError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("writing WAV {path}: {source}")]
+    Wav { path: PathBuf, source: hound::Error },
+    #[error("encoding timeline {path}: {source}")]
+    Json { path: PathBuf, source: serde_json::Error },
+    #[error("creating the Opus decoder at {rate} Hz: {reason}")]
+    Decoder { rate: u32, reason: &'static str },
+}
+
+/// One written recording.
+#[derive(Clone, Debug, Serialize)]
+pub struct Recording {
+    pub device_id: String,
+    pub turn: u32,
+    pub wav: PathBuf,
+    pub timeline: PathBuf,
+    /// The WAV's length.
+    pub duration_ms: f64,
+    pub underruns: u32,
+    pub underrun_ms: f64,
+}
+
+/// Writes `<dir>/dev-<mac>-turn<NN>.wav` and `.timeline.json` (creating
+/// `dir` if missing). The written timeline is [`timeline_json`] plus
+/// `undecodable_frames`, which only decoding can tell.
+pub fn write_recording(dir: &Path, trace: &TurnTrace) -> Result<Recording, RecordError> {
+    fs::create_dir_all(dir).map_err(io_error(dir))?;
+    let rendered = render(trace)?;
+    let stem = file_stem(trace);
+    let wav = dir.join(format!("{stem}.wav"));
+    let timeline = dir.join(format!("{stem}.timeline.json"));
+    write_wav(&wav, rendered.rate, &rendered.samples)?;
+
+    let mut value = timeline_json(trace);
+    if let Value::Object(map) = &mut value {
+        map.insert("undecodable_frames".into(), rendered.undecodable_frames.into());
+    }
+    let path = timeline.clone();
+    let text = serde_json::to_vec_pretty(&value).map_err(|source| RecordError::Json { path, source })?;
+    fs::write(&timeline, text).map_err(io_error(&timeline))?;
+
+    Ok(Recording {
+        device_id: trace.device_id.clone(),
+        turn: trace.turn,
+        wav,
+        timeline,
+        duration_ms: rendered.samples.len() as f64 * 1000.0 / f64::from(rendered.rate),
+        underruns: trace.underruns,
+        underrun_ms: trace.underrun_ms,
+    })
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> RecordError {
+    let path = path.to_path_buf();
+    move |source| RecordError::Io { path, source }
+}
+
+/// The samples the device's speaker played (mono, 16-bit) at the decode
+/// rate: the announced rate, or 24 kHz if that is not an Opus rate.
+pub fn render_wav(trace: &TurnTrace) -> Result<Vec<i16>, RecordError> {
+    render(trace).map(|rendered| rendered.samples)
+}
+
+/// The turn's timeline: its summary, every received entry and the underrun
+/// spans; milliseconds rounded to 3 decimals.
+pub fn timeline_json(trace: &TurnTrace) -> Value {
+    let rate = decode_rate(trace.sample_rate);
+    let mut value = json!({
+        "device_id": trace.device_id,
+        "turn": trace.turn,
+        "clip": trace.clip,
+        "outcome": trace.outcome,
+        "sample_rate": trace.sample_rate,
+        "wav_sample_rate": rate,
+        "first_audio_ms": trace.first_audio_ms.map(round_ms),
+        "turn_ms": trace.turn_ms.map(round_ms),
+        "underruns": trace.underruns,
+        "underrun_ms": round_ms(trace.underrun_ms),
+        "overflow_drops": trace.overflow_drops,
+        "wav": format!("{}.wav", file_stem(trace)),
+        "entries": trace.entries.iter().map(entry_json).collect::<Vec<_>>(),
+        "underrun_spans": trace.gaps.iter().map(|gap| json!({
+            "start_ms": round_ms(gap.start_ms),
+            "end_ms": round_ms(gap.end_ms),
+            "duration_ms": round_ms(gap.end_ms - gap.start_ms),
+            "between_sentences": gap.between_sentences,
+        })).collect::<Vec<_>>(),
+    });
+    if rate != trace.sample_rate
+        && let Value::Object(map) = &mut value
+    {
+        let note = format!(
+            "announced {} Hz is not an Opus rate; decoded at {rate} Hz",
+            trace.sample_rate
+        );
+        map.insert("note".into(), note.into());
+    }
+    value
+}
+
+fn entry_json(entry: &TraceEntry) -> Value {
+    match &entry.item {
+        TraceItem::Text(text) => json!({
+            "at_ms": round_ms(entry.at_ms),
+            "kind": "text",
+            "text": serde_json::from_str::<Value>(text).unwrap_or_else(|_| Value::String(text.clone())),
+            "queue_depth": entry.queue_depth,
+        }),
+        TraceItem::Frame {
+            packet,
+            fate,
+            play_start_ms,
+            duration_ms,
+        } => json!({
+            "at_ms": round_ms(entry.at_ms),
+            "kind": "frame",
+            "bytes": packet.len(),
+            "fate": fate,
+            "play_start_ms": play_start_ms.map(round_ms),
+            "duration_ms": round_ms(*duration_ms),
+            "queue_depth": entry.queue_depth,
+        }),
+    }
+}
+
+fn round_ms(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
+/// `dev-<device id without ':'>-turn<NN>`; any other character that is not
+/// alphanumeric, '-' or '_' becomes '_' so the id cannot leave `dir`.
+fn file_stem(trace: &TurnTrace) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let id: String = trace
+        .device_id
+        .chars()
+        .filter(|&c| c != ':')
+        .map(|c| if safe(c) { c } else { '_' })
+        .collect();
+    format!("dev-{id}-turn{:02}", trace.turn)
+}
+
+fn decode_rate(announced: u32) -> u32 {
+    DECODE_RATES
+        .into_iter()
+        .find(|&rate| rate == announced)
+        .unwrap_or(FALLBACK_RATE)
+}
+
+/// `ms` of audio at `rate` as a whole number of samples (rounded).
+fn samples_for(ms: f64, rate: u32) -> usize {
+    (ms * f64::from(rate) / 1000.0).round().max(0.0) as usize
+}
+
+/// The rendered audio of a turn.
+#[derive(Debug, Default)]
+struct Rendered {
+    samples: Vec<i16>,
+    rate: u32,
+    undecodable_frames: u32,
+}
+
+fn render(trace: &TurnTrace) -> Result<Rendered, RecordError> {
+    let rate = decode_rate(trace.sample_rate);
+    let mut decoder = OpusDecoder::new(rate as i32, 1).map_err(|reason| RecordError::Decoder { rate, reason })?;
+    let max_packet = samples_for(f64::from(MAX_PACKET_MS), rate);
+    let mut pcm = Vec::new();
+    let mut out = Rendered {
+        rate,
+        ..Rendered::default()
+    };
+    let mut prev_end: Option<f64> = None;
+    for entry in &trace.entries {
+        let TraceItem::Frame {
+            packet,
+            fate,
+            play_start_ms,
+            duration_ms,
+        } = &entry.item
+        else {
+            continue;
+        };
+        if !matches!(fate, Fate::Played | Fate::Queued) {
+            continue;
+        }
+        let start = play_start_ms.or(prev_end).unwrap_or(0.0);
+        if let Some(end) = prev_end
+            && start > end
+        {
+            // The speaker ran dry: the user hears silence.
+            let gap = samples_for(start - end, rate);
+            out.samples.resize(out.samples.len() + gap, 0);
+        }
+        prev_end = Some(start + duration_ms);
+
+        let frame = samples_for(*duration_ms, rate);
+        if frame == 0 {
+            continue;
+        }
+        // Room for the longest packet: one longer than recorded still decodes, then is truncated.
+        let capacity = frame.max(max_packet);
+        pcm.clear();
+        pcm.resize(capacity, 0.0f32);
+        match decoder.decode(packet, capacity, &mut pcm) {
+            Ok(got) => {
+                let got = got.min(frame);
+                out.samples.extend(pcm[..got].iter().map(|&s| to_i16(s)));
+                out.samples.resize(out.samples.len() + (frame - got), 0);
+            }
+            Err(_) => {
+                out.undecodable_frames += 1;
+                out.samples.resize(out.samples.len() + frame, 0);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn to_i16(sample: f32) -> i16 {
+    (sample * 32768.0).round().clamp(-32768.0, 32767.0) as i16
+}
+
+fn write_wav(path: &Path, rate: u32, samples: &[i16]) -> Result<(), RecordError> {
+    let wav_err = |source| RecordError::Wav {
+        path: path.to_path_buf(),
+        source,
+    };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).map_err(wav_err)?;
+    for &sample in samples {
+        writer.write_sample(sample).map_err(wav_err)?;
+    }
+    writer.finalize().map_err(wav_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::trace::Gap;
+    use bytes::Bytes;
+    use opus_rs::{Application, OpusEncoder};
+    use std::f32::consts::TAU;
+
+    const FRAME: usize = 1440; // 60 ms at 24 kHz
+
+    /// `count` consecutive 60 ms Opus packets of a 440 Hz sine (or silence).
+    fn packets(count: usize, sine: bool) -> Vec<Bytes> {
+        let mut encoder = OpusEncoder::new(24000, 1, Application::Voip).unwrap();
+        let mut out = vec![0u8; 4000];
+        let amplitude = if sine { 0.5 } else { 0.0 };
+        let mut packet = |i: usize| {
+            let wave = |n: usize| amplitude * (TAU * 440.0 * (i * FRAME + n) as f32 / 24000.0).sin();
+            let len = encoder
+                .encode(&(0..FRAME).map(wave).collect::<Vec<_>>(), FRAME, &mut out)
+                .unwrap();
+            Bytes::copy_from_slice(&out[..len])
+        };
+        (0..count).map(&mut packet).collect()
+    }
+
+    fn frame(at_ms: f64, packet: Bytes, fate: Fate, play_start_ms: Option<f64>) -> TraceEntry {
+        TraceEntry {
+            at_ms,
+            queue_depth: 1,
+            item: TraceItem::Frame {
+                packet,
+                fate,
+                play_start_ms,
+                duration_ms: 60.0,
+            },
+        }
+    }
+
+    fn text(at_ms: f64, text: &str) -> TraceEntry {
+        TraceEntry {
+            at_ms,
+            queue_depth: 0,
+            item: TraceItem::Text(text.into()),
+        }
+    }
+
+    fn turn(sample_rate: u32, entries: Vec<TraceEntry>, gaps: Vec<Gap>) -> TurnTrace {
+        TurnTrace {
+            device: 3,
+            device_id: "aa:bb:cc:00:11:22".into(),
+            turn: 4,
+            clip: "weather".into(),
+            sample_rate,
+            outcome: "ok".into(),
+            underrun_ms: gaps.iter().map(|g| g.end_ms - g.start_ms).sum(),
+            underruns: gaps.len() as u32,
+            overflow_drops: 0,
+            first_audio_ms: Some(812.25),
+            turn_ms: Some(4321.0),
+            entries,
+            gaps,
+        }
+    }
+
+    /// 10 accepted sine frames from 800 ms, with a 500 ms gap before the 6th.
+    fn gapped_turn(sample_rate: u32) -> TurnTrace {
+        let entries = packets(10, true)
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let start = 800.0 + 60.0 * i as f64 + if i >= 5 { 500.0 } else { 0.0 };
+                let fate = if i == 0 || i == 5 { Fate::Played } else { Fate::Queued };
+                frame(start - 5.0, p, fate, Some(start))
+            })
+            .collect();
+        turn(sample_rate, entries, vec![gap(1100.0, 1600.0, false)])
+    }
+
+    fn gap(start_ms: f64, end_ms: f64, between_sentences: bool) -> Gap {
+        Gap {
+            start_ms,
+            end_ms,
+            between_sentences,
+        }
+    }
+
+    fn loud(samples: &[i16]) -> bool {
+        samples.iter().filter(|s| s.unsigned_abs() > 500).count() > samples.len() / 4
+    }
+
+    #[test]
+    fn wav_length_is_frames_plus_gaps() {
+        let samples = render_wav(&gapped_turn(24000)).unwrap();
+        assert_eq!(samples.len(), 26_400);
+        let gap = 5 * FRAME..5 * FRAME + 12_000;
+        assert!(samples[gap.clone()].iter().all(|&s| s == 0));
+        assert!(loud(&samples[gap.start - FRAME..gap.start]), "audio before the gap");
+        assert!(loud(&samples[gap.end..gap.end + FRAME]), "audio after the gap");
+    }
+
+    #[test]
+    fn frame_without_start_follows_the_previous_one() {
+        let mut trace = gapped_turn(24000);
+        for entry in &mut trace.entries[1..5] {
+            if let TraceItem::Frame { play_start_ms, .. } = &mut entry.item {
+                *play_start_ms = None;
+            }
+        }
+        assert_eq!(render_wav(&trace).unwrap(), render_wav(&gapped_turn(24000)).unwrap());
+    }
+
+    #[test]
+    fn dropped_and_ignored_frames_are_not_heard() {
+        let sine = packets(4, true);
+        let heard = |p: &Bytes, i: usize| frame(0.0, p.clone(), Fate::Queued, Some(60.0 * i as f64));
+        let noise = packets(3, false);
+        let mut entries = vec![frame(-10.0, noise[0].clone(), Fate::Ignored, None), heard(&sine[0], 0)];
+        entries.push(text(1.0, r#"{"type":"tts","state":"sentence_start"}"#));
+        entries.push(heard(&sine[1], 1));
+        entries.push(frame(2.0, noise[1].clone(), Fate::Dropped, None));
+        entries.push(frame(2.0, noise[2].clone(), Fate::Dropped, None));
+        entries.extend([heard(&sine[2], 2), heard(&sine[3], 3)]);
+        let with_extras = render_wav(&turn(24000, entries, vec![])).unwrap();
+
+        let only_heard = (0..4).map(|i| heard(&sine[i], i)).collect();
+        let expected = render_wav(&turn(24000, only_heard, vec![])).unwrap();
+        assert_eq!(with_extras.len(), 4 * FRAME);
+        assert_eq!(with_extras, expected);
+    }
+
+    #[test]
+    fn decodes_at_announced_rate() {
+        let samples = render_wav(&gapped_turn(16000)).unwrap();
+        // 10 frames of 960 samples plus 500 ms (8000 samples) of silence.
+        assert_eq!(samples.len(), 10 * 960 + 8000);
+        assert!(samples[5 * 960..5 * 960 + 8000].iter().all(|&s| s == 0));
+        assert!(loud(&samples[4 * 960..5 * 960]));
+    }
+
+    #[test]
+    fn unsupported_rate_decodes_at_24k_and_says_so() {
+        let trace = gapped_turn(22050);
+        assert_eq!(render_wav(&trace).unwrap().len(), 26_400);
+        let timeline = timeline_json(&trace);
+        assert_eq!(timeline["sample_rate"], 22050);
+        assert_eq!(timeline["wav_sample_rate"], 24000);
+        assert!(timeline["note"].as_str().unwrap().contains("24000"));
+        assert!(timeline_json(&gapped_turn(24000)).get("note").is_none());
+    }
+
+    #[test]
+    fn undecodable_frames_become_silence() {
+        let sine = packets(2, true);
+        let entries = vec![
+            frame(0.0, sine[0].clone(), Fate::Played, Some(0.0)),
+            frame(1.0, Bytes::from_static(&[0xff]), Fate::Queued, Some(60.0)),
+            frame(2.0, sine[1].clone(), Fate::Queued, Some(120.0)),
+        ];
+        let rendered = render(&turn(24000, entries, vec![])).unwrap();
+        assert_eq!(rendered.undecodable_frames, 1);
+        assert_eq!(rendered.samples.len(), 3 * FRAME);
+        assert!(rendered.samples[FRAME..2 * FRAME].iter().all(|&s| s == 0));
+    }
+
+    #[test]
+    fn timeline_lists_every_entry_and_span() {
+        let mut trace = gapped_turn(24000);
+        let silence = packets(1, false).remove(0);
+        trace
+            .entries
+            .insert(0, text(-20.0, r#"{"type":"tts","state":"start"}"#));
+        trace.entries.push(text(2000.123456, "not json"));
+        trace.entries.push(frame(2001.0, silence, Fate::Dropped, None));
+        trace.gaps.push(gap(1900.0004, 1950.25, true));
+        let timeline = timeline_json(&trace);
+
+        let entries = timeline["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 13);
+        assert_eq!(entries[0]["kind"], "text");
+        assert_eq!(entries[0]["text"]["state"], "start");
+        assert_eq!(entries[11]["text"], "not json");
+        assert_eq!(entries[11]["at_ms"], 2000.123);
+        let mut first = entries[1].clone();
+        assert!(first["bytes"].take().as_u64().unwrap() > 0);
+        let expected = json!({"at_ms": 795.0, "kind": "frame", "bytes": null, "fate": "played",
+            "play_start_ms": 800.0, "duration_ms": 60.0, "queue_depth": 1});
+        assert_eq!(first, expected);
+        assert_eq!(entries[12]["fate"], "dropped");
+        assert!(entries[12]["play_start_ms"].is_null());
+
+        let spans = timeline["underrun_spans"].as_array().unwrap();
+        assert_eq!(spans.len(), 2);
+        assert_eq!(spans[0]["duration_ms"], 500.0);
+        let expected = json!({"start_ms": 1900.0, "end_ms": 1950.25, "duration_ms": 50.25, "between_sentences": true});
+        assert_eq!(spans[1], expected);
+        assert_eq!(timeline["wav"], "dev-aabbcc001122-turn04.wav");
+        assert_eq!(timeline["device_id"], "aa:bb:cc:00:11:22");
+        assert_eq!(timeline["first_audio_ms"], 812.25);
+    }
+
+    #[test]
+    fn write_recording_creates_both_files() {
+        let root = std::env::temp_dir().join(format!("xiaozhi-record-test-{}", std::process::id()));
+        let dir = root.join("nested");
+        let trace = gapped_turn(24000);
+        let recording = write_recording(&dir, &trace).unwrap();
+
+        assert_eq!(recording.wav, dir.join("dev-aabbcc001122-turn04.wav"));
+        assert_eq!(recording.timeline, dir.join("dev-aabbcc001122-turn04.timeline.json"));
+        assert_eq!(recording.duration_ms, 1100.0);
+        assert_eq!((recording.underruns, recording.underrun_ms), (1, 500.0));
+
+        let reader = hound::WavReader::open(&recording.wav).unwrap();
+        let spec = reader.spec();
+        assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (1, 24000, 16));
+        let written: Vec<i16> = reader.into_samples().map(Result::unwrap).collect();
+        assert_eq!(written, render_wav(&trace).unwrap());
+
+        let timeline: Value = serde_json::from_slice(&fs::read(&recording.timeline).unwrap()).unwrap();
+        assert_eq!(timeline["undecodable_frames"], 0);
+        assert_eq!(timeline["entries"].as_array().unwrap().len(), 10);
+
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
