@@ -20,6 +20,8 @@ fn duration(s: &str) -> Result<Duration, String> {
     after_help = "Examples:
   xiaozhi-fleet                                  # default fleet vs the built-in mock
   xiaozhi-fleet run --devices 20 --duration 30s --report r.json
+  xiaozhi-fleet run --speakers 10 --duration 2m --url ws://192.168.1.20:8000/xiaozhi/v1/
+  xiaozhi-fleet run fleets/steps-10-20-40.toml --report steps.json
   xiaozhi-fleet run fleets/ten-speakers.toml --url ws://10.0.0.5:8000/xiaozhi/v1/
   xiaozhi-fleet mock-server --listen 127.0.0.1:8000
   xiaozhi-fleet validate fleets/smoke.toml"
@@ -35,6 +37,8 @@ pub enum Command {
     #[command(after_help = "Examples:
   xiaozhi-fleet run                                   # built-in default fleet and mock server
   xiaozhi-fleet run --devices 20 --duration 30s --report r.json
+  xiaozhi-fleet run --speakers 10 --duration 2m --url ws://192.168.1.20:8000/xiaozhi/v1/
+  xiaozhi-fleet run fleets/steps-10-20-40.toml --report steps.json
   xiaozhi-fleet run fleets/ten-speakers.toml --url ws://192.168.1.20:8000/xiaozhi/v1/
   xiaozhi-fleet run fleets/stutter-repro.toml --record worst=3 --report r.json
 
@@ -70,9 +74,12 @@ pub struct RunArgs {
     /// Run for this long (e.g. 30s, 5m); devices keep taking turns until then.
     #[arg(long, value_parser = duration)]
     pub duration: Option<Duration>,
-    /// Turns per device (instead of a duration).
+    /// Turns per conversation (without a duration: each device holds one conversation).
     #[arg(long)]
     pub turns: Option<u32>,
+    /// Hold this many concurrent speakers (closed loop) for --duration (default 60s).
+    #[arg(long)]
+    pub speakers: Option<u32>,
     /// Seed for device ids, clip choice and schedules.
     #[arg(long)]
     pub seed: Option<u64>,

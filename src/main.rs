@@ -68,6 +68,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         duration: args.duration,
         turns: args.turns,
         seed: args.seed,
+        speakers: args.speakers,
         record: args.record,
         record_dir: args.record_dir,
     };

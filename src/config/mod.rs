@@ -5,9 +5,11 @@
 //! reject unknown keys; [`Plan::from_file`] then checks values and fills in
 //! defaults, so nothing downstream sees an `Option` it has to guess about.
 
+mod load;
 pub mod plan;
 
-pub use plan::{Plan, Stop, Target, Timeouts};
+pub use load::parse_stage;
+pub use plan::{GroupPlan, IdleForm, Load, Plan, StagePlan, StartBy, Stop, Target, Timeouts};
 
 use crate::mock::MockSettings;
 use crate::units::Span;
@@ -58,8 +60,60 @@ pub struct FleetFile {
     pub device: Option<DeviceSection>,
     /// Which turns to keep as recordings.
     pub record: Option<RecordSection>,
+    /// Device groups (scenarios); without any, one group from the keys above.
+    pub group: Option<Vec<GroupSection>>,
+    /// Closed-loop step plan: `["10 for 60s", "20 for 60s"]` (concurrent speakers).
+    pub stages: Option<Vec<StageSpec>>,
+    /// Short form of one stage: hold this many concurrent speakers for `duration`.
+    pub speakers: Option<u32>,
+    /// Open model: conversations arrive at this rate (`0.5/s`, `30/min`).
+    pub arrivals: Option<String>,
+    /// Stop after this many turns in total (any load model).
+    pub total_turns: Option<u64>,
     /// Settings of the built-in mock server.
     pub mock: Option<MockSettings>,
+}
+
+/// `[[group]]`: devices that behave alike.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSection {
+    pub name: Option<String>,
+    /// Exact number of devices...
+    pub count: Option<u32>,
+    /// ...or a share of the top-level `devices`.
+    pub weight: Option<f64>,
+    /// Clip names or globs.
+    pub clips: Option<Vec<String>>,
+    /// `auto` (server VAD), `manual` (push-to-talk, `listen stop`), `realtime` (mic always on).
+    pub mode: Option<String>,
+    /// `button` or `wake_word`.
+    pub start: Option<String>,
+    /// The wake word sent with `listen detect` (default 你好小智).
+    pub wake_word: Option<String>,
+    /// Turns per conversation (0: never talks, only idles).
+    pub turns: Option<u32>,
+    pub think_time: Option<crate::dist::Dist>,
+    /// Probability that the user interrupts an answer (`abort`) and speaks again.
+    pub barge_in: Option<f64>,
+    /// Between conversations: `listening`, `silent` or `disconnected`.
+    pub idle: Option<String>,
+    /// Conversations per device when no stages/arrivals drive the load.
+    pub conversations: Option<u32>,
+    /// Idle time between those conversations.
+    pub idle_time: Option<crate::dist::Dist>,
+}
+
+/// A stage written as `"10 for 60s"` or as a table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum StageSpec {
+    Text(String),
+    Table {
+        speakers: u32,
+        duration: Span,
+        name: Option<String>,
+    },
 }
 
 /// `[device]`: a named profile plus overrides.

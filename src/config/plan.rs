@@ -5,6 +5,7 @@ use crate::audio::playback::PlaybackConfig;
 use crate::device::profile;
 use crate::dist::Dist;
 use crate::mock::MockConfig;
+use crate::protocol::ListenMode;
 use crate::protocol::ProtocolVersion;
 use crate::record::RecordRule;
 use std::path::PathBuf;
@@ -41,6 +42,74 @@ pub struct Timeouts {
     pub grace: Duration,
 }
 
+/// How a device starts a conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartBy {
+    /// A button press: `listen start` straight away.
+    Button,
+    /// `listen detect` with this wake word, the server's greeting, then `listen start`.
+    WakeWord(String),
+}
+
+/// What a device does between conversations (PROTOCOL.md §8.3, §9.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdleForm {
+    /// Connected in auto mode, streaming silence, until the server's
+    /// no-voice timeout closes it.
+    Listening,
+    /// Connected, sending nothing.
+    Silent,
+    /// No connection; a conversation opens one (connect + hello).
+    Disconnected,
+}
+
+/// Devices that behave alike.
+#[derive(Clone, Debug)]
+pub struct GroupPlan {
+    pub name: String,
+    pub count: u32,
+    pub clips: Vec<String>,
+    pub mode: ListenMode,
+    pub start: StartBy,
+    /// Turns per conversation; `Some(0)` = the group only idles; `None` =
+    /// until the run ends (per-device load with a duration and no `turns`).
+    pub turns: Option<u32>,
+    pub think_time: Dist,
+    pub barge_in: f64,
+    pub idle: IdleForm,
+    /// Conversations per device when the device drives itself.
+    pub conversations: u32,
+    pub idle_time: Dist,
+}
+
+impl GroupPlan {
+    /// Whether devices of this group ever talk.
+    pub fn talks(&self) -> bool {
+        self.turns != Some(0)
+    }
+}
+
+/// One closed-loop stage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StagePlan {
+    pub name: String,
+    /// Concurrent speakers to hold.
+    pub speakers: u32,
+    /// Measure window (after the ramp-up).
+    pub duration: Duration,
+}
+
+/// What drives conversations.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Load {
+    /// Every device runs its group's conversations on its own.
+    PerDevice,
+    /// Hold N concurrent speakers per stage (closed loop).
+    Stages(Vec<StagePlan>),
+    /// Conversations arrive as a seeded Poisson process (open model).
+    Arrivals { per_sec: f64 },
+}
+
 /// Everything a run needs, validated.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -51,9 +120,11 @@ pub struct Plan {
     /// Devices connected per second.
     pub ramp_per_sec: f64,
     pub stop: Stop,
-    pub think_time: Dist,
-    /// Clip names or globs; resolved against the loaded clip set.
-    pub clips: Vec<String>,
+    /// Device groups, in device-index order.
+    pub groups: Vec<GroupPlan>,
+    pub load: Load,
+    /// Stop after this many turns in total.
+    pub total_turns: Option<u64>,
     pub audio_dir: Option<PathBuf>,
     pub seed: u64,
     pub protocol_version: ProtocolVersion,
@@ -77,6 +148,8 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     pub turns: Option<u32>,
     pub seed: Option<u64>,
+    /// `--speakers N`: hold N concurrent speakers for the duration.
+    pub speakers: Option<u32>,
     /// `--record` rules; they replace the file's `[record]` rules.
     pub record: Vec<RecordRule>,
     pub record_dir: Option<PathBuf>,
@@ -105,29 +178,21 @@ impl Plan {
             key: key.to_string(),
             message,
         };
-        let target = match ov.url.clone().or(raw.url) {
+        let target = match ov.url.clone().or(raw.url.clone()) {
             Some(url) if url.starts_with("ws://") || url.starts_with("wss://") => Target::Url(url),
             Some(url) => return Err(invalid("url", format!("must start with ws:// or wss://, got `{url}`"))),
             None => Target::BuiltInMock,
         };
-        let devices = ov.devices.or(raw.devices).unwrap_or(20);
-        if devices == 0 {
-            return Err(invalid("devices", "must be at least 1".into()));
-        }
         let ramp_per_sec = raw.ramp.unwrap_or(10.0);
         if !(ramp_per_sec.is_finite() && ramp_per_sec > 0.0) {
-            return Err(invalid(
-                "ramp",
-                format!("must be a positive number of devices per second, got {ramp_per_sec}"),
-            ));
+            return Err(invalid("ramp", format!("must be a positive number of devices per second, got {ramp_per_sec}")));
         }
         let stop = match (ov.turns, ov.duration) {
-            (Some(t), _) => Stop::Turns(t),
-            (None, Some(d)) => Stop::Duration(d),
-            (None, None) => match (raw.turns, raw.duration) {
-                (Some(t), _) => Stop::Turns(t),
-                (None, Some(d)) => Stop::Duration(d.0),
-                (None, None) => Stop::Turns(2),
+            (_, Some(d)) => Stop::Duration(d),
+            (Some(t), None) => Stop::Turns(t),
+            (None, None) => match (raw.duration, raw.turns) {
+                (Some(d), _) => Stop::Duration(d.0),
+                (None, t) => Stop::Turns(t.unwrap_or(2)),
             },
         };
         match stop {
@@ -138,9 +203,21 @@ impl Plan {
         let version = raw.protocol_version.unwrap_or(1);
         let protocol_version = ProtocolVersion::try_from(version)
             .map_err(|_| invalid("protocol_version", format!("must be 1, 2 or 3, got {version}")))?;
-        let clips = raw.clips.unwrap_or_else(|| vec!["*".to_string()]);
-        if clips.is_empty() {
-            return Err(invalid("clips", "must name at least one clip (or \"*\")".into()));
+        let load = super::load::resolve_load(&raw, ov, stop).map_err(|(k, m)| invalid(&k, m))?;
+        let groups = super::load::resolve_groups(&raw, ov, &load, stop).map_err(|(k, m)| invalid(&k, m))?;
+        let devices = groups.iter().map(|g| g.count).sum::<u32>();
+        if devices == 0 {
+            return Err(invalid("devices", "must be at least 1".into()));
+        }
+        if let Load::Stages(stages) = &load {
+            let talkers: u32 = groups.iter().filter(|g| g.talks()).map(|g| g.count).sum();
+            let most = stages.iter().map(|s| s.speakers).max().unwrap_or(0);
+            if most > talkers {
+                return Err(invalid(
+                    "stages",
+                    format!("ask for {most} concurrent speakers but only {talkers} devices can talk (groups with turns > 0)"),
+                ));
+            }
         }
         let mock = raw
             .mock
@@ -176,8 +253,9 @@ impl Plan {
             devices,
             ramp_per_sec,
             stop,
-            think_time: raw.think_time.unwrap_or(Dist::Fixed(Duration::from_secs(1))),
-            clips,
+            groups,
+            load,
+            total_turns: raw.total_turns.filter(|&n| n > 0),
             audio_dir: raw.audio_dir.map(PathBuf::from),
             seed: ov.seed.or(raw.seed).unwrap_or(1),
             protocol_version,

@@ -4,9 +4,11 @@
 //! auto mode (PROTOCOL.md §6, §8.3).
 
 mod identity;
+mod idle;
 pub mod profile;
 mod session;
+mod trace;
 mod turn;
 
 pub use identity::{identity_for, rng_for};
-pub use session::{DeviceContext, DeviceSettings, run_device};
+pub use session::{Command, DeviceContext, DeviceSettings, GroupRun, Note, run_device};

@@ -2,7 +2,9 @@
 //! hello, wait for the server hello (sending no audio before it), then run
 //! turns on the one connection until the plan or the run says stop.
 
-use super::turn::TurnRunner;
+use super::idle::idle;
+use super::turn::{TurnRunner, TurnSpec};
+use crate::config::{GroupPlan, IdleForm, StartBy};
 use crate::audio::Clip;
 use crate::audio::playback::PlaybackConfig;
 use crate::config::Timeouts;
@@ -12,6 +14,7 @@ use crate::protocol::{ClientHello, ClientMessage, DeviceIdentity, ProtocolVersio
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
+use tokio::sync::mpsc;
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +31,8 @@ pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// WebSocket read buffer: the default 128 KiB is zero-filled per read and
 /// costs ~128 KiB RSS per device; 4 KiB fits this traffic (ARCHITECTURE.md).
 const READ_BUFFER: usize = 4 * 1024;
+/// Shortest and longest time into an answer before a barge-in `abort`.
+const BARGE_IN_AFTER: (Duration, Duration) = (Duration::from_millis(500), Duration::from_millis(2000));
 
 /// What every device of a run shares.
 #[derive(Debug)]
@@ -35,10 +40,6 @@ pub struct DeviceSettings {
     pub url: String,
     pub protocol_version: ProtocolVersion,
     pub timeouts: Timeouts,
-    pub think_time: crate::dist::Dist,
-    /// Turns per device; `None` = until the run ends.
-    pub turns: Option<u32>,
-    pub clips: Vec<Arc<Clip>>,
     pub silence: Bytes,
     /// The board's playback model.
     pub playback: PlaybackConfig,
@@ -48,14 +49,40 @@ pub struct DeviceSettings {
     pub record_devices: Vec<String>,
 }
 
+/// A group's behaviour plus its resolved clips.
+#[derive(Debug)]
+pub struct GroupRun {
+    pub plan: GroupPlan,
+    pub clips: Vec<Arc<Clip>>,
+}
+
+/// What the load driver asks of a device.
+#[derive(Debug)]
+pub enum Command {
+    /// Hold a conversation of `turns` turns (`None`: until `until` is cancelled).
+    Converse { turns: Option<u32>, until: CancellationToken },
+    /// Close and end.
+    Stop,
+}
+
+/// What a device tells the load driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Note {
+    TurnEnded(u32),
+    ConversationEnded(u32),
+}
+
 /// One device's own inputs.
 pub struct DeviceContext {
     pub index: u32,
     pub identity: DeviceIdentity,
     pub rng: ChaCha8Rng,
     pub settings: Arc<DeviceSettings>,
+    pub group: Arc<GroupRun>,
     pub events: EventSender,
-    /// Cancelled when no new turn may start (run duration over).
+    pub notes: mpsc::Sender<Note>,
+    pub commands: mpsc::Receiver<Command>,
+    /// Cancelled when no new turn may start (run over): idle devices leave.
     pub no_new_turns: CancellationToken,
     /// Cancelled when everything must stop now (grace over, Ctrl-C).
     pub cancel: CancellationToken,
@@ -65,63 +92,135 @@ fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(READ_BUFFER)
 }
 
+/// An open connection and its turn state.
+pub(crate) struct Conn {
+    pub ws: Socket,
+    pub runner: TurnRunner,
+}
+
 /// Runs one device to the end. Never panics on server behaviour: every
-/// problem becomes a failed turn with a kind.
+/// problem becomes a failed turn (or a counted idle close).
 pub async fn run_device(mut ctx: DeviceContext) {
-    let mut turn_no = 0u32;
+    let mut conn: Option<Conn> = None;
+    if ctx.group.plan.idle != IdleForm::Disconnected {
+        conn = connect(&ctx, None).await;
+    }
+    loop {
+        let cmd = idle(&mut ctx, &mut conn).await;
+        let Some(Command::Converse { turns, until }) = cmd else { break };
+        if conn.is_none() {
+            conn = connect(&ctx, Some(0)).await;
+        }
+        if let Some(c) = conn.as_mut()
+            && !converse(&mut ctx, c, turns, &until).await
+        {
+            disconnect(&ctx, conn.take());
+        }
+        let _ = ctx.notes.send(Note::ConversationEnded(ctx.index)).await;
+    }
+    if let Some(mut c) = conn.take() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), c.ws.close(None)).await;
+        disconnect(&ctx, Some(c));
+    }
+}
+
+/// Opens and greets a connection. A failure during a conversation
+/// (`turn` is `Some`) is a failed turn; outside one it is counted alone.
+async fn connect(ctx: &DeviceContext, turn: Option<u32>) -> Option<Conn> {
     let opened = tokio::select! {
-        r = open(&ctx) => r,
-        _ = ctx.cancel.cancelled() => return,
+        r = open(ctx) => r,
+        _ = ctx.cancel.cancelled() => return None,
     };
-    let (mut ws, session_id, rate) = match opened {
+    match opened {
         Ok(o) => {
             ctx.events.send(Event::Connected {
                 connect: o.connect,
                 hello: o.hello,
             });
-            (o.ws, o.session_id, o.sample_rate)
+            let runner = TurnRunner::new(ctx, o.session_id, o.sample_rate);
+            Some(Conn { ws: o.ws, runner })
         }
         Err(kind) => {
-            let rec = failed_before_turn(&ctx, kind);
-            ctx.events.send(Event::Turn(Box::new(rec), Tally::default(), None));
-            return;
-        }
-    };
-    let mut runner = TurnRunner::new(&ctx, session_id, rate);
-    loop {
-        let budget_done = ctx.settings.turns.is_some_and(|t| turn_no >= t);
-        if budget_done || ctx.no_new_turns.is_cancelled() || ctx.cancel.is_cancelled() {
-            break;
-        }
-        let clip = pick_clip(&mut ctx);
-        let think = if turn_no == 0 {
-            Duration::ZERO
-        } else {
-            ctx.settings.think_time.sample(&mut ctx.rng)
-        };
-        ctx.events.send(Event::TurnStarted);
-        let end = runner.run(&mut ws, &ctx, turn_no, &clip, think).await;
-        ctx.events
-            .send(Event::Turn(Box::new(end.record), runner.tally.take(), end.trace));
-        turn_no += 1;
-        if end.connection_lost {
-            break;
+            match turn {
+                Some(t) => {
+                    let rec = failed_before_turn(ctx, t, kind);
+                    ctx.events.send(Event::Turn(Box::new(rec), Tally::default(), None));
+                }
+                None => ctx.events.send(Event::ConnectFailed(kind)),
+            }
+            None
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
-    ctx.events.send(Event::Flush(runner.tally.take()));
-    ctx.events.send(Event::Disconnected);
 }
 
-fn pick_clip(ctx: &mut DeviceContext) -> Arc<Clip> {
-    let clips = &ctx.settings.clips;
-    clips[ctx.rng.random_range(0..clips.len())].clone()
+/// Forgets a connection, flushing its counters.
+pub(crate) fn disconnect(ctx: &DeviceContext, conn: Option<Conn>) {
+    if let Some(mut c) = conn {
+        ctx.events.send(Event::Flush(c.runner.tally.take()));
+        ctx.events.send(Event::Disconnected);
+    }
 }
 
-fn failed_before_turn(ctx: &DeviceContext, kind: FailureKind) -> TurnRecord {
+/// A conversation: optional wake-word greeting, then turns. Returns false
+/// when the connection was lost.
+async fn converse(ctx: &mut DeviceContext, c: &mut Conn, turns: Option<u32>, until: &CancellationToken) -> bool {
+    let group = ctx.group.clone();
+    let g = &group.plan;
+    c.runner.new_conversation();
+    if let StartBy::WakeWord(word) = &g.start {
+        let spec = TurnSpec {
+            turn_no: 0,
+            clip: None,
+            think: Duration::ZERO,
+            mode: g.mode,
+            detect: Some(word),
+            barge_after: None,
+        };
+        let end = c.runner.run(&mut c.ws, ctx, spec).await;
+        if let TurnOutcome::Failed(_) = end.record.outcome {
+            ctx.events.send(Event::TurnStarted);
+            ctx.events.send(Event::Turn(Box::new(end.record), c.runner.tally.take(), None));
+        }
+        if end.connection_lost {
+            return false;
+        }
+    }
+    let mut turn_no = 0u32;
+    let mut think_next = false;
+    loop {
+        let stop = turns.is_some_and(|t| turn_no >= t) || until.is_cancelled();
+        if stop || ctx.no_new_turns.is_cancelled() || ctx.cancel.is_cancelled() {
+            return true;
+        }
+        let clip = group.clips[ctx.rng.random_range(0..group.clips.len())].clone();
+        let think = if think_next { g.think_time.sample(&mut ctx.rng) } else { Duration::ZERO };
+        let barge = ctx.rng.random_bool(g.barge_in);
+        let barge_after = barge.then(|| ctx.rng.random_range(BARGE_IN_AFTER.0..=BARGE_IN_AFTER.1));
+        let spec = TurnSpec {
+            turn_no,
+            clip: Some(&clip),
+            think,
+            mode: g.mode,
+            detect: None,
+            barge_after,
+        };
+        ctx.events.send(Event::TurnStarted);
+        let end = c.runner.run(&mut c.ws, ctx, spec).await;
+        // A user who interrupts speaks again at once.
+        think_next = end.record.outcome != TurnOutcome::Interrupted;
+        ctx.events.send(Event::Turn(Box::new(end.record), c.runner.tally.take(), end.trace));
+        let _ = ctx.notes.send(Note::TurnEnded(ctx.index)).await;
+        turn_no += 1;
+        if end.connection_lost {
+            return false;
+        }
+    }
+}
+
+fn failed_before_turn(ctx: &DeviceContext, turn: u32, kind: FailureKind) -> TurnRecord {
     TurnRecord {
         device: ctx.index,
-        turn: 0,
+        turn,
         clip: String::new(),
         outcome: TurnOutcome::Failed(kind),
         stt: None,

@@ -1,22 +1,27 @@
-//! One turn on an open connection, as the firmware does it in auto mode:
-//! `listen start`, think-time silence (after the first turn), the clip's
-//! packets on absolute 60 ms deadlines, silence until `tts start`, then the
-//! answer into the playback model until `tts stop`, then wait until the
-//! modelled speaker has drained (PROTOCOL.md §8.3) before the next turn.
+//! One turn on an open connection, as the firmware does it (PROTOCOL.md §4.1,
+//! §6, §8.3): `listen start` (or, for a wake word, `listen detect` first),
+//! think-time silence, the clip's packets on absolute 60 ms deadlines, then
+//! by mode: `auto` streams silence until `tts start`; `manual` sends `listen
+//! stop` right after the clip; `realtime` keeps streaming through the answer
+//! and sends no new `listen start`. The answer goes through the playback
+//! model until `tts stop`, and the turn ends when the modelled speaker has
+//! drained. A barge-in sends `abort` partway through the answer.
 //!
-//! All timings are measured from end of speech: the scheduled send instant
-//! of the clip's last (voiced) packet.
+//! Timings are measured from end of speech: the scheduled send instant of
+//! the clip's last (voiced) packet.
 
 use super::session::{DeviceContext, Socket};
+use super::trace::TurnTracer;
 use crate::audio::playback::{FrameFate, Playback};
 use crate::audio::{Clip, FRAME, Pacer};
 use crate::metrics::{FailureKind, Tally, TurnOutcome, TurnRecord};
 use crate::protocol::{
     ClientMessage, Listen, ListenMode, ProtocolVersion, ServerMessage, Tts, framing, mcp_reply, packet_duration,
 };
-use crate::record::trace::{Fate, Gap, TraceEntry, TraceItem, TurnTrace};
+use crate::record::trace::{Fate, TurnTrace};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -27,12 +32,29 @@ const FIRMWARE_VERSION: &str = "2.0.4";
 /// Where a turn is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
+    /// Manual mode's think time: the button is not pressed yet.
+    Waiting,
     /// Microphone on: think-time silence, speech, trailing silence.
     Listening,
     /// Between `tts start` and `tts stop`.
     Speaking,
+    /// `abort` sent: waiting for the server's `tts stop`.
+    Aborting,
     /// `tts stop` received; waiting for the modelled speaker to drain.
     Draining,
+}
+
+/// What to say in this turn.
+pub(crate) struct TurnSpec<'a> {
+    pub turn_no: u32,
+    /// The utterance; `None` for the wake-word greeting (silence until the answer).
+    pub clip: Option<&'a Clip>,
+    pub think: Duration,
+    pub mode: ListenMode,
+    /// Send `listen detect` with this text first (wake word).
+    pub detect: Option<&'a str>,
+    /// Interrupt the answer this long after its first audio.
+    pub barge_after: Option<Duration>,
 }
 
 /// How a turn ended, and whether the connection survived it.
@@ -42,17 +64,15 @@ pub(crate) struct TurnEnd {
     pub trace: Option<Box<TurnTrace>>,
 }
 
-/// Per-connection turn state that outlives single turns.
+/// Per-connection state that outlives single turns.
 pub(crate) struct TurnRunner {
     session_id: String,
-    device_id: String,
-    /// The rate the server hello announced (recordings decode at it).
-    sample_rate: u32,
-    /// Capture a trace of every turn (recording is on for this device).
-    tracing: bool,
+    tracer: TurnTracer,
     version: ProtocolVersion,
     playback: Playback,
-    reply_timeout: std::time::Duration,
+    reply_timeout: Duration,
+    /// The realtime-mode microphone stream, which spans turns.
+    stream: Option<Pacer>,
     pub tally: Tally,
 }
 
@@ -61,116 +81,190 @@ struct Turn {
     phase: Phase,
     eos: Instant,
     record: TurnRecord,
+    wait_until: Option<Instant>,
     reply_deadline: Option<Instant>,
     drain_at: Option<Instant>,
-    trace: Option<Vec<TraceEntry>>,
-}
-
-/// Signed milliseconds from `eos` to `t`.
-fn ms_from(eos: Instant, t: Instant) -> f64 {
-    if t >= eos {
-        (t - eos).as_secs_f64() * 1000.0
-    } else {
-        -((eos - t).as_secs_f64() * 1000.0)
-    }
+    abort_at: Option<Instant>,
+    barge_after: Option<Duration>,
+    /// `abort` was sent.
+    aborted: bool,
 }
 
 /// Sleeps until `t`, or forever when there is nothing to wait for.
-async fn until(t: Option<Instant>) {
+pub(crate) async fn until(t: Option<Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
     }
 }
 
+fn new_record(ctx: &DeviceContext, turn_no: u32, clip: &str, think_frames: u64) -> TurnRecord {
+    TurnRecord {
+        device: ctx.index,
+        turn: turn_no,
+        clip: clip.to_string(),
+        outcome: TurnOutcome::Completed,
+        stt: None,
+        llm: None,
+        tts_start: None,
+        first_audio: None,
+        turn_time: None,
+        first_play: None,
+        frames_received: 0,
+        think_frames,
+        uplink_frames: 0,
+        playback: None,
+    }
+}
+
 impl TurnRunner {
     pub fn new(ctx: &DeviceContext, session_id: String, sample_rate: u32) -> Self {
         let s = &ctx.settings;
+        let on = s.record_all || s.record_devices.contains(&ctx.identity.device_id);
         TurnRunner {
             session_id,
-            device_id: ctx.identity.device_id.clone(),
-            sample_rate,
-            tracing: s.record_all || s.record_devices.contains(&ctx.identity.device_id),
+            tracer: TurnTracer::new(on, ctx.identity.device_id.clone(), sample_rate),
             version: s.protocol_version,
             playback: Playback::new(s.playback),
-            reply_timeout: ctx.settings.timeouts.reply,
+            reply_timeout: s.timeouts.reply,
+            stream: None,
             tally: Tally::default(),
         }
     }
 
-    /// Runs turn `turn_no` with `clip`.
-    pub async fn run(
-        &mut self,
-        ws: &mut Socket,
-        ctx: &DeviceContext,
-        turn_no: u32,
-        clip: &Clip,
-        think: std::time::Duration,
-    ) -> TurnEnd {
-        let s = &ctx.settings;
-        let think_frames = think.as_millis().div_ceil(FRAME.as_millis()) as u64;
-        let speech = clip.packets.len() as u64;
+    /// A new conversation: the realtime microphone stream starts afresh.
+    pub fn new_conversation(&mut self) {
+        self.stream = None;
+    }
+
+    /// The session id the server gave (sent with every message).
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// Sends one uplink packet at its scheduled instant `due`.
+    pub async fn send_packet(&mut self, ws: &mut Socket, packet: &Bytes, due: Instant) -> Result<(), tungstenite::Error> {
+        self.send_audio(ws, packet, due).await
+    }
+
+    /// Runs one turn.
+    pub async fn run(&mut self, ws: &mut Socket, ctx: &DeviceContext, spec: TurnSpec<'_>) -> TurnEnd {
+        let think_frames = spec.think.as_millis().div_ceil(FRAME.as_millis()) as u64;
+        let name = spec.clip.map_or("(greeting)", |c| c.name.as_str());
         let mut turn = Turn {
             phase: Phase::Listening,
             eos: Instant::now(),
-            record: TurnRecord {
-                device: ctx.index,
-                turn: turn_no,
-                clip: clip.name.clone(),
-                outcome: TurnOutcome::Completed,
-                stt: None,
-                llm: None,
-                tts_start: None,
-                first_audio: None,
-                turn_time: None,
-                first_play: None,
-                frames_received: 0,
-                think_frames,
-                uplink_frames: 0,
-                playback: None,
-            },
+            record: new_record(ctx, spec.turn_no, name, think_frames),
+            wait_until: None,
             reply_deadline: None,
             drain_at: None,
-            trace: self.tracing.then(Vec::new),
+            abort_at: None,
+            barge_after: spec.barge_after,
+            aborted: false,
         };
-        let listen = ClientMessage::Listen(Listen::start(&self.session_id, ListenMode::Auto));
-        if ws.send(Message::text(listen.to_json())).await.is_err() {
-            return self.end(turn, TurnOutcome::Failed(FailureKind::Closed), true);
+        self.tracer.begin(ctx.index, spec.turn_no, name);
+        if spec.mode == ListenMode::Manual && !spec.think.is_zero() {
+            turn.phase = Phase::Waiting;
+            turn.wait_until = Some(Instant::now() + spec.think);
         }
-        let mut pacer = Pacer::new(Instant::now());
-        turn.eos = pacer.deadline_of(think_frames + speech - 1);
-        let no_reply_at = turn.eos + s.timeouts.no_reply;
+        let streaming_already = spec.mode == ListenMode::Realtime && self.stream.is_some();
+        if turn.phase == Phase::Listening
+            && let Err(kind) = self.open_mic(ws, &spec, streaming_already).await
+        {
+            return self.end(turn, TurnOutcome::Failed(kind), true);
+        }
+        let speech = spec.clip.map_or(0, |c| c.packets.len() as u64);
+        let silence_first = if spec.mode == ListenMode::Manual { 0 } else { think_frames };
+        let mut pacer = self.stream.take().unwrap_or_else(|| Pacer::new(Instant::now()));
+        let speech_from = pacer.index() + silence_first;
+        turn.eos = pacer.deadline_of((speech_from + speech).saturating_sub(1));
+        if let Some(w) = turn.wait_until {
+            turn.eos = w + FRAME * speech.saturating_sub(1) as u32;
+        }
+        let no_reply_at = turn.eos + ctx.settings.timeouts.no_reply;
+        let result = self
+            .turn_loop(ws, ctx, &spec, &mut turn, &mut pacer, speech_from, speech, no_reply_at)
+            .await;
+        if spec.mode == ListenMode::Realtime {
+            self.stream = Some(pacer);
+        }
+        match result {
+            Ok(outcome) => self.end(turn, outcome, false),
+            Err(kind) => self.end(turn, TurnOutcome::Failed(kind), kind == FailureKind::Closed),
+        }
+    }
+
+    /// Presses the button: `listen detect` (wake word), `listen start`.
+    async fn open_mic(&mut self, ws: &mut Socket, spec: &TurnSpec<'_>, streaming: bool) -> Result<(), FailureKind> {
+        if let Some(text) = spec.detect {
+            let m = ClientMessage::Listen(Listen::detect(&self.session_id, text));
+            ws.send(Message::text(m.to_json())).await.map_err(|_| FailureKind::Closed)?;
+        }
+        if !streaming {
+            let m = ClientMessage::Listen(Listen::start(&self.session_id, spec.mode));
+            ws.send(Message::text(m.to_json())).await.map_err(|_| FailureKind::Closed)?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn turn_loop(
+        &mut self,
+        ws: &mut Socket,
+        ctx: &DeviceContext,
+        spec: &TurnSpec<'_>,
+        turn: &mut Turn,
+        pacer: &mut Pacer,
+        speech_from: u64,
+        speech: u64,
+        no_reply_at: Instant,
+    ) -> Result<TurnOutcome, FailureKind> {
+        let speech_end = speech_from + speech;
         loop {
+            let mic_on = match (turn.phase, spec.mode) {
+                (Phase::Waiting, _) => false,
+                (_, ListenMode::Realtime) => true,
+                (Phase::Listening, ListenMode::Manual) => pacer.index() < speech_end,
+                (Phase::Listening, _) => true,
+                _ => false,
+            };
+            let send_at = mic_on.then(|| pacer.next_deadline());
             let listening = turn.phase == Phase::Listening;
-            let send_at = listening.then(|| pacer.next_deadline());
             tokio::select! {
-                _ = ctx.cancel.cancelled() => return self.end(turn, TurnOutcome::Cancelled, false),
-                m = ws.next() => {
-                    if let Err(kind) = self.on_message(ws, &mut turn, m).await {
-                        let lost = kind == FailureKind::Closed;
-                        return self.end(turn, TurnOutcome::Failed(kind), lost);
-                    }
+                _ = ctx.cancel.cancelled() => return Ok(TurnOutcome::Cancelled),
+                m = ws.next() => self.on_message(ws, turn, m).await?,
+                _ = until(turn.wait_until.filter(|_| turn.phase == Phase::Waiting)) => {
+                    turn.phase = Phase::Listening;
+                    *pacer = Pacer::new(Instant::now());
+                    self.open_mic(ws, spec, false).await?;
                 }
                 _ = until(send_at) => {
                     let n = pacer.index();
-                    let packet = if n < think_frames || n >= think_frames + speech {
-                        &s.silence
-                    } else {
-                        &clip.packets[(n - think_frames) as usize]
+                    let packet = match spec.clip {
+                        Some(c) if n >= speech_from && n < speech_end => &c.packets[(n - speech_from) as usize],
+                        _ => &ctx.settings.silence,
                     };
                     let due = pacer.advance();
                     turn.record.uplink_frames += 1;
-                    if self.send_audio(ws, packet, due).await.is_err() {
-                        return self.end(turn, TurnOutcome::Failed(FailureKind::Closed), true);
+                    self.send_audio(ws, packet, due).await.map_err(|_| FailureKind::Closed)?;
+                    if spec.mode == ListenMode::Manual && pacer.index() == speech_end && listening {
+                        let m = ClientMessage::Listen(Listen::stop(&self.session_id));
+                        ws.send(Message::text(m.to_json())).await.map_err(|_| FailureKind::Closed)?;
                     }
                 }
-                _ = until(listening.then_some(no_reply_at)) => {
-                    return self.end(turn, TurnOutcome::Failed(FailureKind::NoReply), false);
+                _ = until(listening.then_some(no_reply_at)) => return Err(FailureKind::NoReply),
+                _ = until(turn.reply_deadline.filter(|_| matches!(turn.phase, Phase::Speaking | Phase::Aborting))) => {
+                    return Err(FailureKind::ReplyTimeout);
                 }
-                _ = until(turn.reply_deadline.filter(|_| turn.phase == Phase::Speaking)) => {
-                    return self.end(turn, TurnOutcome::Failed(FailureKind::ReplyTimeout), false);
+                _ = until(turn.abort_at.filter(|_| turn.phase == Phase::Speaking)) => {
+                    let m = ClientMessage::Abort { session_id: self.session_id.clone(), reason: None };
+                    ws.send(Message::text(m.to_json())).await.map_err(|_| FailureKind::Closed)?;
+                    turn.phase = Phase::Aborting;
+                    turn.aborted = true;
                 }
-                _ = until(turn.drain_at) => return self.end(turn, TurnOutcome::Completed, false),
+                _ = until(turn.drain_at) => {
+                    return Ok(if turn.aborted { TurnOutcome::Interrupted } else { TurnOutcome::Completed });
+                }
             }
         }
     }
@@ -183,32 +277,7 @@ impl TurnRunner {
             r.first_play = pb.first_play_at.map(|t| t.saturating_duration_since(turn.eos));
             r.playback = Some(pb.clone());
         }
-        let trace = turn.trace.take().map(|entries| {
-            let eos = turn.eos;
-            Box::new(TurnTrace {
-                device: r.device,
-                device_id: self.device_id.clone(),
-                turn: r.turn,
-                clip: r.clip.clone(),
-                sample_rate: self.sample_rate,
-                outcome: outcome_name(outcome),
-                underrun_ms: pb.underrun_ms,
-                underruns: pb.underruns,
-                overflow_drops: pb.overflow_drops,
-                first_audio_ms: r.first_audio.map(|d| d.as_secs_f64() * 1000.0),
-                turn_ms: r.turn_time.map(|d| d.as_secs_f64() * 1000.0),
-                entries,
-                gaps: pb
-                    .underrun_spans
-                    .iter()
-                    .map(|u| Gap {
-                        start_ms: ms_from(eos, u.start),
-                        end_ms: ms_from(eos, u.end),
-                        between_sentences: u.between_sentences,
-                    })
-                    .collect(),
-            })
-        });
+        let trace = self.tracer.finish(r, &pb, turn.eos);
         TurnEnd {
             record: turn.record,
             connection_lost,
@@ -225,9 +294,7 @@ impl TurnRunner {
             },
         };
         let len = payload.len() as u64;
-        self.tally
-            .send_lag
-            .record(Instant::now().saturating_duration_since(due));
+        self.tally.send_lag.record(Instant::now().saturating_duration_since(due));
         ws.send(Message::Binary(payload)).await?;
         self.tally.frames_sent += 1;
         self.tally.bytes_sent += len;
@@ -264,9 +331,10 @@ impl TurnRunner {
         };
         let fate = if speaking {
             turn.record.frames_received += 1;
-            turn.record
-                .first_audio
-                .get_or_insert(now.saturating_duration_since(turn.eos));
+            if turn.record.first_audio.is_none() {
+                turn.record.first_audio = Some(now.saturating_duration_since(turn.eos));
+                turn.abort_at = turn.barge_after.map(|d| now + d);
+            }
             match self.playback.frame(now, duration) {
                 FrameFate::Played => Fate::Played,
                 FrameFate::Queued => Fate::Queued,
@@ -276,40 +344,21 @@ impl TurnRunner {
             // The firmware drops audio outside *speaking* (§5.4).
             Fate::Ignored
         };
-        if let Some(trace) = turn.trace.as_mut() {
-            let heard = matches!(fate, Fate::Played | Fate::Queued);
-            trace.push(TraceEntry {
-                at_ms: ms_from(turn.eos, now),
-                queue_depth: self.playback.queue_depth(now) as u32,
-                item: TraceItem::Frame {
-                    packet: bytes::Bytes::copy_from_slice(frame.payload),
-                    fate,
-                    play_start_ms: heard
-                        .then(|| self.playback.last_play_start().map(|t| ms_from(turn.eos, t)))
-                        .flatten(),
-                    duration_ms: duration.as_secs_f64() * 1000.0,
-                },
-            });
-        }
+        let start = matches!(fate, Fate::Played | Fate::Queued)
+            .then(|| self.playback.last_play_start())
+            .flatten();
+        self.tracer
+            .frame(turn.eos, now, frame.payload, fate, start, duration, self.playback.queue_depth(now));
         Ok(())
     }
 
     async fn on_text(&mut self, ws: &mut Socket, turn: &mut Turn, text: &str, now: Instant) -> Result<(), FailureKind> {
         let since_eos = now.saturating_duration_since(turn.eos);
-        if let Some(trace) = turn.trace.as_mut() {
-            trace.push(TraceEntry {
-                at_ms: ms_from(turn.eos, now),
-                queue_depth: self.playback.queue_depth(now) as u32,
-                item: TraceItem::Text(text.to_string()),
-            });
-        }
-        let msg = match ServerMessage::parse(text) {
-            Ok(m) => m,
-            Err(_) => {
-                // PY echoes non-JSON text; the firmware ignores it.
-                self.tally.ignored_messages += 1;
-                return Ok(());
-            }
+        self.tracer.text(turn.eos, now, text, self.playback.queue_depth(now));
+        let Ok(msg) = ServerMessage::parse(text) else {
+            // PY echoes non-JSON text; the firmware ignores it.
+            self.tally.ignored_messages += 1;
+            return Ok(());
         };
         let r = &mut turn.record;
         match msg {
@@ -328,11 +377,13 @@ impl TurnRunner {
             ServerMessage::Tts(Tts::SentenceStart { .. }) if turn.phase == Phase::Speaking => {
                 self.playback.sentence_start(now);
             }
-            ServerMessage::Tts(Tts::Stop) if turn.phase == Phase::Speaking => {
+            ServerMessage::Tts(Tts::Stop) if matches!(turn.phase, Phase::Speaking | Phase::Aborting) => {
                 r.turn_time = Some(since_eos);
                 self.playback.stop(now);
+                // An abort cuts local playback; otherwise wait for the drain.
+                let drained = self.playback.drained_at().map_or(now, |d| d.max(now));
+                turn.drain_at = Some(if turn.phase == Phase::Aborting { now } else { drained });
                 turn.phase = Phase::Draining;
-                turn.drain_at = Some(self.playback.drained_at().map_or(now, |d| d.max(now)));
             }
             ServerMessage::Mcp { payload } => {
                 if let Some(reply) = mcp_reply(&payload, BOARD_NAME, FIRMWARE_VERSION) {
@@ -340,9 +391,7 @@ impl TurnRunner {
                         session_id: self.session_id.clone(),
                         payload: reply,
                     };
-                    ws.send(Message::text(m.to_json()))
-                        .await
-                        .map_err(|_| FailureKind::Closed)?;
+                    ws.send(Message::text(m.to_json())).await.map_err(|_| FailureKind::Closed)?;
                 }
             }
             // A stray `tts stop` outside a turn (e.g. the duplicate after an
@@ -351,13 +400,5 @@ impl TurnRunner {
             _ => {}
         }
         Ok(())
-    }
-}
-
-fn outcome_name(o: TurnOutcome) -> String {
-    match o {
-        TurnOutcome::Completed => "completed".into(),
-        TurnOutcome::Cancelled => "cancelled".into(),
-        TurnOutcome::Failed(k) => format!("failed: {}", k.as_str()),
     }
 }

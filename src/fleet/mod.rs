@@ -1,20 +1,25 @@
-//! Running a fleet: resolve clips, start the collector, spawn devices on the
-//! ramp schedule, end the run (turn budget, or duration then a grace period
-//! for turns in progress), and hand back the collector's metrics.
+//! Running a fleet: resolve each group's clips, start the collector, let the
+//! [`driver`] spawn devices on the ramp and drive conversations (each device
+//! on its own, a closed-loop step plan, or open arrivals), end the run, and
+//! hand back the collector's metrics and the generator's self-check.
 //!
-//! Two cancellation tokens: `no_new_turns` (the duration is over: finish
-//! what you are doing) and `cancel` (stop now: grace over or Ctrl-C; turns
-//! cut short are `cancelled`, never `failed`).
+//! Two cancellation tokens: `no_new_turns` (the run is over: finish what you
+//! are doing) and `cancel` (stop now: grace over or Ctrl-C; turns cut short
+//! are `cancelled`, never `failed`).
+
+pub mod arrivals;
+mod driver;
+pub mod generator;
 
 use crate::audio::ClipSet;
-use crate::config::{Plan, Stop};
-use crate::device::{DeviceContext, DeviceSettings, identity_for, rng_for, run_device};
+use crate::config::Plan;
+use crate::device::{DeviceSettings, GroupRun};
 use crate::metrics::{Collector, Metrics, Snapshot};
 use crate::record::RecordRule;
+use generator::{GeneratorProbe, GeneratorReport};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug)]
 pub struct RunOutcome {
     pub metrics: Metrics,
+    pub generator: GeneratorReport,
     pub started_at: SystemTime,
     pub duration: Duration,
     pub interrupted: bool,
@@ -32,6 +38,14 @@ pub struct RunOutcome {
 pub enum FleetError {
     #[error(transparent)]
     Clips(#[from] crate::audio::ClipError),
+}
+
+/// Test-only ways to disturb a run (never set by the CLI).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Hooks {
+    /// Block the generator's runtime thread for `.0` every `.1`, to prove
+    /// the self-check notices a starved generator.
+    pub starve: Option<(Duration, Duration)>,
 }
 
 /// Loads the plan's clips (built in, or from `audio_dir`).
@@ -50,17 +64,32 @@ pub async fn run_fleet(
     interrupt: CancellationToken,
     snapshots: watch::Sender<Snapshot>,
 ) -> Result<RunOutcome, FleetError> {
-    let selected = clips.select(&plan.clips)?;
+    run_fleet_with(plan, url, clips, interrupt, snapshots, Hooks::default()).await
+}
+
+/// [`run_fleet`] with test hooks.
+pub async fn run_fleet_with(
+    plan: &Plan,
+    url: &str,
+    clips: &ClipSet,
+    interrupt: CancellationToken,
+    snapshots: watch::Sender<Snapshot>,
+    hooks: Hooks,
+) -> Result<RunOutcome, FleetError> {
+    let groups = plan
+        .groups
+        .iter()
+        .map(|g| {
+            Ok(Arc::new(GroupRun {
+                plan: g.clone(),
+                clips: clips.select(&g.clips)?,
+            }))
+        })
+        .collect::<Result<Vec<_>, FleetError>>()?;
     let settings = Arc::new(DeviceSettings {
         url: url.to_string(),
         protocol_version: plan.protocol_version,
         timeouts: plan.timeouts,
-        think_time: plan.think_time,
-        turns: match plan.stop {
-            Stop::Turns(n) => Some(n),
-            Stop::Duration(_) => None,
-        },
-        clips: selected,
         silence: clips.silence.clone(),
         playback: plan.playback,
         record_all: plan.record.iter().any(|r| matches!(r, RecordRule::Worst(_))),
@@ -68,99 +97,36 @@ pub async fn run_fleet(
             .record
             .iter()
             .filter_map(|r| match r {
-                RecordRule::Device(id) => Some(id.clone()),
+                RecordRule::Device(id) => Some(id.to_lowercase()),
                 RecordRule::Worst(_) => None,
             })
             .collect(),
     });
     let (collector, events) = Collector::new(plan.record.clone());
     let collecting = tokio::spawn(collector.run(snapshots));
-    let no_new_turns = CancellationToken::new();
-    let cancel = CancellationToken::new();
+    let probe = GeneratorProbe::start();
+    let starver = hooks.starve.map(|(block, every)| tokio::spawn(starve(block, every)));
     let started_at = SystemTime::now();
     let start = Instant::now();
-    let end_at = match plan.stop {
-        Stop::Duration(d) => Some(start + d),
-        Stop::Turns(_) => None,
-    };
-    let mut devices = JoinSet::new();
-    let spawner = async {
-        for index in 0..plan.devices {
-            let due = start + Duration::from_secs_f64(index as f64 / plan.ramp_per_sec);
-            tokio::time::sleep_until(due).await;
-            devices.spawn(run_device(DeviceContext {
-                index,
-                identity: identity_for(plan.seed, index, plan.token.clone()),
-                rng: rng_for(plan.seed, index),
-                settings: settings.clone(),
-                events: events.clone(),
-                no_new_turns: no_new_turns.clone(),
-                cancel: cancel.clone(),
-            }));
-        }
-    };
-    let interrupted = tokio::select! {
-        _ = spawner => false,
-        _ = interrupt.cancelled() => true,
-        _ = until(end_at) => false,
-    };
-    drop(events);
-    let interrupted = interrupted
-        || wait_devices(
-            &mut devices,
-            end_at,
-            plan.timeouts.grace,
-            &no_new_turns,
-            &cancel,
-            &interrupt,
-        )
-        .await;
+    let interrupted = driver::Driver::new(plan, settings, groups, events, interrupt).run().await;
+    if let Some(s) = starver {
+        s.abort();
+    }
     let metrics = collecting.await.unwrap_or_default();
+    let generator = probe.finish(&metrics);
     Ok(RunOutcome {
         metrics,
+        generator,
         started_at,
         duration: start.elapsed(),
         interrupted,
     })
 }
 
-async fn until(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Waits for every device, applying the run deadline and grace period.
-/// Returns true when interrupted.
-async fn wait_devices(
-    devices: &mut JoinSet<()>,
-    end_at: Option<Instant>,
-    grace: Duration,
-    no_new_turns: &CancellationToken,
-    cancel: &CancellationToken,
-    interrupt: &CancellationToken,
-) -> bool {
-    let mut hard_stop = None;
-    let mut interrupted = interrupt.is_cancelled();
-    if interrupted {
-        no_new_turns.cancel();
-        cancel.cancel();
-    }
+/// The starvation hook: hogs the runtime thread it runs on.
+async fn starve(block: Duration, every: Duration) {
     loop {
-        tokio::select! {
-            next = devices.join_next() => if next.is_none() { break },
-            _ = until(end_at.filter(|_| !no_new_turns.is_cancelled())) => {
-                no_new_turns.cancel();
-                hard_stop = Some(Instant::now() + grace);
-            }
-            _ = until(hard_stop.filter(|_| !cancel.is_cancelled())) => cancel.cancel(),
-            _ = interrupt.cancelled(), if !interrupted => {
-                interrupted = true;
-                no_new_turns.cancel();
-                cancel.cancel();
-            }
-        }
+        tokio::time::sleep(every).await;
+        std::thread::sleep(block);
     }
-    interrupted
 }

@@ -3,7 +3,7 @@
 //! second on a watch channel, and returns the final [`Metrics`] when every
 //! sender is gone.
 
-use super::event::{Event, FailureKind, Tally, TurnOutcome, TurnRecord};
+use super::event::{Event, FailureKind, StageMark, Tally, TurnOutcome, TurnRecord};
 use super::summary::LatencyHistogram;
 use super::{EVENT_CHANNEL_CAPACITY, LATENCY_METRICS};
 use crate::audio::FRAME;
@@ -25,6 +25,15 @@ pub struct Metrics {
     pub completed: u64,
     pub failed: u64,
     pub cancelled: u64,
+    pub interrupted: u64,
+    /// Idle connections the server closed (its no-voice timeout).
+    pub idle_closed: u64,
+    /// Open-model arrivals with no idle device free.
+    pub missed_arrivals: u64,
+    /// Connects that failed outside a conversation (idle devices).
+    pub connect_failures: BTreeMap<FailureKind, u64>,
+    /// Per-stage results (step plans), each for its measure window only.
+    pub stages: Vec<StageResult>,
     pub failures: BTreeMap<FailureKind, u64>,
     pub connections: u64,
     pub tally: Tally,
@@ -36,6 +45,17 @@ pub struct Metrics {
     /// The first few thousand per-turn records (memory stays flat), for
     /// tests and debugging.
     pub turn_records: Vec<TurnRecord>,
+}
+
+/// One stage's measure window.
+#[derive(Clone, Debug)]
+pub struct StageResult {
+    pub name: String,
+    pub speakers: u32,
+    /// Seconds from the start of the run to the start of the window.
+    pub started_at_s: f64,
+    pub duration_s: f64,
+    pub metrics: Metrics,
 }
 
 /// What the modelled speakers did, over turns that reached `tts start`.
@@ -50,6 +70,9 @@ pub struct PlaybackTotals {
     pub sentence_gap_ms: LatencyHistogram,
 }
 
+/// The live view's sliding window, in one-second slots.
+const RECENT_SECONDS: usize = 10;
+
 /// How many turn records to keep.
 const KEPT_TURN_RECORDS: usize = 4096;
 
@@ -62,7 +85,15 @@ pub struct Snapshot {
     pub completed: u64,
     pub failed: u64,
     pub cancelled: u64,
+    /// p95 first audio over the last 10 s.
     pub first_audio_p95_ms: Option<f64>,
+    /// Completed turns per second over the last 10 s.
+    pub turns_per_sec: f64,
+    pub interrupted: u64,
+    pub idle_closed: u64,
+    pub missed_arrivals: u64,
+    /// The stage being measured, if any.
+    pub stage: Option<String>,
     pub send_lag_p99_ms: Option<f64>,
     pub stutter_ratio: Option<f64>,
     pub failures: BTreeMap<FailureKind, u64>,
@@ -92,6 +123,11 @@ pub struct Collector {
     recorder: Recorder,
     connected: i64,
     talking: i64,
+    started: Instant,
+    /// The open stage window: (name, speakers, opened at, metrics so far).
+    window: Option<(String, u32, Instant, Metrics)>,
+    /// Per-second (completed turns, first_audio histogram), last 10 s.
+    recent: std::collections::VecDeque<(u64, LatencyHistogram)>,
 }
 
 impl Collector {
@@ -114,13 +150,17 @@ impl Collector {
             recorder: Recorder::new(record),
             connected: 0,
             talking: 0,
+            started: Instant::now(),
+            window: None,
+            recent: std::collections::VecDeque::from(vec![(0, LatencyHistogram::new())]),
         };
         (c, sender)
     }
 
     /// Runs until every sender is dropped, publishing a snapshot each second.
     pub async fn run(mut self, snapshots: watch::Sender<Snapshot>) -> Metrics {
-        let started = Instant::now();
+        self.started = Instant::now();
+        let started = self.started;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -131,6 +171,10 @@ impl Collector {
                 },
                 _ = tick.tick() => {
                     let _ = snapshots.send(self.snapshot(started.elapsed()));
+                    if self.recent.len() >= RECENT_SECONDS {
+                        self.recent.pop_front();
+                    }
+                    self.recent.push_back((0, LatencyHistogram::new()));
                 }
             }
         }
@@ -142,8 +186,19 @@ impl Collector {
 
     fn snapshot(&self, elapsed: Duration) -> Snapshot {
         let m = &self.metrics;
-        let fa = &m.latency["first_audio"];
+        let mut fa = LatencyHistogram::new();
+        let mut recent_turns = 0;
+        for (n, h) in &self.recent {
+            recent_turns += n;
+            fa.merge(h);
+        }
+        let window = (self.recent.len() as f64).max(1.0);
         Snapshot {
+            turns_per_sec: recent_turns as f64 / window,
+            idle_closed: m.idle_closed,
+            missed_arrivals: m.missed_arrivals,
+            interrupted: m.interrupted,
+            stage: self.window.as_ref().map(|w| w.0.clone()),
             elapsed,
             connected: self.connected,
             talking: self.talking,
@@ -172,8 +227,9 @@ impl Collector {
             Event::Connected { connect, hello } => {
                 self.connected += 1;
                 self.metrics.connections += 1;
-                self.record("connect", Some(connect));
-                self.record("hello", Some(hello));
+                let lat = &mut self.metrics.latency;
+                lat.entry("connect").or_default().record(connect);
+                lat.entry("hello").or_default().record(hello);
             }
             Event::Disconnected => self.connected -= 1,
             Event::TurnStarted => self.talking += 1,
@@ -185,6 +241,28 @@ impl Collector {
                 }
             }
             Event::Flush(tally) => self.add_tally(&tally),
+            Event::IdleClosed => self.metrics.idle_closed += 1,
+            Event::MissedArrival => self.metrics.missed_arrivals += 1,
+            Event::ConnectFailed(kind) => *self.metrics.connect_failures.entry(kind).or_default() += 1,
+            Event::Stage(mark) => self.on_stage(mark),
+        }
+    }
+
+    fn on_stage(&mut self, mark: StageMark) {
+        let now = Instant::now();
+        match mark {
+            StageMark::Measure { name, speakers } => self.window = Some((name, speakers, now, Metrics::default())),
+            StageMark::End => {
+                if let Some((name, speakers, at, metrics)) = self.window.take() {
+                    self.metrics.stages.push(StageResult {
+                        name,
+                        speakers,
+                        started_at_s: at.duration_since(self.started).as_secs_f64(),
+                        duration_s: now.duration_since(at).as_secs_f64(),
+                        metrics,
+                    });
+                }
+            }
         }
     }
 
@@ -197,41 +275,58 @@ impl Collector {
         ) {
             self.talking -= 1;
         }
-        let m = &mut self.metrics;
-        m.turns_started += 1;
-        match rec.outcome {
-            TurnOutcome::Completed => m.completed += 1,
-            TurnOutcome::Cancelled => m.cancelled += 1,
-            TurnOutcome::Failed(kind) => {
-                m.failed += 1;
-                *m.failures.entry(kind).or_default() += 1;
+        if rec.outcome == TurnOutcome::Completed
+            && let Some(slot) = self.recent.back_mut()
+        {
+            slot.0 += 1;
+            if let Some(fa) = rec.first_audio {
+                slot.1.record(fa);
             }
         }
-        if rec.outcome == TurnOutcome::Completed {
-            if let Some(pb) = &rec.playback {
-                let p = &mut self.metrics.playback;
-                p.turns += 1;
-                p.stutter_turns += pb.stutters(FRAME) as u64;
-                p.underruns += pb.underruns as u64;
-                p.overflow_drops += pb.overflow_drops as u64;
-                p.underrun_ms.record_ms(pb.underrun_ms);
-                p.sentence_gap_ms.record_ms(pb.sentence_gap_ms);
-            }
-            self.record("first_play", rec.first_play);
-            self.record("stt", rec.stt);
-            self.record("llm", rec.llm);
-            self.record("tts_start", rec.tts_start);
-            self.record("first_audio", rec.first_audio);
-            self.record("turn", rec.turn_time);
+        if let Some((_, _, _, w)) = self.window.as_mut() {
+            fold_into(w, &rec);
         }
+        fold_into(&mut self.metrics, &rec);
         if self.metrics.turn_records.len() < KEPT_TURN_RECORDS {
             self.metrics.turn_records.push(rec);
         }
     }
+}
 
-    fn record(&mut self, name: &'static str, d: Option<Duration>) {
-        if let (Some(d), Some(h)) = (d, self.metrics.latency.get_mut(name)) {
-            h.record(d);
+/// Adds one turn to a set of metrics (the run's, or a stage window's).
+fn fold_into(m: &mut Metrics, rec: &TurnRecord) {
+    m.turns_started += 1;
+    match rec.outcome {
+        TurnOutcome::Completed => m.completed += 1,
+        TurnOutcome::Cancelled => m.cancelled += 1,
+        TurnOutcome::Interrupted => m.interrupted += 1,
+        TurnOutcome::Failed(kind) => {
+            m.failed += 1;
+            *m.failures.entry(kind).or_default() += 1;
+        }
+    }
+    if rec.outcome != TurnOutcome::Completed {
+        return;
+    }
+    if let Some(pb) = &rec.playback {
+        let p = &mut m.playback;
+        p.turns += 1;
+        p.stutter_turns += pb.stutters(FRAME) as u64;
+        p.underruns += pb.underruns as u64;
+        p.overflow_drops += pb.overflow_drops as u64;
+        p.underrun_ms.record_ms(pb.underrun_ms);
+        p.sentence_gap_ms.record_ms(pb.sentence_gap_ms);
+    }
+    for (name, d) in [
+        ("first_play", rec.first_play),
+        ("stt", rec.stt),
+        ("llm", rec.llm),
+        ("tts_start", rec.tts_start),
+        ("first_audio", rec.first_audio),
+        ("turn", rec.turn_time),
+    ] {
+        if let Some(d) = d {
+            m.latency.entry(name).or_default().record(d);
         }
     }
 }

@@ -52,6 +52,8 @@ pub enum TurnOutcome {
     Failed(FailureKind),
     /// Cut short by the end of the run (or Ctrl-C); not the server's fault.
     Cancelled,
+    /// The user interrupted the answer (`abort`, barge-in) and spoke again.
+    Interrupted,
 }
 
 /// One turn, timed from end of speech (the scheduled send instant of the
@@ -111,6 +113,23 @@ pub enum Event {
     TurnStarted,
     /// A turn ended (with its trace when recording is on).
     Turn(Box<TurnRecord>, Tally, Option<Box<TurnTrace>>),
-    /// Counters accumulated outside a turn (e.g. at close).
+    /// Counters accumulated outside a turn (e.g. at close, while idling).
     Flush(Tally),
+    /// Connecting outside a conversation (an idle device) failed.
+    ConnectFailed(FailureKind),
+    /// The server closed an idle connection (its no-voice timeout): not a failure.
+    IdleClosed,
+    /// A conversation was due but no idle device was free (open model).
+    MissedArrival,
+    /// The load driver moved to a stage phase.
+    Stage(StageMark),
+}
+
+/// Stage boundaries, sent by the load driver.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StageMark {
+    /// Ramp-up done: reset the stage window and start measuring.
+    Measure { name: String, speakers: u32 },
+    /// Measure window over: keep the window as this stage's results.
+    End,
 }

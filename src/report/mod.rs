@@ -7,7 +7,8 @@ mod text;
 pub use text::{render_status, render_summary};
 
 use crate::fleet::RunOutcome;
-use crate::metrics::{LATENCY_METRICS, Percentiles};
+use crate::fleet::generator::GeneratorReport;
+use crate::metrics::{LATENCY_METRICS, Metrics, Percentiles};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,7 +25,10 @@ pub struct Report {
     pub latency_ms: BTreeMap<String, Percentiles>,
     pub playback: PlaybackSection,
     pub audio: Audio,
-    pub generator: Generator,
+    pub generator: GeneratorReport,
+    pub connections: Connections,
+    /// Step plans: each stage's measure window.
+    pub stages: Vec<StageReport>,
     /// Files written for `--record` (empty when not recording).
     pub recordings: Vec<crate::record::Recording>,
 }
@@ -69,6 +73,8 @@ pub struct Turns {
     pub completed: u64,
     pub failed: u64,
     pub cancelled: u64,
+    /// Answers the user cut off (barge-in); not failures.
+    pub interrupted: u64,
     pub failed_ratio: f64,
     pub failures: BTreeMap<String, u64>,
 }
@@ -82,10 +88,25 @@ pub struct Audio {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct Generator {
-    pub send_lag_ms: Percentiles,
-    pub dropped_events: u64,
-    pub connections: u64,
+pub struct Connections {
+    /// Connections opened (hello completed).
+    pub opened: u64,
+    /// Idle connections the server closed (no-voice timeout): not failures.
+    pub idle_closed: u64,
+    /// Connects that failed outside a conversation, by kind.
+    pub failed: BTreeMap<String, u64>,
+}
+
+/// One stage of a step plan, measured after its ramp-up.
+#[derive(Clone, Debug, Serialize)]
+pub struct StageReport {
+    pub name: String,
+    pub speakers: u32,
+    pub started_at: f64,
+    pub duration_s: f64,
+    pub turns: Turns,
+    pub latency_ms: BTreeMap<String, Percentiles>,
+    pub playback: PlaybackSection,
 }
 
 /// Facts about the run that the metrics do not hold.
@@ -97,18 +118,41 @@ pub struct RunContext<'a> {
     pub fleet: &'a str,
 }
 
+fn turns_of(m: &Metrics) -> Turns {
+    Turns {
+        started: m.turns_started,
+        completed: m.completed,
+        failed: m.failed,
+        cancelled: m.cancelled,
+        interrupted: m.interrupted,
+        failed_ratio: if m.turns_started == 0 { 0.0 } else { m.failed as f64 / m.turns_started as f64 },
+        failures: m.failures.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+    }
+}
+
+fn latency_of(m: &Metrics) -> BTreeMap<String, Percentiles> {
+    LATENCY_METRICS
+        .iter()
+        .map(|name| (name.to_string(), m.latency.get(name).map(|h| h.percentiles()).unwrap_or_default()))
+        .collect()
+}
+
+fn playback_of(m: &Metrics) -> PlaybackSection {
+    let p = &m.playback;
+    PlaybackSection {
+        turns: p.turns,
+        stutter_turns: p.stutter_turns,
+        stutter_ratio: if p.turns == 0 { 0.0 } else { p.stutter_turns as f64 / p.turns as f64 },
+        underruns: p.underruns,
+        overflow_drops: p.overflow_drops,
+        underrun_ms: p.underrun_ms.percentiles(),
+        sentence_gap_ms: p.sentence_gap_ms.percentiles(),
+    }
+}
+
 impl Report {
     pub fn build(ctx: &RunContext<'_>, out: &RunOutcome) -> Report {
         let m = &out.metrics;
-        let latency_ms = LATENCY_METRICS
-            .iter()
-            .map(|name| {
-                (
-                    name.to_string(),
-                    m.latency.get(name).map(|h| h.percentiles()).unwrap_or_default(),
-                )
-            })
-            .collect();
         Report {
             schema_version: SCHEMA_VERSION,
             tool: Tool {
@@ -125,43 +169,34 @@ impl Report {
                 interrupted: out.interrupted,
                 fleet: ctx.fleet.to_string(),
             },
-            turns: Turns {
-                started: m.turns_started,
-                completed: m.completed,
-                failed: m.failed,
-                cancelled: m.cancelled,
-                failed_ratio: if m.turns_started == 0 {
-                    0.0
-                } else {
-                    m.failed as f64 / m.turns_started as f64
-                },
-                failures: m.failures.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
-            },
-            latency_ms,
-            playback: PlaybackSection {
-                turns: m.playback.turns,
-                stutter_turns: m.playback.stutter_turns,
-                stutter_ratio: if m.playback.turns == 0 {
-                    0.0
-                } else {
-                    m.playback.stutter_turns as f64 / m.playback.turns as f64
-                },
-                underruns: m.playback.underruns,
-                overflow_drops: m.playback.overflow_drops,
-                underrun_ms: m.playback.underrun_ms.percentiles(),
-                sentence_gap_ms: m.playback.sentence_gap_ms.percentiles(),
-            },
+            turns: turns_of(m),
+            latency_ms: latency_of(m),
+            playback: playback_of(m),
             audio: Audio {
                 frames_sent: m.tally.frames_sent,
                 frames_received: m.tally.frames_received,
                 bytes_sent: m.tally.bytes_sent,
                 bytes_received: m.tally.bytes_received,
             },
-            generator: Generator {
-                send_lag_ms: m.tally.send_lag.percentiles(),
-                dropped_events: m.dropped_events,
-                connections: m.connections,
+            generator: out.generator.clone(),
+            connections: Connections {
+                opened: m.connections,
+                idle_closed: m.idle_closed,
+                failed: m.connect_failures.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
             },
+            stages: m
+                .stages
+                .iter()
+                .map(|st| StageReport {
+                    name: st.name.clone(),
+                    speakers: st.speakers,
+                    started_at: (st.started_at_s * 1000.0).round() / 1000.0,
+                    duration_s: (st.duration_s * 1000.0).round() / 1000.0,
+                    turns: turns_of(&st.metrics),
+                    latency_ms: latency_of(&st.metrics),
+                    playback: playback_of(&st.metrics),
+                })
+                .collect(),
             recordings: Vec::new(),
         }
     }

@@ -12,7 +12,8 @@ fn repro(devices: u32) -> Plan {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fleets/stutter-repro.toml");
     let mut p = plan(&std::fs::read_to_string(path).unwrap());
     p.devices = devices;
-    p.stop = xiaozhi_fleet::config::Stop::Turns(1);
+    p.groups[0].count = devices;
+    p.groups[0].turns = Some(1);
     p.record = vec![RecordRule::Worst(3)];
     p
 }

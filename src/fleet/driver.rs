@@ -1,0 +1,366 @@
+//! The load driver: one task that spawns devices on the ramp schedule and
+//! decides who talks when. Per-device load: every talking device runs its
+//! group's conversations itself. Step plan: hold N concurrent speakers per
+//! stage (closed loop), ramping new speakers in at the ramp rate, then
+//! marking the measure window for the collector. Open model: conversations
+//! arrive on a seeded Poisson clock; with no idle device free, the arrival is
+//! counted as missed, never queued.
+
+use super::arrivals::ArrivalClock;
+use crate::config::{Load, Plan, Stop};
+use crate::device::{Command, DeviceContext, DeviceSettings, GroupRun, Note, identity_for, rng_for, run_device};
+use crate::metrics::collector::EventSender;
+use crate::metrics::event::StageMark;
+use crate::metrics::Event;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Commands waiting per device (a device takes one at a time).
+const COMMAND_CAPACITY: usize = 4;
+/// Notes in flight from all devices to the driver.
+const NOTE_CAPACITY: usize = 65_536;
+/// A speaker whose conversation ended early (failure) is restarted after this.
+const RESTART_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A spawned device as the driver sees it.
+struct Slot {
+    commands: mpsc::Sender<Command>,
+    group: usize,
+    busy: bool,
+    /// Per-device load: conversations still to hold.
+    left: u32,
+    /// Closed loop: the token that retires this speaker.
+    speaker: Option<CancellationToken>,
+}
+
+/// Where the step plan is.
+enum StagePhase {
+    /// Activating speakers one by one.
+    Ramp { need: u32, next_at: Instant },
+    /// Measuring until `end_at`.
+    Measure { end_at: Instant },
+    Done,
+}
+
+pub(crate) struct Driver<'a> {
+    plan: &'a Plan,
+    settings: Arc<DeviceSettings>,
+    groups: Vec<Arc<GroupRun>>,
+    events: EventSender,
+    interrupt: CancellationToken,
+    no_new_turns: CancellationToken,
+    cancel: CancellationToken,
+    slots: Vec<Slot>,
+    tasks: JoinSet<()>,
+    notes_tx: mpsc::Sender<Note>,
+    notes_rx: mpsc::Receiver<Note>,
+    scheduled: BinaryHeap<Reverse<(Instant, u32)>>,
+    rng: ChaCha8Rng,
+    start: Instant,
+    turns_ended: u64,
+    stage: usize,
+    phase: StagePhase,
+    arrivals: Option<(ArrivalClock, Instant)>,
+}
+
+async fn until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl<'a> Driver<'a> {
+    pub fn new(
+        plan: &'a Plan,
+        settings: Arc<DeviceSettings>,
+        groups: Vec<Arc<GroupRun>>,
+        events: EventSender,
+        interrupt: CancellationToken,
+    ) -> Self {
+        let (notes_tx, notes_rx) = mpsc::channel(NOTE_CAPACITY);
+        let start = Instant::now();
+        let arrivals = match plan.load {
+            Load::Arrivals { per_sec } => {
+                let mut clock = ArrivalClock::new(per_sec, plan.seed);
+                let first = start + clock.next_gap();
+                Some((clock, first))
+            }
+            _ => None,
+        };
+        let phase = match &plan.load {
+            Load::Stages(_) => StagePhase::Ramp { need: 0, next_at: start },
+            _ => StagePhase::Done,
+        };
+        Driver {
+            plan,
+            settings,
+            groups,
+            events,
+            interrupt,
+            no_new_turns: CancellationToken::new(),
+            cancel: CancellationToken::new(),
+            slots: Vec::new(),
+            tasks: JoinSet::new(),
+            notes_tx,
+            notes_rx,
+            scheduled: BinaryHeap::new(),
+            rng: ChaCha8Rng::seed_from_u64(plan.seed ^ 0xD21E),
+            start,
+            turns_ended: 0,
+            stage: 0,
+            phase,
+            arrivals,
+        }
+    }
+
+    /// Drives the run to its end; returns true when interrupted.
+    pub async fn run(mut self) -> bool {
+        if let Load::Stages(_) = &self.plan.load {
+            self.start_stage();
+        }
+        let end_at = match (&self.plan.load, self.plan.stop) {
+            (Load::Stages(_), _) => None,
+            (_, Stop::Duration(d)) => Some(self.start + d),
+            _ => None,
+        };
+        let interrupted = loop {
+            if self.finished() {
+                break false;
+            }
+            let spawn_at = (self.slots.len() < self.plan.devices as usize)
+                .then(|| self.start + Duration::from_secs_f64(self.slots.len() as f64 / self.plan.ramp_per_sec));
+            let sched_at = self.scheduled.peek().map(|Reverse((t, _))| *t);
+            let stage_at = match self.phase {
+                StagePhase::Ramp { next_at, .. } => Some(next_at),
+                StagePhase::Measure { end_at } => Some(end_at),
+                StagePhase::Done => None,
+            };
+            let arrival_at = self.arrivals.as_ref().map(|a| a.1);
+            tokio::select! {
+                _ = self.interrupt.cancelled() => break true,
+                _ = until(end_at) => break false,
+                _ = until(spawn_at) => self.spawn(),
+                Some(note) = self.notes_rx.recv() => self.on_note(note),
+                _ = until(sched_at) => {
+                    if let Some(Reverse((_, i))) = self.scheduled.pop() {
+                        self.converse(i, None);
+                    }
+                }
+                _ = until(stage_at) => self.stage_step(),
+                _ = until(arrival_at) => self.arrive(),
+            }
+        };
+        self.wind_down(interrupted).await
+    }
+
+    /// True when the load has nothing more to start.
+    fn finished(&self) -> bool {
+        if self.plan.total_turns.is_some_and(|n| self.turns_ended >= n) {
+            return true;
+        }
+        let all_spawned = self.slots.len() >= self.plan.devices as usize;
+        match (&self.plan.load, self.plan.stop) {
+            (Load::Stages(_), _) => matches!(self.phase, StagePhase::Done),
+            (Load::PerDevice, Stop::Turns(_)) => {
+                all_spawned && self.scheduled.is_empty() && self.slots.iter().all(|s| !s.busy && s.left == 0)
+            }
+            _ => false,
+        }
+    }
+
+    fn spawn(&mut self) {
+        let index = self.slots.len() as u32;
+        let group = self.group_of(index);
+        let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
+        self.tasks.spawn(run_device(DeviceContext {
+            index,
+            identity: identity_for(self.plan.seed, index, self.plan.token.clone()),
+            rng: rng_for(self.plan.seed, index),
+            settings: self.settings.clone(),
+            group: self.groups[group].clone(),
+            events: self.events.clone(),
+            notes: self.notes_tx.clone(),
+            commands: rx,
+            no_new_turns: self.no_new_turns.clone(),
+            cancel: self.cancel.clone(),
+        }));
+        let g = &self.groups[group].plan;
+        let talks = g.talks();
+        let per_device = matches!(self.plan.load, Load::PerDevice);
+        self.slots.push(Slot {
+            commands: tx,
+            group,
+            busy: false,
+            left: if per_device && talks { g.conversations } else { 0 },
+            speaker: None,
+        });
+        if per_device && talks {
+            self.converse(index, None);
+        }
+    }
+
+    fn group_of(&self, index: u32) -> usize {
+        let mut upto = 0;
+        for (i, g) in self.plan.groups.iter().enumerate() {
+            upto += g.count;
+            if index < upto {
+                return i;
+            }
+        }
+        self.plan.groups.len() - 1
+    }
+
+    /// Starts a conversation on device `i` (a speaker's: until retired).
+    fn converse(&mut self, i: u32, speaker: Option<CancellationToken>) {
+        let Some(slot) = self.slots.get_mut(i as usize) else { return };
+        if slot.busy || self.no_new_turns.is_cancelled() {
+            return;
+        }
+        let turns = self.groups[slot.group].plan.turns;
+        let (turns, until) = match speaker {
+            Some(token) => (None, token),
+            None => {
+                slot.left = slot.left.saturating_sub(1);
+                (turns, CancellationToken::new())
+            }
+        };
+        if slot.commands.try_send(Command::Converse { turns, until }).is_ok() {
+            slot.busy = true;
+        }
+    }
+
+    fn on_note(&mut self, note: Note) {
+        match note {
+            Note::TurnEnded(_) => self.turns_ended += 1,
+            Note::ConversationEnded(i) => {
+                let now = Instant::now();
+                let Some(slot) = self.slots.get_mut(i as usize) else { return };
+                slot.busy = false;
+                if let Some(token) = slot.speaker.clone().filter(|t| !t.is_cancelled()) {
+                    // A speaker that dropped out (failure, close) is restarted.
+                    self.scheduled.push(Reverse((now + RESTART_BACKOFF, i)));
+                    let _ = token;
+                } else if slot.left > 0 {
+                    let g = &self.groups[slot.group].plan;
+                    let gap = g.idle_time.sample(&mut self.rng);
+                    self.scheduled.push(Reverse((now + gap, i)));
+                }
+            }
+        }
+    }
+
+    fn arrive(&mut self) {
+        let Some((clock, at)) = self.arrivals.as_mut() else { return };
+        *at += clock.next_gap();
+        let free: Vec<u32> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.busy && self.groups[s.group].plan.talks())
+            .map(|(i, _)| i as u32)
+            .collect();
+        if free.is_empty() {
+            self.events.send(Event::MissedArrival);
+            return;
+        }
+        let pick = free[self.rng.random_range(0..free.len())];
+        self.converse(pick, None);
+    }
+
+    fn start_stage(&mut self) {
+        let Load::Stages(stages) = &self.plan.load else { return };
+        let Some(stage) = stages.get(self.stage) else {
+            self.phase = StagePhase::Done;
+            return;
+        };
+        let target = stage.speakers as usize;
+        let mut active: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].speaker.is_some()).collect();
+        while active.len() > target {
+            if let Some(i) = active.pop()
+                && let Some(t) = self.slots[i].speaker.take()
+            {
+                t.cancel();
+            }
+        }
+        self.phase = StagePhase::Ramp {
+            need: (target - active.len().min(target)) as u32,
+            next_at: Instant::now(),
+        };
+        self.stage_step();
+    }
+
+    /// Activates the next speaker, or opens / closes the measure window.
+    fn stage_step(&mut self) {
+        let Load::Stages(stages) = &self.plan.load else { return };
+        let now = Instant::now();
+        match self.phase {
+            StagePhase::Ramp { need: 0, .. } => {
+                let s = &stages[self.stage];
+                self.events.send(Event::Stage(StageMark::Measure {
+                    name: s.name.clone(),
+                    speakers: s.speakers,
+                }));
+                self.phase = StagePhase::Measure { end_at: now + s.duration };
+            }
+            StagePhase::Ramp { need, .. } => {
+                let step = Duration::from_secs_f64(1.0 / self.plan.ramp_per_sec);
+                let pick = (0..self.slots.len()).find(|&i| {
+                    let s = &self.slots[i];
+                    s.speaker.is_none() && !s.busy && self.groups[s.group].plan.talks()
+                });
+                let Some(i) = pick else {
+                    // Not spawned yet (or still finishing): try again shortly.
+                    self.phase = StagePhase::Ramp { need, next_at: now + step };
+                    return;
+                };
+                let token = CancellationToken::new();
+                self.slots[i].speaker = Some(token.clone());
+                self.converse(i as u32, Some(token));
+                let next_at = if need > 1 { now + step } else { now };
+                self.phase = StagePhase::Ramp { need: need - 1, next_at };
+            }
+            StagePhase::Measure { .. } => {
+                self.events.send(Event::Stage(StageMark::End));
+                self.stage += 1;
+                self.start_stage();
+            }
+            StagePhase::Done => {}
+        }
+    }
+
+    /// Ends the run: no new turns, a grace period for turns in progress,
+    /// then stop everything. Returns whether the run was interrupted.
+    async fn wind_down(mut self, mut interrupted: bool) -> bool {
+        self.no_new_turns.cancel();
+        for s in &self.slots {
+            if let Some(t) = &s.speaker {
+                t.cancel();
+            }
+        }
+        if interrupted {
+            self.cancel.cancel();
+        }
+        let hard_stop = Instant::now() + self.plan.timeouts.grace;
+        loop {
+            tokio::select! {
+                next = self.tasks.join_next() => if next.is_none() { break },
+                Some(_) = self.notes_rx.recv() => {}
+                _ = tokio::time::sleep_until(hard_stop), if !self.cancel.is_cancelled() => self.cancel.cancel(),
+                _ = self.interrupt.cancelled(), if !interrupted => {
+                    interrupted = true;
+                    self.cancel.cancel();
+                }
+            }
+        }
+        interrupted
+    }
+}
