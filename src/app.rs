@@ -7,8 +7,7 @@ use crate::fleet::{load_clips, run_fleet};
 use crate::metrics::Snapshot;
 use crate::mock::{MockConfig, MockServer};
 use crate::record::{Recording, write_recording};
-use crate::report::{Report, RunContext, render_status, render_summary};
-use std::io::{IsTerminal, Write};
+use crate::report::{Report, RunContext, render_summary};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -45,7 +44,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
     };
     eprintln!("Running {} devices from {} against {url}", plan.devices, plan.name);
     let (snap_tx, snap_rx) = watch::channel(Snapshot::default());
-    let progress = (!opts.quiet).then(|| tokio::spawn(print_progress(snap_rx)));
+    let progress =
+        (!opts.quiet).then(|| tokio::spawn(crate::report::live::show_progress(snap_rx, expected_length(plan))));
     let outcome = run_fleet(plan, &url, &clips, interrupt, snap_tx).await?;
     if let Some(p) = progress {
         let _ = p.await;
@@ -99,24 +99,13 @@ fn write_recordings(plan: &Plan, traces: &[crate::record::trace::TurnTrace]) -> 
     Ok(out)
 }
 
-/// Prints a status line per second until the collector finishes: redrawn in
-/// place on a terminal, one line per 5 s otherwise (logs stay readable).
-async fn print_progress(mut rx: watch::Receiver<Snapshot>) {
-    let tty = std::io::stderr().is_terminal();
-    let mut last_plain = Duration::ZERO;
-    while rx.changed().await.is_ok() {
-        let s = rx.borrow_and_update().clone();
-        let line = render_status(&s);
-        let mut err = std::io::stderr().lock();
-        if tty {
-            let _ = write!(err, "\r\x1b[2K{line}");
-        } else if s.elapsed >= last_plain + Duration::from_secs(5) {
-            last_plain = s.elapsed;
-            let _ = writeln!(err, "{line}");
-        }
-    }
-    if tty {
-        let _ = writeln!(std::io::stderr());
+/// The run's planned length, for the progress bar (unknown for turn-based runs).
+fn expected_length(plan: &Plan) -> Option<Duration> {
+    use crate::config::{Load, Stop};
+    match (&plan.load, plan.stop) {
+        (Load::Stages(stages), _) => Some(stages.iter().map(|s| s.duration).sum()),
+        (_, Stop::Duration(d)) => Some(d),
+        _ => None,
     }
 }
 
@@ -144,11 +133,18 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
         Target::BuiltInMock => "built-in mock server (no url)".to_string(),
     };
     let _ = writeln!(s, "fleet: {}\ntarget: {target}", plan.name);
-    let _ = writeln!(s, "devices: {} (connected at {} per second)", plan.devices, plan.ramp_per_sec);
+    let _ = writeln!(
+        s,
+        "devices: {} (connected at {} per second)",
+        plan.devices, plan.ramp_per_sec
+    );
     let load = match &plan.load {
         Load::PerDevice => "each device holds its own conversations".to_string(),
         Load::Stages(st) => {
-            let steps: Vec<String> = st.iter().map(|x| format!("{} for {}", x.speakers, fd(x.duration))).collect();
+            let steps: Vec<String> = st
+                .iter()
+                .map(|x| format!("{} for {}", x.speakers, fd(x.duration)))
+                .collect();
             format!("step plan of concurrent speakers (closed loop): {}", steps.join(", "))
         }
         Load::Arrivals { per_sec } => format!("open model: conversations arrive at {per_sec} per second (Poisson)"),
@@ -161,10 +157,25 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
     if let Some(n) = plan.total_turns {
         let _ = writeln!(s, "  or after {n} turns in total");
     }
-    let _ = writeln!(s, "seed: {}\nprotocol version: {}", plan.seed, plan.protocol_version.as_u8());
+    let _ = writeln!(
+        s,
+        "seed: {}\nprotocol version: {}",
+        plan.seed,
+        plan.protocol_version.as_u8()
+    );
     let t = &plan.timeouts;
-    let _ = writeln!(s, "timeouts: hello {}, no reply {}, reply {}", fd(t.hello), fd(t.no_reply), fd(t.reply));
-    let _ = writeln!(s, "device profile: {} (queue {} frames, start threshold {})", plan.profile, plan.playback.queue_capacity, plan.playback.start_threshold);
+    let _ = writeln!(
+        s,
+        "timeouts: hello {}, no reply {}, reply {}",
+        fd(t.hello),
+        fd(t.no_reply),
+        fd(t.reply)
+    );
+    let _ = writeln!(
+        s,
+        "device profile: {} (queue {} frames, start threshold {})",
+        plan.profile, plan.playback.queue_capacity, plan.playback.start_threshold
+    );
     let mut uplink_bytes = 0.0;
     for g in &plan.groups {
         let selected = clips.select(&g.clips)?;
@@ -176,10 +187,21 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
         let _ = writeln!(
             s,
             "group {}: {} devices, mode {:?}, start by {start}, turns per conversation {turns}, think {}, barge-in {:.0}%, idle {:?}",
-            g.name, g.count, g.mode, g.think_time, g.barge_in * 100.0, g.idle
+            g.name,
+            g.count,
+            g.mode,
+            g.think_time,
+            g.barge_in * 100.0,
+            g.idle
         );
         for c in &selected {
-            let _ = writeln!(s, "    {:<20} {:>5.2} s  {}", c.name, c.duration().as_secs_f64(), c.transcript);
+            let _ = writeln!(
+                s,
+                "    {:<20} {:>5.2} s  {}",
+                c.name,
+                c.duration().as_secs_f64(),
+                c.transcript
+            );
         }
         let avg: f64 = selected
             .iter()

@@ -27,7 +27,9 @@ pub fn parse_stage(text: &str) -> Result<(u32, Duration), String> {
     let speakers: u32 = n.trim().parse().map_err(|_| usage.clone())?;
     let duration = parse_duration(d)?;
     if speakers == 0 || duration.is_zero() {
-        return Err(format!("`{text}`: a stage needs at least 1 speaker and a duration above 0"));
+        return Err(format!(
+            "`{text}`: a stage needs at least 1 speaker and a duration above 0"
+        ));
     }
     Ok((speakers, duration))
 }
@@ -51,7 +53,10 @@ pub fn resolve_load(raw: &FleetFile, ov: &Overrides, stop: Stop) -> Result<Load,
     }
     if let Some(specs) = &raw.stages {
         if raw.arrivals.is_some() {
-            return err("arrivals", "cannot be combined with `stages` (closed loop vs open model)");
+            return err(
+                "arrivals",
+                "cannot be combined with `stages` (closed loop vs open model)",
+            );
         }
         let stages = specs
             .iter()
@@ -61,7 +66,11 @@ pub fn resolve_load(raw: &FleetFile, ov: &Overrides, stop: Stop) -> Result<Load,
                         let (n, d) = parse_stage(t).map_err(|m| ("stages".to_string(), m))?;
                         (n, d, None)
                     }
-                    StageSpec::Table { speakers, duration, name } => (*speakers, duration.0, name.clone()),
+                    StageSpec::Table {
+                        speakers,
+                        duration,
+                        name,
+                    } => (*speakers, duration.0, name.clone()),
                 };
                 Ok(StagePlan {
                     name: name.unwrap_or_else(|| format!("{speakers} speakers")),
@@ -107,16 +116,31 @@ pub fn resolve_groups(raw: &FleetFile, ov: &Overrides, load: &Load, stop: Stop) 
         Load::Stages(s) => s.iter().map(|s| s.speakers).max(),
         _ => None,
     };
-    let weight_sum: f64 = sections.iter().filter(|g| g.count.is_none()).map(|g| g.weight.unwrap_or(1.0)).sum();
+    let weight_sum: f64 = sections
+        .iter()
+        .filter(|g| g.count.is_none())
+        .map(|g| g.weight.unwrap_or(1.0))
+        .sum();
     let counted: u32 = sections.iter().filter_map(|g| g.count).sum();
     let mut out = Vec::with_capacity(sections.len());
     for (i, g) in sections.iter().enumerate() {
-        let key = |k: &str| if implicit { k.to_string() } else { format!("group[{i}].{k}") };
+        let key = |k: &str| {
+            if implicit {
+                k.to_string()
+            } else {
+                format!("group[{i}].{k}")
+            }
+        };
         let count = match (g.count, implicit) {
             (Some(c), _) => c,
             (None, true) => total.or(most_speakers).unwrap_or(20),
             (None, false) => {
-                let total = total.ok_or_else(|| (key("weight"), "a weighted group needs the top-level `devices`".to_string()))?;
+                let total = total.ok_or_else(|| {
+                    (
+                        key("weight"),
+                        "a weighted group needs the top-level `devices`".to_string(),
+                    )
+                })?;
                 let w = g.weight.unwrap_or(1.0);
                 if !(w.is_finite() && w > 0.0) {
                     return err(&key("weight"), "must be a positive number");
@@ -152,18 +176,33 @@ fn resolve_group(
         "listening" => IdleForm::Listening,
         "silent" => IdleForm::Silent,
         "disconnected" => IdleForm::Disconnected,
-        s => return err(&key("idle"), format!("must be listening, silent or disconnected; got `{s}`")),
+        s => {
+            return err(
+                &key("idle"),
+                format!("must be listening, silent or disconnected; got `{s}`"),
+            );
+        }
     };
     let barge_in = g.barge_in.unwrap_or(0.0);
     if !(0.0..=1.0).contains(&barge_in) {
         return err(&key("barge_in"), "is a probability between 0 and 1");
     }
-    let clips = g.clips.clone().or_else(|| raw.clips.clone()).unwrap_or_else(|| vec!["*".to_string()]);
+    let clips = g
+        .clips
+        .clone()
+        .or_else(|| raw.clips.clone())
+        .unwrap_or_else(|| vec!["*".to_string()]);
     if clips.is_empty() {
         return err(&key("clips"), "must name at least one clip (or \"*\")");
     }
     Ok(GroupPlan {
-        name: g.name.clone().unwrap_or_else(|| if i == 0 { "devices".into() } else { format!("group {}", i + 1) }),
+        name: g.name.clone().unwrap_or_else(|| {
+            if i == 0 {
+                "devices".into()
+            } else {
+                format!("group {}", i + 1)
+            }
+        }),
         count,
         clips,
         mode,

@@ -185,7 +185,10 @@ impl Plan {
         };
         let ramp_per_sec = raw.ramp.unwrap_or(10.0);
         if !(ramp_per_sec.is_finite() && ramp_per_sec > 0.0) {
-            return Err(invalid("ramp", format!("must be a positive number of devices per second, got {ramp_per_sec}")));
+            return Err(invalid(
+                "ramp",
+                format!("must be a positive number of devices per second, got {ramp_per_sec}"),
+            ));
         }
         let stop = match (ov.turns, ov.duration) {
             (_, Some(d)) => Stop::Duration(d),
@@ -215,7 +218,9 @@ impl Plan {
             if most > talkers {
                 return Err(invalid(
                     "stages",
-                    format!("ask for {most} concurrent speakers but only {talkers} devices can talk (groups with turns > 0)"),
+                    format!(
+                        "ask for {most} concurrent speakers but only {talkers} devices can talk (groups with turns > 0)"
+                    ),
                 ));
             }
         }

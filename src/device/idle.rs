@@ -61,10 +61,7 @@ pub(crate) async fn idle(ctx: &mut DeviceContext, conn: &mut Option<Conn>) -> Op
 }
 
 /// Handles a message while idle; true when the connection is gone.
-async fn on_idle_message(
-    c: &mut Conn,
-    m: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-) -> bool {
+async fn on_idle_message(c: &mut Conn, m: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) -> bool {
     match m {
         Some(Ok(Message::Text(text))) => {
             if let Ok(ServerMessage::Mcp { payload }) = ServerMessage::parse(&text)

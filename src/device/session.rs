@@ -4,21 +4,21 @@
 
 use super::idle::idle;
 use super::turn::{TurnRunner, TurnSpec};
-use crate::config::{GroupPlan, IdleForm, StartBy};
 use crate::audio::Clip;
 use crate::audio::playback::PlaybackConfig;
 use crate::config::Timeouts;
+use crate::config::{GroupPlan, IdleForm, StartBy};
 use crate::metrics::collector::EventSender;
 use crate::metrics::{Event, FailureKind, Tally, TurnOutcome, TurnRecord};
 use crate::protocol::{ClientHello, ClientMessage, DeviceIdentity, ProtocolVersion, ServerMessage, client_request};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
-use tokio::sync::mpsc;
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -60,7 +60,10 @@ pub struct GroupRun {
 #[derive(Debug)]
 pub enum Command {
     /// Hold a conversation of `turns` turns (`None`: until `until` is cancelled).
-    Converse { turns: Option<u32>, until: CancellationToken },
+    Converse {
+        turns: Option<u32>,
+        until: CancellationToken,
+    },
     /// Close and end.
     Stop,
 }
@@ -107,7 +110,9 @@ pub async fn run_device(mut ctx: DeviceContext) {
     }
     loop {
         let cmd = idle(&mut ctx, &mut conn).await;
-        let Some(Command::Converse { turns, until }) = cmd else { break };
+        let Some(Command::Converse { turns, until }) = cmd else {
+            break;
+        };
         if conn.is_none() {
             conn = connect(&ctx, Some(0)).await;
         }
@@ -179,7 +184,8 @@ async fn converse(ctx: &mut DeviceContext, c: &mut Conn, turns: Option<u32>, unt
         let end = c.runner.run(&mut c.ws, ctx, spec).await;
         if let TurnOutcome::Failed(_) = end.record.outcome {
             ctx.events.send(Event::TurnStarted);
-            ctx.events.send(Event::Turn(Box::new(end.record), c.runner.tally.take(), None));
+            ctx.events
+                .send(Event::Turn(Box::new(end.record), c.runner.tally.take(), None));
         }
         if end.connection_lost {
             return false;
@@ -193,7 +199,11 @@ async fn converse(ctx: &mut DeviceContext, c: &mut Conn, turns: Option<u32>, unt
             return true;
         }
         let clip = group.clips[ctx.rng.random_range(0..group.clips.len())].clone();
-        let think = if think_next { g.think_time.sample(&mut ctx.rng) } else { Duration::ZERO };
+        let think = if think_next {
+            g.think_time.sample(&mut ctx.rng)
+        } else {
+            Duration::ZERO
+        };
         let barge = ctx.rng.random_bool(g.barge_in);
         let barge_after = barge.then(|| ctx.rng.random_range(BARGE_IN_AFTER.0..=BARGE_IN_AFTER.1));
         let spec = TurnSpec {
@@ -208,7 +218,8 @@ async fn converse(ctx: &mut DeviceContext, c: &mut Conn, turns: Option<u32>, unt
         let end = c.runner.run(&mut c.ws, ctx, spec).await;
         // A user who interrupts speaks again at once.
         think_next = end.record.outcome != TurnOutcome::Interrupted;
-        ctx.events.send(Event::Turn(Box::new(end.record), c.runner.tally.take(), end.trace));
+        ctx.events
+            .send(Event::Turn(Box::new(end.record), c.runner.tally.take(), end.trace));
         let _ = ctx.notes.send(Note::TurnEnded(ctx.index)).await;
         turn_no += 1;
         if end.connection_lost {

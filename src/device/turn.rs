@@ -143,7 +143,12 @@ impl TurnRunner {
     }
 
     /// Sends one uplink packet at its scheduled instant `due`.
-    pub async fn send_packet(&mut self, ws: &mut Socket, packet: &Bytes, due: Instant) -> Result<(), tungstenite::Error> {
+    pub async fn send_packet(
+        &mut self,
+        ws: &mut Socket,
+        packet: &Bytes,
+        due: Instant,
+    ) -> Result<(), tungstenite::Error> {
         self.send_audio(ws, packet, due).await
     }
 
@@ -174,7 +179,11 @@ impl TurnRunner {
             return self.end(turn, TurnOutcome::Failed(kind), true);
         }
         let speech = spec.clip.map_or(0, |c| c.packets.len() as u64);
-        let silence_first = if spec.mode == ListenMode::Manual { 0 } else { think_frames };
+        let silence_first = if spec.mode == ListenMode::Manual {
+            0
+        } else {
+            think_frames
+        };
         let mut pacer = self.stream.take().unwrap_or_else(|| Pacer::new(Instant::now()));
         let speech_from = pacer.index() + silence_first;
         turn.eos = pacer.deadline_of((speech_from + speech).saturating_sub(1));
@@ -198,11 +207,15 @@ impl TurnRunner {
     async fn open_mic(&mut self, ws: &mut Socket, spec: &TurnSpec<'_>, streaming: bool) -> Result<(), FailureKind> {
         if let Some(text) = spec.detect {
             let m = ClientMessage::Listen(Listen::detect(&self.session_id, text));
-            ws.send(Message::text(m.to_json())).await.map_err(|_| FailureKind::Closed)?;
+            ws.send(Message::text(m.to_json()))
+                .await
+                .map_err(|_| FailureKind::Closed)?;
         }
         if !streaming {
             let m = ClientMessage::Listen(Listen::start(&self.session_id, spec.mode));
-            ws.send(Message::text(m.to_json())).await.map_err(|_| FailureKind::Closed)?;
+            ws.send(Message::text(m.to_json()))
+                .await
+                .map_err(|_| FailureKind::Closed)?;
         }
         Ok(())
     }
@@ -220,6 +233,12 @@ impl TurnRunner {
         no_reply_at: Instant,
     ) -> Result<TurnOutcome, FailureKind> {
         let speech_end = speech_from + speech;
+        // The microphone is on from `listen start`: the first packet leaves
+        // at that instant, not a timer tick later, so the server sees audio
+        // before it can answer (PY starts its wake-word mute on the next frame).
+        if turn.phase == Phase::Listening && pacer.next_deadline() <= Instant::now() {
+            self.send_next(ws, ctx, spec, turn, pacer, speech_from, speech).await?;
+        }
         loop {
             let mic_on = match (turn.phase, spec.mode) {
                 (Phase::Waiting, _) => false,
@@ -237,21 +256,9 @@ impl TurnRunner {
                     turn.phase = Phase::Listening;
                     *pacer = Pacer::new(Instant::now());
                     self.open_mic(ws, spec, false).await?;
+                    self.send_next(ws, ctx, spec, turn, pacer, speech_from, speech).await?;
                 }
-                _ = until(send_at) => {
-                    let n = pacer.index();
-                    let packet = match spec.clip {
-                        Some(c) if n >= speech_from && n < speech_end => &c.packets[(n - speech_from) as usize],
-                        _ => &ctx.settings.silence,
-                    };
-                    let due = pacer.advance();
-                    turn.record.uplink_frames += 1;
-                    self.send_audio(ws, packet, due).await.map_err(|_| FailureKind::Closed)?;
-                    if spec.mode == ListenMode::Manual && pacer.index() == speech_end && listening {
-                        let m = ClientMessage::Listen(Listen::stop(&self.session_id));
-                        ws.send(Message::text(m.to_json())).await.map_err(|_| FailureKind::Closed)?;
-                    }
-                }
+                _ = until(send_at) => self.send_next(ws, ctx, spec, turn, pacer, speech_from, speech).await?,
                 _ = until(listening.then_some(no_reply_at)) => return Err(FailureKind::NoReply),
                 _ = until(turn.reply_deadline.filter(|_| matches!(turn.phase, Phase::Speaking | Phase::Aborting))) => {
                     return Err(FailureKind::ReplyTimeout);
@@ -267,6 +274,39 @@ impl TurnRunner {
                 }
             }
         }
+    }
+
+    /// Sends the next uplink packet (think silence, speech or trailing
+    /// silence); in manual mode, `listen stop` follows the last speech packet.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_next(
+        &mut self,
+        ws: &mut Socket,
+        ctx: &DeviceContext,
+        spec: &TurnSpec<'_>,
+        turn: &mut Turn,
+        pacer: &mut Pacer,
+        speech_from: u64,
+        speech: u64,
+    ) -> Result<(), FailureKind> {
+        let speech_end = speech_from + speech;
+        let n = pacer.index();
+        let packet = match spec.clip {
+            Some(c) if n >= speech_from && n < speech_end => &c.packets[(n - speech_from) as usize],
+            _ => &ctx.settings.silence,
+        };
+        let due = pacer.advance();
+        turn.record.uplink_frames += 1;
+        self.send_audio(ws, packet, due)
+            .await
+            .map_err(|_| FailureKind::Closed)?;
+        if spec.mode == ListenMode::Manual && pacer.index() == speech_end && turn.phase == Phase::Listening {
+            let m = ClientMessage::Listen(Listen::stop(&self.session_id));
+            ws.send(Message::text(m.to_json()))
+                .await
+                .map_err(|_| FailureKind::Closed)?;
+        }
+        Ok(())
     }
 
     fn end(&mut self, mut turn: Turn, outcome: TurnOutcome, connection_lost: bool) -> TurnEnd {
@@ -294,7 +334,9 @@ impl TurnRunner {
             },
         };
         let len = payload.len() as u64;
-        self.tally.send_lag.record(Instant::now().saturating_duration_since(due));
+        self.tally
+            .send_lag
+            .record(Instant::now().saturating_duration_since(due));
         ws.send(Message::Binary(payload)).await?;
         self.tally.frames_sent += 1;
         self.tally.bytes_sent += len;
@@ -347,8 +389,15 @@ impl TurnRunner {
         let start = matches!(fate, Fate::Played | Fate::Queued)
             .then(|| self.playback.last_play_start())
             .flatten();
-        self.tracer
-            .frame(turn.eos, now, frame.payload, fate, start, duration, self.playback.queue_depth(now));
+        self.tracer.frame(
+            turn.eos,
+            now,
+            frame.payload,
+            fate,
+            start,
+            duration,
+            self.playback.queue_depth(now),
+        );
         Ok(())
     }
 
@@ -391,7 +440,9 @@ impl TurnRunner {
                         session_id: self.session_id.clone(),
                         payload: reply,
                     };
-                    ws.send(Message::text(m.to_json())).await.map_err(|_| FailureKind::Closed)?;
+                    ws.send(Message::text(m.to_json()))
+                        .await
+                        .map_err(|_| FailureKind::Closed)?;
                 }
             }
             // A stray `tts stop` outside a turn (e.g. the duplicate after an

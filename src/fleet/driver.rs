@@ -9,9 +9,9 @@
 use super::arrivals::ArrivalClock;
 use crate::config::{Load, Plan, Stop};
 use crate::device::{Command, DeviceContext, DeviceSettings, GroupRun, Note, identity_for, rng_for, run_device};
+use crate::metrics::Event;
 use crate::metrics::collector::EventSender;
 use crate::metrics::event::StageMark;
-use crate::metrics::Event;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
@@ -44,9 +44,14 @@ struct Slot {
 /// Where the step plan is.
 enum StagePhase {
     /// Activating speakers one by one.
-    Ramp { need: u32, next_at: Instant },
+    Ramp {
+        need: u32,
+        next_at: Instant,
+    },
     /// Measuring until `end_at`.
-    Measure { end_at: Instant },
+    Measure {
+        end_at: Instant,
+    },
     Done,
 }
 
@@ -97,7 +102,10 @@ impl<'a> Driver<'a> {
             _ => None,
         };
         let phase = match &plan.load {
-            Load::Stages(_) => StagePhase::Ramp { need: 0, next_at: start },
+            Load::Stages(_) => StagePhase::Ramp {
+                need: 0,
+                next_at: start,
+            },
             _ => StagePhase::Done,
         };
         Driver {
@@ -221,7 +229,9 @@ impl<'a> Driver<'a> {
 
     /// Starts a conversation on device `i` (a speaker's: until retired).
     fn converse(&mut self, i: u32, speaker: Option<CancellationToken>) {
-        let Some(slot) = self.slots.get_mut(i as usize) else { return };
+        let Some(slot) = self.slots.get_mut(i as usize) else {
+            return;
+        };
         if slot.busy || self.no_new_turns.is_cancelled() {
             return;
         }
@@ -243,7 +253,9 @@ impl<'a> Driver<'a> {
             Note::TurnEnded(_) => self.turns_ended += 1,
             Note::ConversationEnded(i) => {
                 let now = Instant::now();
-                let Some(slot) = self.slots.get_mut(i as usize) else { return };
+                let Some(slot) = self.slots.get_mut(i as usize) else {
+                    return;
+                };
                 slot.busy = false;
                 if let Some(token) = slot.speaker.clone().filter(|t| !t.is_cancelled()) {
                     // A speaker that dropped out (failure, close) is restarted.
@@ -259,7 +271,9 @@ impl<'a> Driver<'a> {
     }
 
     fn arrive(&mut self) {
-        let Some((clock, at)) = self.arrivals.as_mut() else { return };
+        let Some((clock, at)) = self.arrivals.as_mut() else {
+            return;
+        };
         *at += clock.next_gap();
         let free: Vec<u32> = self
             .slots
@@ -283,7 +297,9 @@ impl<'a> Driver<'a> {
             return;
         };
         let target = stage.speakers as usize;
-        let mut active: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].speaker.is_some()).collect();
+        let mut active: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].speaker.is_some())
+            .collect();
         while active.len() > target {
             if let Some(i) = active.pop()
                 && let Some(t) = self.slots[i].speaker.take()
@@ -309,7 +325,9 @@ impl<'a> Driver<'a> {
                     name: s.name.clone(),
                     speakers: s.speakers,
                 }));
-                self.phase = StagePhase::Measure { end_at: now + s.duration };
+                self.phase = StagePhase::Measure {
+                    end_at: now + s.duration,
+                };
             }
             StagePhase::Ramp { need, .. } => {
                 let step = Duration::from_secs_f64(1.0 / self.plan.ramp_per_sec);
@@ -319,14 +337,20 @@ impl<'a> Driver<'a> {
                 });
                 let Some(i) = pick else {
                     // Not spawned yet (or still finishing): try again shortly.
-                    self.phase = StagePhase::Ramp { need, next_at: now + step };
+                    self.phase = StagePhase::Ramp {
+                        need,
+                        next_at: now + step,
+                    };
                     return;
                 };
                 let token = CancellationToken::new();
                 self.slots[i].speaker = Some(token.clone());
                 self.converse(i as u32, Some(token));
                 let next_at = if need > 1 { now + step } else { now };
-                self.phase = StagePhase::Ramp { need: need - 1, next_at };
+                self.phase = StagePhase::Ramp {
+                    need: need - 1,
+                    next_at,
+                };
             }
             StagePhase::Measure { .. } => {
                 self.events.send(Event::Stage(StageMark::End));

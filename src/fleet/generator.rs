@@ -70,7 +70,8 @@ impl GeneratorProbe {
 
 /// Applies the validity rules and the advice.
 pub fn judge(mut r: GeneratorReport) -> GeneratorReport {
-    let advice = "run fewer devices per process, give it more cores (or threads), or shard the fleet over several machines";
+    let advice =
+        "run fewer devices per process, give it more cores (or threads), or shard the fleet over several machines";
     if r.send_lag_ms.count > 0 && r.send_lag_ms.p99 > SEND_LAG_P99_LIMIT_MS {
         r.invalid_reasons.push(format!(
             "send lag p99 {:.1} ms is above {SEND_LAG_P99_LIMIT_MS} ms: audio left late, so latencies are not the server's alone; {advice}",
@@ -130,13 +131,25 @@ mod tests {
             send_lag_ms: lag(1.0),
             ..GeneratorReport::default()
         };
-        let slow = judge(GeneratorReport { send_lag_ms: lag(5.1), ..base.clone() });
+        let slow = judge(GeneratorReport {
+            send_lag_ms: lag(5.1),
+            ..base.clone()
+        });
         assert!(!slow.valid && slow.invalid_reasons[0].contains("send lag"));
-        let hot = judge(GeneratorReport { cpu_percent: 181.0, ..base.clone() });
+        let hot = judge(GeneratorReport {
+            cpu_percent: 181.0,
+            ..base.clone()
+        });
         assert!(!hot.valid && hot.invalid_reasons[0].contains("CPU"));
-        let dropped = judge(GeneratorReport { dropped_events: 1, ..base.clone() });
+        let dropped = judge(GeneratorReport {
+            dropped_events: 1,
+            ..base.clone()
+        });
         assert!(!dropped.valid);
-        let missed = judge(GeneratorReport { missed_arrivals: 3, ..base });
+        let missed = judge(GeneratorReport {
+            missed_arrivals: 3,
+            ..base
+        });
         assert!(missed.valid && missed.warnings.len() == 1);
     }
 }

@@ -108,7 +108,9 @@ pub async fn run_fleet_with(
     let starver = hooks.starve.map(|(block, every)| tokio::spawn(starve(block, every)));
     let started_at = SystemTime::now();
     let start = Instant::now();
-    let interrupted = driver::Driver::new(plan, settings, groups, events, interrupt).run().await;
+    let interrupted = driver::Driver::new(plan, settings, groups, events, interrupt)
+        .run()
+        .await;
     if let Some(s) = starver {
         s.abort();
     }

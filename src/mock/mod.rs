@@ -9,6 +9,7 @@
 //! connection; [`MockCounters`] records what the server saw so tests can
 //! compare both sides.
 
+mod answer;
 mod config;
 mod pacing;
 mod reply;
@@ -40,6 +41,16 @@ pub struct MockCounters {
     pub hellos: AtomicU64,
     /// `listen start` messages.
     pub listen_starts: AtomicU64,
+    /// `listen stop` messages (push-to-talk release).
+    pub listen_stops: AtomicU64,
+    /// `listen detect` with a configured wake word (answered with a greeting).
+    pub wake_words: AtomicU64,
+    /// `listen detect` with other text (taken as the utterance).
+    pub detect_texts: AtomicU64,
+    /// Turns open now: from `listen start` (or speech) until `tts stop` was
+    /// sent and the device could have drained its queue without starting
+    /// another turn. A closed-loop speaker with no think time stays open.
+    pub open_turns: AtomicI64,
     /// Utterances answered (`stt` sent for speech or detect text).
     pub turns: AtomicU64,
     /// Utterances too short to answer.

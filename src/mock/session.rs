@@ -4,11 +4,10 @@
 //! it over a channel.
 
 use super::pacing::{DownlinkPacer, Outgoing};
-use super::reply::{ReplyEvent, ReplyJob, ReplyKind, run_reply};
+use super::reply::{ReplyEvent, ReplyKind};
 use super::vad::{Vad, VadDecision};
 use super::{MockCounters, Shared};
 use crate::audio::voice::VoiceDetector;
-use crate::device::rng_for;
 use crate::protocol::{
     ClientHeaders, ClientMessage, ListenMode, ListenState, MessageError, ProtocolVersion, ServerAudioParams,
     ServerHello, ServerMessage, Tts, framing, mcp_initialize_request, mcp_tools_list_request, read_client_headers,
@@ -28,7 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
 /// `tts stop` follows the last frame after (5 + 2) × 60 ms (PY, §7.2).
-const STOP_DELAY: Duration = Duration::from_millis(420);
+pub(super) const STOP_DELAY: Duration = Duration::from_millis(420);
 /// Uplink ignored after a wake word (PY, §4.1).
 const WAKE_MUTE: Duration = Duration::from_secs(2);
 /// PY's MCP pause between the `initialize` result and `tools/list` (§2.3).
@@ -38,41 +37,47 @@ const HARD_IDLE_EXTRA: Duration = Duration::from_secs(60);
 /// Plain-text notices PY sends before closing (§1.3).
 const NO_DEVICE_ID: &str = "端口正常，如需测试连接，请启动digital-human测试";
 const AUTH_FAILED: &str = "认证失败";
+/// After `tts stop`, a turn stays open this long: the most audio a device
+/// can still hold (its 40-frame decode queue), so a device that drains and
+/// speaks again is one continuous speaker.
+pub(super) const DRAIN_ALLOWANCE: Duration = Duration::from_millis(2400);
 /// Reply events in flight per session.
 const REPLY_CHANNEL: usize = 64;
 
-type Ws = WebSocketStream<TcpStream>;
+pub(super) type Ws = WebSocketStream<TcpStream>;
 
 /// The answer in progress.
-struct Active {
-    id: u64,
-    cancel: CancellationToken,
-    tts_started: bool,
-    produced_all: bool,
+pub(super) struct Active {
+    pub(super) id: u64,
+    pub(super) cancel: CancellationToken,
+    pub(super) tts_started: bool,
+    pub(super) produced_all: bool,
 }
 
-struct Session {
-    sh: Arc<Shared>,
-    ws: Ws,
-    version: ProtocolVersion,
-    session_id: String,
-    hello_done: bool,
-    vad: Vad,
-    detector: VoiceDetector,
-    pacer: DownlinkPacer,
-    out: Vec<Outgoing>,
-    reply: Option<Active>,
-    next_id: u64,
-    stop_at: Option<Instant>,
-    dup_stop_at: Option<Instant>,
-    mcp_list_at: Option<Instant>,
-    mute_pending: bool,
-    mute_until: Option<Instant>,
-    last_activity: Instant,
-    close_after_stop: bool,
-    tx: mpsc::Sender<(u64, ReplyEvent)>,
-    rx: mpsc::Receiver<(u64, ReplyEvent)>,
-    seed: u64,
+pub(super) struct Session {
+    pub(super) sh: Arc<Shared>,
+    pub(super) ws: Ws,
+    pub(super) version: ProtocolVersion,
+    pub(super) session_id: String,
+    pub(super) hello_done: bool,
+    pub(super) vad: Vad,
+    pub(super) detector: VoiceDetector,
+    pub(super) pacer: DownlinkPacer,
+    pub(super) out: Vec<Outgoing>,
+    pub(super) reply: Option<Active>,
+    pub(super) next_id: u64,
+    pub(super) stop_at: Option<Instant>,
+    pub(super) dup_stop_at: Option<Instant>,
+    pub(super) mcp_list_at: Option<Instant>,
+    pub(super) mute_pending: bool,
+    pub(super) mute_until: Option<Instant>,
+    pub(super) last_activity: Instant,
+    pub(super) close_after_stop: bool,
+    pub(super) tx: mpsc::Sender<(u64, ReplyEvent)>,
+    pub(super) rx: mpsc::Receiver<(u64, ReplyEvent)>,
+    pub(super) seed: u64,
+    pub(super) turn_open: bool,
+    pub(super) close_turn_at: Option<Instant>,
 }
 
 async fn until(t: Option<Instant>) {
@@ -158,6 +163,8 @@ impl Session {
             detector: VoiceDetector::new(),
             pacer: DownlinkPacer::new_turn(cfg.downlink, ChaCha8Rng::seed_from_u64(seed ^ 0x5eed)),
             seed,
+            turn_open: false,
+            close_turn_at: None,
             out: Vec::new(),
             reply: None,
             next_id: 0,
@@ -199,6 +206,10 @@ impl Session {
                     let payload = mcp_tools_list_request(2, None);
                     s.send_json(&ServerMessage::Mcp { payload }, false).await
                 }
+                _ = until(s.close_turn_at) => {
+                    s.set_turn_open(false);
+                    true
+                }
                 _ = tokio::time::sleep_until(s.last_activity + hard_idle) => {
                     MockCounters::bump(&s.sh.counters.idle_closes);
                     false
@@ -209,7 +220,18 @@ impl Session {
             }
         }
         s.cancel_reply();
+        s.set_turn_open(false);
         let _ = tokio::time::timeout(Duration::from_secs(1), s.ws.close(None)).await;
+    }
+
+    /// Tracks the open-turns gauge.
+    fn set_turn_open(&mut self, open: bool) {
+        self.close_turn_at = None;
+        if open != self.turn_open {
+            self.turn_open = open;
+            let delta = if open { 1 } else { -1 };
+            self.sh.counters.open_turns.fetch_add(delta, Ordering::Relaxed);
+        }
     }
 
     async fn on_message(&mut self, msg: Message) -> bool {
@@ -252,10 +274,12 @@ impl Session {
             ClientMessage::Listen(l) => match l.state {
                 ListenState::Start => {
                     MockCounters::bump(&c.listen_starts);
+                    self.set_turn_open(true);
                     self.vad.reset(l.mode == Some(ListenMode::Manual));
                     true
                 }
                 ListenState::Stop => {
+                    MockCounters::bump(&c.listen_stops);
                     let d = self.vad.force_end();
                     self.on_decision(d).await
                 }
@@ -263,9 +287,11 @@ impl Session {
                     self.last_activity = now;
                     let t = l.text.unwrap_or_default();
                     if is_wake_word(&t, &self.sh.cfg.wake_words) {
+                        MockCounters::bump(&c.wake_words);
                         self.mute_pending = true;
                         self.start_reply(ReplyKind::Greeting(t)).await
                     } else {
+                        MockCounters::bump(&c.detect_texts);
                         self.start_reply(ReplyKind::Text(t)).await
                     }
                 }
@@ -341,172 +367,10 @@ impl Session {
                 MockCounters::bump(&self.sh.counters.too_short);
                 true
             }
-            VadDecision::Utterance(_) => self.start_reply(ReplyKind::Speech).await,
-        }
-    }
-
-    /// Starts an answer; one already running is cut off first (barge-in:
-    /// PY sends `tts stop` before the new `stt`).
-    async fn start_reply(&mut self, kind: ReplyKind) -> bool {
-        if self.reply.as_ref().is_some_and(|r| r.tts_started) {
-            self.cancel_reply();
-            if !self.send_json(&ServerMessage::Tts(Tts::Stop), true).await {
-                return false;
-            }
-        } else {
-            self.cancel_reply();
-        }
-        let id = self.next_id;
-        self.next_id += 1;
-        let cancel = CancellationToken::new();
-        let job = ReplyJob {
-            kind,
-            id,
-            voice_index: id as usize,
-            cfg: self.sh.cfg.clone(),
-            stages: self.sh.stages.clone(),
-            bank: self.sh.bank.clone(),
-            tx: self.tx.clone(),
-            cancel: cancel.clone(),
-            rng: rng_for(self.seed, id as u32),
-        };
-        tokio::spawn(run_reply(job));
-        self.reply = Some(Active {
-            id,
-            cancel,
-            tts_started: false,
-            produced_all: false,
-        });
-        self.pacer.next_turn();
-        self.stop_at = None;
-        true
-    }
-
-    fn cancel_reply(&mut self) {
-        if let Some(r) = self.reply.take() {
-            r.cancel.cancel();
-            if r.tts_started {
-                self.sh.counters.open_replies.fetch_sub(1, Ordering::Relaxed);
+            VadDecision::Utterance(_) => {
+                self.set_turn_open(true);
+                self.start_reply(ReplyKind::Speech).await
             }
         }
-        self.pacer.next_turn();
-        self.stop_at = None;
-    }
-
-    /// `abort`: stop at once, `tts stop` now and again 420 ms later (§13).
-    async fn abort(&mut self, now: Instant) -> bool {
-        MockCounters::bump(&self.sh.counters.aborts);
-        self.cancel_reply();
-        self.dup_stop_at = Some(now + STOP_DELAY);
-        self.send_json(&ServerMessage::Tts(Tts::Stop), true).await
-    }
-
-    async fn on_reply_event(&mut self, id: u64, ev: ReplyEvent) -> bool {
-        let now = Instant::now();
-        if self.reply.as_ref().is_none_or(|r| r.id != id) {
-            return true;
-        }
-        match ev {
-            ReplyEvent::Stt(text) => {
-                MockCounters::bump(&self.sh.counters.turns);
-                self.send_json(&ServerMessage::Stt { text }, true).await && self.tts_start().await
-            }
-            ReplyEvent::Llm => {
-                let llm = ServerMessage::Llm {
-                    text: Some("😊".into()),
-                    emotion: Some("happy".into()),
-                };
-                self.tts_start().await && self.send_json(&llm, true).await
-            }
-            ReplyEvent::Sentence { text, frames } => {
-                self.pacer.push(now, Outgoing::SentenceStart(text), &mut self.out);
-                for f in frames.iter() {
-                    self.pacer.push(now, Outgoing::Frame(f.clone()), &mut self.out);
-                }
-                self.flush_out(now).await
-            }
-            ReplyEvent::Done => {
-                if let Some(r) = self.reply.as_mut() {
-                    r.produced_all = true;
-                }
-                self.check_end(now);
-                true
-            }
-        }
-    }
-
-    /// Sends `tts start` once per answer.
-    async fn tts_start(&mut self) -> bool {
-        match self.reply.as_mut() {
-            Some(r) if !r.tts_started => {
-                r.tts_started = true;
-                self.sh.counters.open_replies.fetch_add(1, Ordering::Relaxed);
-                self.send_json(&ServerMessage::Tts(Tts::Start), true).await
-            }
-            _ => true,
-        }
-    }
-
-    fn check_end(&mut self, now: Instant) {
-        let done = self.reply.as_ref().is_some_and(|r| r.produced_all);
-        if done && self.pacer.is_idle() && self.stop_at.is_none() {
-            self.stop_at = Some(now + STOP_DELAY);
-        }
-    }
-
-    /// The natural end of an answer: `tts stop`.
-    async fn finish_reply(&mut self) -> bool {
-        self.stop_at = None;
-        if let Some(r) = self.reply.take() {
-            MockCounters::bump(&self.sh.counters.replies_completed);
-            if r.tts_started {
-                self.sh.counters.open_replies.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-        let ok = self.send_json(&ServerMessage::Tts(Tts::Stop), true).await;
-        if self.close_after_stop {
-            MockCounters::bump(&self.sh.counters.idle_closes);
-            return false;
-        }
-        ok
-    }
-
-    /// Writes what the pacer released, then checks for the end of the answer.
-    async fn flush_out(&mut self, now: Instant) -> bool {
-        let items: Vec<Outgoing> = self.out.drain(..).collect();
-        for item in items {
-            let msg = match item {
-                Outgoing::Frame(f) => {
-                    let c = &self.sh.counters;
-                    MockCounters::bump(&c.frames_out);
-                    MockCounters::add(&c.bytes_out, f.len() as u64);
-                    self.last_activity = now;
-                    match self.version {
-                        ProtocolVersion::V1 => Message::Binary(f),
-                        v => match framing::encode(v, &f, 0) {
-                            Ok(framed) => Message::Binary(framed.into()),
-                            Err(_) => continue,
-                        },
-                    }
-                }
-                Outgoing::SentenceStart(text) => {
-                    let m = ServerMessage::Tts(Tts::SentenceStart { text });
-                    Message::text(m.to_json_with_session(Some(&self.session_id)))
-                }
-            };
-            if self.ws.feed(msg).await.is_err() {
-                return false;
-            }
-        }
-        if self.ws.flush().await.is_err() {
-            return false;
-        }
-        self.check_end(now);
-        true
-    }
-
-    async fn send_json(&mut self, msg: &ServerMessage, with_session: bool) -> bool {
-        let sid = with_session.then_some(self.session_id.as_str());
-        self.ws.send(Message::text(msg.to_json_with_session(sid))).await.is_ok()
     }
 }

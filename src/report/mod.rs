@@ -2,6 +2,7 @@
 //! written as JSON (the contract other tools read; names fixed) or as the
 //! console summary table. The format is picked by the file extension.
 
+pub mod live;
 mod text;
 
 pub use text::{render_status, render_summary};
@@ -125,7 +126,11 @@ fn turns_of(m: &Metrics) -> Turns {
         failed: m.failed,
         cancelled: m.cancelled,
         interrupted: m.interrupted,
-        failed_ratio: if m.turns_started == 0 { 0.0 } else { m.failed as f64 / m.turns_started as f64 },
+        failed_ratio: if m.turns_started == 0 {
+            0.0
+        } else {
+            m.failed as f64 / m.turns_started as f64
+        },
         failures: m.failures.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
     }
 }
@@ -133,7 +138,12 @@ fn turns_of(m: &Metrics) -> Turns {
 fn latency_of(m: &Metrics) -> BTreeMap<String, Percentiles> {
     LATENCY_METRICS
         .iter()
-        .map(|name| (name.to_string(), m.latency.get(name).map(|h| h.percentiles()).unwrap_or_default()))
+        .map(|name| {
+            (
+                name.to_string(),
+                m.latency.get(name).map(|h| h.percentiles()).unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
@@ -142,7 +152,11 @@ fn playback_of(m: &Metrics) -> PlaybackSection {
     PlaybackSection {
         turns: p.turns,
         stutter_turns: p.stutter_turns,
-        stutter_ratio: if p.turns == 0 { 0.0 } else { p.stutter_turns as f64 / p.turns as f64 },
+        stutter_ratio: if p.turns == 0 {
+            0.0
+        } else {
+            p.stutter_turns as f64 / p.turns as f64
+        },
         underruns: p.underruns,
         overflow_drops: p.overflow_drops,
         underrun_ms: p.underrun_ms.percentiles(),
@@ -182,7 +196,11 @@ impl Report {
             connections: Connections {
                 opened: m.connections,
                 idle_closed: m.idle_closed,
-                failed: m.connect_failures.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+                failed: m
+                    .connect_failures
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), *v))
+                    .collect(),
             },
             stages: m
                 .stages

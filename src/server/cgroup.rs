@@ -72,10 +72,7 @@ pub fn read_cgroup(path: &Path) -> Result<CgroupSnapshot, WatchError> {
         });
     }
     let dirs = lookup_dirs(path);
-    let files = |name: &str| {
-        dirs.iter()
-            .find_map(|d| std::fs::read_to_string(d.join(name)).ok())
-    };
+    let files = |name: &str| dirs.iter().find_map(|d| std::fs::read_to_string(d.join(name)).ok());
     let snap = parse_cgroup(&files)?;
     if snap.cpu_usage_ns.is_none() && snap.memory_usage_bytes.is_none() {
         return Err(WatchError::NotCgroup {
@@ -109,17 +106,12 @@ fn lookup_dirs(path: &Path) -> Vec<PathBuf> {
 
 /// v2 if `cgroup.controllers` exists or `cpu.stat` has `usage_usec`.
 pub fn is_v2(files: &impl Fn(&str) -> Option<String>) -> bool {
-    files("cgroup.controllers").is_some()
-        || files("cpu.stat").is_some_and(|s| kv(&s, "usage_usec").is_some())
+    files("cgroup.controllers").is_some() || files("cpu.stat").is_some_and(|s| kv(&s, "usage_usec").is_some())
 }
 
 /// Detects the version and parses.
 pub fn parse_cgroup(files: &impl Fn(&str) -> Option<String>) -> Result<CgroupSnapshot, WatchError> {
-    if is_v2(files) {
-        parse_v2(files)
-    } else {
-        parse_v1(files)
-    }
+    if is_v2(files) { parse_v2(files) } else { parse_v1(files) }
 }
 
 /// Parses a v2 (unified) cgroup: `cpu.stat`, `cpu.max`, `memory.current`,
@@ -142,9 +134,7 @@ pub fn parse_v2(files: &impl Fn(&str) -> Option<String>) -> Result<CgroupSnapsho
         cpu_usage_ns: kv(&cpu_stat, "usage_usec").map(|us| us.saturating_mul(1000)),
         throttled_periods: kv(&cpu_stat, "nr_throttled").unwrap_or(0),
         total_periods: kv(&cpu_stat, "nr_periods").unwrap_or(0),
-        throttled_ns: kv(&cpu_stat, "throttled_usec")
-            .unwrap_or(0)
-            .saturating_mul(1000),
+        throttled_ns: kv(&cpu_stat, "throttled_usec").unwrap_or(0).saturating_mul(1000),
         memory_bytes: usage.map(|u| working_set(u, inactive)),
         memory_usage_bytes: usage,
         memory_limit_bytes,
@@ -177,8 +167,7 @@ pub fn parse_v1(files: &impl Fn(&str) -> Option<String>) -> Result<CgroupSnapsho
         throttled_ns: kv(&cpu_stat, "throttled_time").unwrap_or(0),
         memory_bytes: usage.map(|u| working_set(u, inactive)),
         memory_usage_bytes: usage,
-        memory_limit_bytes: number(files, "memory.limit_in_bytes")?
-            .filter(|l| *l < V1_UNLIMITED_THRESHOLD),
+        memory_limit_bytes: number(files, "memory.limit_in_bytes")?.filter(|l| *l < V1_UNLIMITED_THRESHOLD),
         cpu_limit_cores,
         oom_kills: kv(&oom, "oom_kill").unwrap_or(0),
         limit_hits: number(files, "memory.failcnt")?,
@@ -223,9 +212,7 @@ pub fn parse_cpu_max(text: &str) -> Result<Option<f64>, WatchError> {
     if quota == "max" {
         return Ok(None);
     }
-    let quota: u64 = quota
-        .parse()
-        .map_err(|e| bad(format!("quota {quota:?}: {e}")))?;
+    let quota: u64 = quota.parse().map_err(|e| bad(format!("quota {quota:?}: {e}")))?;
     let period: u64 = match parts.next() {
         Some(p) => p.parse().map_err(|e| bad(format!("period {p:?}: {e}")))?,
         None => 100_000,

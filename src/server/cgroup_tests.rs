@@ -105,10 +105,7 @@ fn v1_real_host_unlimited() {
     let snap = read_cgroup(&fixture("cgroup_v1_host")).unwrap();
     assert_eq!(snap.version, CgroupVersion::V1);
     assert_eq!(snap.cpu_usage_ns, Some(155_520_703_542));
-    assert_eq!(
-        snap.memory_limit_bytes, None,
-        "9223372036854771712 = unlimited"
-    );
+    assert_eq!(snap.memory_limit_bytes, None, "9223372036854771712 = unlimited");
     assert_eq!(snap.cpu_limit_cores, None, "quota -1 = unlimited");
     assert_eq!(snap.memory_bytes, Some(193_110_016 - 103_526_400));
     assert_eq!(snap.swap_bytes, Some(193_212_416 - 193_110_016));
@@ -174,10 +171,7 @@ fn limit_parsers() {
     assert_eq!(parse_cfs_limit("-1\n", "100000\n").unwrap(), None);
     assert_eq!(parse_cfs_limit("250000", "100000").unwrap(), Some(2.5));
     assert!(parse_cfs_limit("x", "100000").is_err());
-    assert_eq!(
-        kv("oom_kill_disable 0\nunder_oom 1\noom_kill 3\n", "oom_kill"),
-        Some(3)
-    );
+    assert_eq!(kv("oom_kill_disable 0\nunder_oom 1\noom_kill 3\n", "oom_kill"), Some(3));
     assert_eq!(kv("oom_kill_disable 0\n", "oom_kill"), None);
 }
 
@@ -237,16 +231,8 @@ fn missing_and_empty_dirs() {
 #[test]
 fn live_machine_cgroup_if_mounted() {
     // Whatever this machine mounts: v1 cpu controller dir or the v2 root.
-    let candidates = [
-        "/sys/fs/cgroup/cpu",
-        "/sys/fs/cgroup/memory",
-        "/sys/fs/cgroup",
-    ];
-    let Some(path) = candidates
-        .iter()
-        .map(Path::new)
-        .find(|p| read_cgroup(p).is_ok())
-    else {
+    let candidates = ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/memory", "/sys/fs/cgroup"];
+    let Some(path) = candidates.iter().map(Path::new).find(|p| read_cgroup(p).is_ok()) else {
         eprintln!("no readable cgroup mount here; skipping");
         return;
     };

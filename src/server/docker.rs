@@ -119,17 +119,11 @@ pub fn parse_inspect(v: &Value) -> Result<ContainerInfo, WatchError> {
         id: text(v, "Id"),
         name: text(v, "Name").trim_start_matches('/').to_string(),
         status: text(state, "Status"),
-        running: state
-            .get("Running")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        running: state.get("Running").and_then(Value::as_bool).unwrap_or(false),
         pid: u64_at(state, &["Pid"])
             .filter(|p| *p > 0)
             .and_then(|p| u32::try_from(p).ok()),
-        oom_killed: state
-            .get("OOMKilled")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        oom_killed: state.get("OOMKilled").and_then(Value::as_bool).unwrap_or(false),
         restart_count: u64_at(v, &["RestartCount"]).unwrap_or(0),
         cpu_limit_cores,
         memory_limit_bytes: i64_at(&host, &["Memory"])
@@ -178,10 +172,7 @@ pub fn parse_stats(v: &Value) -> Result<ContainerStats, WatchError> {
 }
 
 /// Builds a snapshot from inspect JSON and (if running) stats JSON.
-pub fn docker_snapshot(
-    inspect: &Value,
-    stats: Option<&Value>,
-) -> Result<DockerSnapshot, WatchError> {
+pub fn docker_snapshot(inspect: &Value, stats: Option<&Value>) -> Result<DockerSnapshot, WatchError> {
     let info = parse_inspect(inspect)?;
     let stats = match stats {
         Some(s) if info.running => Some(parse_stats(s)?),
@@ -238,10 +229,7 @@ pub fn docker_events(prev: &ContainerInfo, cur: &ContainerInfo) -> Vec<(EventKin
     if cur.restart_count > prev.restart_count {
         events.push((
             EventKind::Restart,
-            format!(
-                "RestartCount {} -> {}",
-                prev.restart_count, cur.restart_count
-            ),
+            format!("RestartCount {} -> {}", prev.restart_count, cur.restart_count),
         ));
     } else if prev.running && cur.running && prev.pid != cur.pid {
         events.push((
@@ -268,9 +256,8 @@ pub struct DockerClient {
 impl DockerClient {
     /// Connects (lazily: the first call really talks) to a unix socket path.
     pub fn connect(socket: &str) -> Result<Self, WatchError> {
-        let docker =
-            Docker::connect_with_socket(socket, DOCKER_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-                .map_err(|e| unreachable_error(socket, &e))?;
+        let docker = Docker::connect_with_socket(socket, DOCKER_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+            .map_err(|e| unreachable_error(socket, &e))?;
         Ok(DockerClient {
             docker,
             socket: socket.to_string(),
@@ -283,8 +270,7 @@ impl DockerClient {
             .ok()
             .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
             .unwrap_or_else(|| DEFAULT_DOCKER_SOCKET.to_string());
-        let docker =
-            Docker::connect_with_unix_defaults().map_err(|e| unreachable_error(&socket, &e))?;
+        let docker = Docker::connect_with_unix_defaults().map_err(|e| unreachable_error(&socket, &e))?;
         Ok(DockerClient { docker, socket })
     }
 
@@ -306,10 +292,7 @@ impl DockerClient {
     /// `GET /containers/{name}/stats?stream=false&one-shot=false` as JSON
     /// (the daemon waits one cycle so `precpu_stats` is filled).
     pub async fn stats(&self, name: &str) -> Result<Value, WatchError> {
-        let opts = StatsOptionsBuilder::new()
-            .stream(false)
-            .one_shot(false)
-            .build();
+        let opts = StatsOptionsBuilder::new().stream(false).one_shot(false).build();
         let mut stream = self.docker.stats(name, Some(opts));
         match stream.next().await {
             Some(Ok(resp)) => to_value(name, &resp),
@@ -333,15 +316,10 @@ impl DockerClient {
 
     fn api_error(&self, name: &str, err: BollardError) -> WatchError {
         match err {
-            BollardError::DockerResponseServerError {
-                status_code: 404, ..
-            } => WatchError::Gone {
+            BollardError::DockerResponseServerError { status_code: 404, .. } => WatchError::Gone {
                 what: format!("container {name}"),
             },
-            BollardError::DockerResponseServerError {
-                status_code,
-                message,
-            } => WatchError::Docker {
+            BollardError::DockerResponseServerError { status_code, message } => WatchError::Docker {
                 container: name.to_string(),
                 msg: format!("HTTP {status_code}: {message}"),
             },

@@ -34,10 +34,7 @@ pub(crate) fn wire(fixture: &str) -> String {
 fn inspect_oomkilled_restarted_twice() {
     let info = parse_inspect(&json(INSPECT_OOM)).unwrap();
     assert_eq!(info.name, "xiaozhi-esp32-server");
-    assert_eq!(
-        (info.status.as_str(), info.running, info.pid),
-        ("exited", false, None)
-    );
+    assert_eq!((info.status.as_str(), info.running, info.pid), ("exited", false, None));
     assert!(info.oom_killed);
     assert_eq!(info.restart_count, 2);
     assert_eq!(info.cpu_limit_cores, Some(2.0), "NanoCpus 2e9");
@@ -50,11 +47,7 @@ fn inspect_running_quota_unlimited_memory() {
     assert_eq!(info.name, "xiaozhi-server-b");
     assert_eq!((info.running, info.pid), (true, Some(23817)));
     assert!(!info.oom_killed);
-    assert_eq!(
-        info.cpu_limit_cores,
-        Some(1.5),
-        "CpuQuota 150000 / CpuPeriod 100000"
-    );
+    assert_eq!(info.cpu_limit_cores, Some(1.5), "CpuQuota 150000 / CpuPeriod 100000");
     assert_eq!(info.memory_limit_bytes, None, "Memory 0 = unlimited");
     assert!(parse_inspect(&json("{\"Id\":\"x\"}")).is_err());
     assert!(parse_inspect(&json("[]")).is_err());
@@ -66,11 +59,7 @@ fn stats_v2_exact_sample() {
     let stats = snap.stats.clone().unwrap();
     assert_eq!(stats.online_cpus, 8);
     assert_eq!(stats.memory_usage_bytes, 734_003_200);
-    assert_eq!(
-        stats.memory_bytes,
-        734_003_200 - 104_857_600,
-        "minus inactive_file"
-    );
+    assert_eq!(stats.memory_bytes, 734_003_200 - 104_857_600, "minus inactive_file");
     assert_eq!(stats.memory_stats_limit_bytes, Some(2_147_483_648));
     let s = docker_sample(&snap);
     assert_eq!(s.cpu_cores, 1.5, "1.5e9 ns of 8e9 system ns on 8 cpus");
@@ -96,10 +85,7 @@ fn stats_v1_exact_sample() {
     assert_eq!(s.memory_mb, 450.0);
     // Without online_cpus the CLI falls back to the percpu array length.
     let mut v = json(STATS_V1);
-    v["cpu_stats"]
-        .as_object_mut()
-        .unwrap()
-        .remove("online_cpus");
+    v["cpu_stats"].as_object_mut().unwrap().remove("online_cpus");
     assert_eq!(parse_stats(&v).unwrap().online_cpus, 4);
     assert!(parse_stats(&json("{}")).is_err());
 }
@@ -145,17 +131,10 @@ fn events_oom_restart_stop() {
         restart_count: 2,
         ..running.clone()
     };
-    let kinds: Vec<EventKind> = docker_events(&running, &dead)
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
+    let kinds: Vec<EventKind> = docker_events(&running, &dead).into_iter().map(|e| e.0).collect();
     assert_eq!(
         kinds,
-        vec![
-            EventKind::OomKill,
-            EventKind::Restart,
-            EventKind::ProcessGone
-        ]
+        vec![EventKind::OomKill, EventKind::Restart, EventKind::ProcessGone]
     );
     let respawned = ContainerInfo {
         pid: Some(30001),
@@ -196,11 +175,7 @@ pub(crate) type Routes = Arc<Mutex<HashMap<String, (u16, String)>>>;
 /// A fake Docker daemon on a unix socket: answers each request from
 /// `routes` (404 otherwise) and closes the connection. Serves at most
 /// `max_requests` requests; abort the handle to stop it earlier.
-pub(crate) fn fake_docker(
-    socket: &Path,
-    routes: Routes,
-    max_requests: usize,
-) -> tokio::task::JoinHandle<()> {
+pub(crate) fn fake_docker(socket: &Path, routes: Routes, max_requests: usize) -> tokio::task::JoinHandle<()> {
     let listener = tokio::net::UnixListener::bind(socket).unwrap();
     tokio::spawn(async move {
         for _ in 0..max_requests {
@@ -249,10 +224,7 @@ async fn live_client_against_fake_daemon() {
     let socket = temp_socket("dock");
     let routes: Routes = Arc::default();
     routes.lock().unwrap().extend([
-        (
-            "/containers/srv/json".to_string(),
-            (200, running_inspect_object()),
-        ),
+        ("/containers/srv/json".to_string(), (200, running_inspect_object())),
         ("/containers/srv/stats".to_string(), (200, wire(STATS_V2))),
     ]);
     let server = fake_docker(&socket, routes, 20);
@@ -272,9 +244,7 @@ async fn default_socket_error_names_the_socket() {
         eprintln!("a Docker socket exists here; skipping");
         return;
     }
-    let msg = DockerClient::connect(DEFAULT_DOCKER_SOCKET)
-        .unwrap_err()
-        .to_string();
+    let msg = DockerClient::connect(DEFAULT_DOCKER_SOCKET).unwrap_err().to_string();
     assert!(
         msg.starts_with("cannot reach Docker at /var/run/docker.sock: "),
         "{msg}"

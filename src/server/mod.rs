@@ -21,8 +21,8 @@ pub use cgroup::{CgroupSample, CgroupSnapshot, cgroup_delta, read_cgroup};
 pub use docker::{ContainerInfo, ContainerStats, DockerClient, DockerSample, DockerSnapshot};
 pub use proc::{HotThread, ProcSample, ProcSnapshot, proc_delta, read_proc};
 pub use sampler::{
-    Allotment, EventKind, ServerEvent, ServerSample, ServerSummary, Stats, WatchMessage,
-    WatchTarget, Watcher, run_watcher, summarize,
+    Allotment, EventKind, ServerEvent, ServerSample, ServerSummary, Stats, WatchMessage, WatchTarget, Watcher,
+    run_watcher, summarize,
 };
 
 /// Bytes in one "MB" as reported everywhere in this module (MiB, like

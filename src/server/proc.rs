@@ -112,11 +112,8 @@ pub fn parse_stat(text: &str) -> Result<StatFields, WatchError> {
     // rest[0] is field 3 (state); field N (1-based) is rest[N - 3].
     let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
     let field = |n: usize| -> Result<u64, WatchError> {
-        let raw = rest
-            .get(n - 3)
-            .ok_or_else(|| bad(&format!("missing field {n}")))?;
-        raw.parse::<u64>()
-            .map_err(|e| bad(&format!("field {n} {raw:?}: {e}")))
+        let raw = rest.get(n - 3).ok_or_else(|| bad(&format!("missing field {n}")))?;
+        raw.parse::<u64>().map_err(|e| bad(&format!("field {n} {raw:?}: {e}")))
     };
     let state = rest
         .first()
@@ -247,12 +244,7 @@ fn read_thread(dir: &Path, tid: u32) -> Option<ThreadTicks> {
 }
 
 /// What the process used between `prev` and `cur`, `wall` apart.
-pub fn proc_delta(
-    prev: &ProcSnapshot,
-    cur: &ProcSnapshot,
-    wall: Duration,
-    ticks_per_sec: u64,
-) -> ProcSample {
+pub fn proc_delta(prev: &ProcSnapshot, cur: &ProcSnapshot, wall: Duration, ticks_per_sec: u64) -> ProcSample {
     let tps = ticks_per_sec.max(1) as f64;
     let secs = wall.as_secs_f64();
     let cpu_cores = if secs > 0.0 {
@@ -279,9 +271,7 @@ fn hot_thread(prev: &[ThreadTicks], cur: &[ThreadTicks], secs: f64, tps: f64) ->
     let before: HashMap<u32, u64> = prev.iter().map(|t| (t.tid, t.ticks)).collect();
     let mut best: Option<(&ThreadTicks, u64)> = None;
     for t in cur {
-        let used = t
-            .ticks
-            .saturating_sub(before.get(&t.tid).copied().unwrap_or(0));
+        let used = t.ticks.saturating_sub(before.get(&t.tid).copied().unwrap_or(0));
         if best.is_none_or(|(_, b)| used > b) {
             best = Some((t, used));
         }

@@ -59,10 +59,7 @@ fn parse_stat_multithreaded_ticks() {
 #[test]
 fn parse_stat_rejects_garbage() {
     for bad in ["", "123 (x", "abc (x) S 1", "12 (x) S 1 2 3"] {
-        assert!(
-            matches!(parse_stat(bad), Err(WatchError::Parse { .. })),
-            "{bad:?}"
-        );
+        assert!(matches!(parse_stat(bad), Err(WatchError::Parse { .. })), "{bad:?}");
     }
 }
 
@@ -74,10 +71,7 @@ fn parse_status_real_and_swapping() {
     let m = parse_status(STATUS_SWAPPING).unwrap();
     assert_eq!(m.rss_bytes, 412356 * 1024);
     assert_eq!(m.swap_bytes, 10240 * 1024);
-    assert_eq!(
-        parse_status("Name:\tkthreadd\n").unwrap(),
-        StatusMem::default()
-    );
+    assert_eq!(parse_status("Name:\tkthreadd\n").unwrap(), StatusMem::default());
     assert!(parse_status("VmRSS:\t lots kB\n").is_err());
 }
 
@@ -120,10 +114,7 @@ fn read_proc_at_fixture_tree() {
     assert_eq!(snap.swap_bytes, 10240 * 1024);
     assert_eq!(
         snap.per_thread,
-        vec![
-            thread(7560, "python3", 140),
-            thread(7602, "asr_worker", 134)
-        ]
+        vec![thread(7560, "python3", 140), thread(7602, "asr_worker", 134)]
     );
     let err = read_proc_at(&root, 999_999).unwrap_err();
     assert!(err.is_gone(), "{err}");
@@ -138,11 +129,7 @@ fn proc_delta_exact_values() {
     let prev = snapshot(100, vec![thread(1, "main", 50), thread(2, "asr", 40)]);
     let cur = snapshot(
         250,
-        vec![
-            thread(1, "main", 60),
-            thread(2, "asr", 170),
-            thread(3, "new", 5),
-        ],
+        vec![thread(1, "main", 60), thread(2, "asr", 170), thread(3, "new", 5)],
     );
     let s = proc_delta(&prev, &cur, Duration::from_secs(2), 100);
     assert_eq!(s.cpu_cores, 0.75);
@@ -150,10 +137,7 @@ fn proc_delta_exact_values() {
     assert_eq!(s.swap_mb, 0.5);
     assert_eq!((s.threads, s.fds), (3, Some(12)));
     let hot = s.hot_thread.unwrap();
-    assert_eq!(
-        (hot.tid, hot.name.as_str(), hot.core_share),
-        (2, "asr", 0.65)
-    );
+    assert_eq!((hot.tid, hot.name.as_str(), hot.core_share), (2, "asr", 0.65));
     // A thread born during the interval counts all its ticks.
     let born = snapshot(400, vec![thread(1, "main", 60), thread(9, "vad", 100)]);
     let hot = proc_delta(&prev, &born, Duration::from_millis(500), 100)
@@ -198,11 +182,7 @@ fn live_busy_child_then_gone() {
     assert!(second.rss_bytes > 0);
     assert!(second.fds.unwrap() >= 1);
     assert_eq!(second.per_thread.len(), 1);
-    assert!(
-        sample.cpu_cores > 0.3,
-        "busy loop used {}",
-        sample.cpu_cores
-    );
+    assert!(sample.cpu_cores > 0.3, "busy loop used {}", sample.cpu_cores);
     let hot = sample.hot_thread.unwrap();
     assert_eq!((hot.tid, hot.name.as_str()), (pid, "sh"));
     assert!(read_proc(pid).unwrap_err().is_gone());

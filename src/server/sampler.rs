@@ -246,20 +246,13 @@ fn add_reading(sample: &mut ServerSample, r: Reading) {
         (a, b) => a.or(b),
     };
     if let Some(hot) = r.hot_thread
-        && sample
-            .hot_thread
-            .as_ref()
-            .is_none_or(|h| hot.core_share > h.core_share)
+        && sample.hot_thread.as_ref().is_none_or(|h| hot.core_share > h.core_share)
     {
         sample.hot_thread = Some(hot);
     }
 }
 
-async fn send(
-    tx: &mpsc::Sender<WatchMessage>,
-    cancel: &CancellationToken,
-    msg: WatchMessage,
-) -> bool {
+async fn send(tx: &mpsc::Sender<WatchMessage>, cancel: &CancellationToken, msg: WatchMessage) -> bool {
     tokio::select! {
         _ = cancel.cancelled() => false,
         r = tx.send(msg) => r.is_ok(),

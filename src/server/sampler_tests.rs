@@ -25,9 +25,7 @@ fn sample(t_s: f64, cpu: f64, mem: f64) -> ServerSample {
 
 #[test]
 fn summarize_nearest_rank() {
-    let mut samples: Vec<ServerSample> = (1..=20)
-        .map(|i| sample(i as f64, i as f64, 100.0))
-        .collect();
+    let mut samples: Vec<ServerSample> = (1..=20).map(|i| sample(i as f64, i as f64, 100.0)).collect();
     samples[3].hot_thread = Some(HotThread {
         tid: 7,
         name: "asr".into(),
@@ -86,11 +84,7 @@ fn summarize_nearest_rank() {
 }
 
 fn spawn(cmd: &str, args: &[&str]) -> Child {
-    Command::new(cmd)
-        .args(args)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
+    Command::new(cmd).args(args).stdout(Stdio::null()).spawn().unwrap()
 }
 
 /// Receives until `pred` matches, at most `limit` messages or 15 s.
@@ -133,19 +127,9 @@ async fn watcher_reports_process_gone_and_keeps_running() {
     let (tx, mut rx) = mpsc::channel(64);
     let cancel = CancellationToken::new();
     let targets = vec![WatchTarget::Pid(busy_pid), WatchTarget::Pid(idle_pid)];
-    let task = tokio::spawn(run_watcher(
-        targets,
-        Duration::from_millis(250),
-        cancel.clone(),
-        tx,
-    ));
+    let task = tokio::spawn(run_watcher(targets, Duration::from_millis(250), cancel.clone(), tx));
 
-    let before = recv_until(
-        &mut rx,
-        20,
-        |m| matches!(m, WatchMessage::Sample(s) if s.t_s > 0.9),
-    )
-    .await;
+    let before = recv_until(&mut rx, 20, |m| matches!(m, WatchMessage::Sample(s) if s.t_s > 0.9)).await;
     assert!(matches!(
         before[0],
         WatchMessage::Allotment(Allotment {
@@ -221,11 +205,7 @@ async fn watcher_cgroup_limits_oom_swap_and_removal() {
     let mut w = Watcher::new(vec![WatchTarget::Cgroup(dir.clone())]);
     let events = w.prime().await;
     let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
-    assert_eq!(
-        kinds,
-        vec![EventKind::SwapInUse],
-        "50 MiB swap in the fixture"
-    );
+    assert_eq!(kinds, vec![EventKind::SwapInUse], "50 MiB swap in the fixture");
     assert_eq!(
         w.allotment(),
         Allotment {
@@ -243,15 +223,8 @@ async fn watcher_cgroup_limits_oom_swap_and_removal() {
     let (s, events) = w.tick().await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].kind, EventKind::OomKill);
-    assert!(
-        events[0].detail.contains("4096 MiB"),
-        "{}",
-        events[0].detail
-    );
-    assert_eq!(
-        s.memory_mb,
-        (3_221_225_472u64 - 134_217_728) as f64 / 1048576.0
-    );
+    assert!(events[0].detail.contains("4096 MiB"), "{}", events[0].detail);
+    assert_eq!(s.memory_mb, (3_221_225_472u64 - 134_217_728) as f64 / 1048576.0);
     assert_eq!(s.throttled_ratio, Some(0.0));
 
     std::fs::remove_dir_all(&dir).unwrap();
@@ -315,27 +288,16 @@ async fn watcher_docker_fake_daemon_oom_restart_removal() {
         }
     );
     let (s, _) = w.tick().await;
-    assert_eq!(
-        (s.cpu_cores, s.memory_mb, s.throttled_ratio),
-        (1.5, 600.0, Some(0.4))
-    );
+    assert_eq!((s.cpu_cores, s.memory_mb, s.throttled_ratio), (1.5, 600.0, Some(0.4)));
 
     routes
         .lock()
         .unwrap()
         .insert(json_route.clone(), (200, wire(INSPECT_OOM)));
-    let kinds: Vec<EventKind> = tick_until_events(&mut w)
-        .await
-        .iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds: Vec<EventKind> = tick_until_events(&mut w).await.iter().map(|e| e.kind).collect();
     assert_eq!(
         kinds,
-        vec![
-            EventKind::OomKill,
-            EventKind::Restart,
-            EventKind::ProcessGone
-        ]
+        vec![EventKind::OomKill, EventKind::Restart, EventKind::ProcessGone]
     );
     assert_eq!(w.active_targets(), 1, "a stopped container may come back");
 

@@ -51,17 +51,10 @@ pub struct ServerSummary {
 /// Summarizes a run's samples.
 pub fn summarize(samples: &[ServerSample]) -> ServerSummary {
     let col = |f: fn(&ServerSample) -> f64| samples.iter().map(f).collect::<Vec<f64>>();
-    let hot: Vec<_> = samples
-        .iter()
-        .filter_map(|s| s.hot_thread.as_ref())
-        .collect();
+    let hot: Vec<_> = samples.iter().filter_map(|s| s.hot_thread.as_ref()).collect();
     let shares: Vec<f64> = hot.iter().map(|h| h.core_share).collect();
-    let hottest = hot
-        .iter()
-        .max_by(|a, b| a.core_share.total_cmp(&b.core_share));
-    let max_f = |it: &mut dyn Iterator<Item = f64>| {
-        it.fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
-    };
+    let hottest = hot.iter().max_by(|a, b| a.core_share.total_cmp(&b.core_share));
+    let max_f = |it: &mut dyn Iterator<Item = f64>| it.fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
     ServerSummary {
         samples: samples.len(),
         cpu_cores: Stats::of(&col(|s| s.cpu_cores)),

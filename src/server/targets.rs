@@ -125,17 +125,10 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
-async fn observe_pid(
-    pid: u32,
-    prev: &mut Option<(ProcSnapshot, Instant)>,
-    tps: u64,
-) -> Result<Reading, WatchError> {
+async fn observe_pid(pid: u32, prev: &mut Option<(ProcSnapshot, Instant)>, tps: u64) -> Result<Reading, WatchError> {
     let cur = blocking(move || read_proc(pid)).await?;
     let now = Instant::now();
-    if prev
-        .as_ref()
-        .is_some_and(|(p, _)| p.starttime != cur.starttime)
-    {
+    if prev.as_ref().is_some_and(|(p, _)| p.starttime != cur.starttime) {
         return Err(WatchError::Gone {
             what: format!("process {pid} (pid reused by {:?})", cur.comm),
         });
@@ -181,9 +174,7 @@ async fn observe_cgroup(
     };
     let mut events = Vec::new();
     if s.new_oom_kills > 0 {
-        let limit = s
-            .memory_limit_mb
-            .map_or("unlimited".into(), |m| format!("{m:.0} MiB"));
+        let limit = s.memory_limit_mb.map_or("unlimited".into(), |m| format!("{m:.0} MiB"));
         events.push((
             EventKind::OomKill,
             format!(

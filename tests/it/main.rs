@@ -3,6 +3,7 @@
 
 mod cli;
 mod latency;
+mod load;
 mod playback;
 mod record;
 mod support;
