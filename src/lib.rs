@@ -24,6 +24,7 @@
 
 pub mod app;
 pub mod audio;
+pub mod capacity;
 pub mod config;
 pub mod device;
 pub mod dist;

@@ -14,7 +14,7 @@ use std::time::Duration;
 const MAX_MICROS: u64 = 3_600_000_000;
 
 /// The report's percentile object, in milliseconds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Percentiles {
     pub count: u64,
     pub min: f64,

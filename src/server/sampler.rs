@@ -81,7 +81,7 @@ pub struct ServerEvent {
 }
 
 /// The server's limits, summed over targets that have one.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, serde::Deserialize)]
 pub struct Allotment {
     pub cpu_cores: Option<f64>,
     pub memory_mb: Option<f64>,
