@@ -6,6 +6,7 @@
 //! - [`search`]: which speaker counts to run and when the knee is found;
 //! - [`sizing`]: per-speaker cost, saturation, and the buy/keep verdict.
 
+pub mod run;
 pub mod search;
 pub mod sizing;
 pub mod slo;

@@ -1,6 +1,7 @@
 //! The mock server's settings: the `[mock]` table of a fleet file (or
 //! `mock-server --config FILE`), resolved into [`MockConfig`].
 
+use super::burn::BurnThreads;
 use super::pacing::DownlinkMode;
 use crate::dist::Dist;
 use crate::units::Span;
@@ -30,6 +31,10 @@ pub struct MockSettings {
     pub stall: Option<Span>,
     /// Seed for the mock's random draws (jitter, sentence delays).
     pub seed: Option<u64>,
+    /// Real CPU time burned by each answer stage (ASR, LLM, each TTS sentence).
+    pub cpu_burn: Option<Span>,
+    /// Where to burn it: `pool` (many threads) or `single` (one hot thread).
+    pub cpu_burn_threads: Option<String>,
     /// Sentences per answer.
     pub sentences: Option<u32>,
     /// Trailing silence that ends an utterance (VAD window W).
@@ -59,6 +64,8 @@ pub struct MockConfig {
     pub sentence_delay: Dist,
     pub downlink: DownlinkMode,
     pub seed: u64,
+    pub cpu_burn: Duration,
+    pub cpu_burn_threads: BurnThreads,
     pub sentences: u32,
     pub silence_window: Duration,
     pub min_utterance_frames: u32,
@@ -102,6 +109,17 @@ impl MockSettings {
                 d(self.stall, 500),
             )?,
             seed: self.seed.unwrap_or(1),
+            cpu_burn: d(self.cpu_burn, 0),
+            cpu_burn_threads: match self.cpu_burn_threads.as_deref().unwrap_or("pool") {
+                "pool" => BurnThreads::Pool,
+                "single" => BurnThreads::Single,
+                other => {
+                    return Err((
+                        "cpu_burn_threads".into(),
+                        format!("must be pool or single; got `{other}`"),
+                    ));
+                }
+            },
             sentences: self.sentences.unwrap_or(2),
             silence_window: d(self.silence_window, 300),
             min_utterance_frames: self.min_utterance_frames.unwrap_or(15),

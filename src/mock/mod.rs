@@ -10,6 +10,7 @@
 //! compare both sides.
 
 mod answer;
+mod burn;
 mod config;
 mod pacing;
 mod reply;
@@ -17,6 +18,7 @@ mod session;
 mod vad;
 mod voice_bank;
 
+pub use burn::BurnThreads;
 pub use config::{MockConfig, MockSettings};
 pub use pacing::{DownlinkMode, DownlinkPacer, Outgoing, PACE, PRE_BUFFER_FRAMES};
 pub use vad::{Vad, VadDecision};

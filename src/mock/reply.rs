@@ -4,6 +4,7 @@
 //! and reports each stage to the session over a channel; the session owns
 //! the socket and the pacing.
 
+use super::burn::burn_cpu;
 use super::config::MockConfig;
 use super::voice_bank::VoiceBank;
 use bytes::Bytes;
@@ -58,12 +59,14 @@ impl Stages {
     }
 }
 
-/// Holds a worker for `delay` (or just waits when the pool is unbounded).
-async fn work(pool: &Option<Arc<Semaphore>>, delay: Duration) {
+/// Holds a worker for `delay` (or just waits when the pool is unbounded),
+/// burning the configured CPU first.
+async fn work(pool: &Option<Arc<Semaphore>>, delay: Duration, cfg: &MockConfig) {
     let _permit = match pool {
         Some(p) => p.clone().acquire_owned().await.ok(),
         None => None,
     };
+    burn_cpu(cfg.cpu_burn, cfg.cpu_burn_threads).await;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -104,7 +107,7 @@ async fn pipeline(job: &mut ReplyJob) {
     let cfg = job.cfg.clone();
     let sentences = match &job.kind {
         ReplyKind::Speech => {
-            work(&job.stages.asr, cfg.asr_delay).await;
+            work(&job.stages.asr, cfg.asr_delay, &cfg).await;
             let text = "[mock ASR] 语音已识别".to_string();
             if send(ReplyEvent::Stt(text)).await.is_err() {
                 return;
@@ -123,7 +126,7 @@ async fn pipeline(job: &mut ReplyJob) {
         }
         ReplyKind::Goodbye => 1,
     };
-    work(&job.stages.llm, cfg.llm_delay).await;
+    work(&job.stages.llm, cfg.llm_delay, &cfg).await;
     if send(ReplyEvent::Llm).await.is_err() {
         return;
     }
@@ -133,7 +136,7 @@ async fn pipeline(job: &mut ReplyJob) {
         } else {
             cfg.sentence_delay.sample(&mut job.rng)
         };
-        work(&job.stages.tts, delay).await;
+        work(&job.stages.tts, delay, &cfg).await;
         let (text, frames) = job.bank.sentence(job.voice_index + k);
         if send(ReplyEvent::Sentence { text, frames }).await.is_err() {
             return;

@@ -119,7 +119,7 @@ pub struct RunContext<'a> {
     pub fleet: &'a str,
 }
 
-fn turns_of(m: &Metrics) -> Turns {
+pub fn turns_of(m: &Metrics) -> Turns {
     Turns {
         started: m.turns_started,
         completed: m.completed,
@@ -135,7 +135,7 @@ fn turns_of(m: &Metrics) -> Turns {
     }
 }
 
-fn latency_of(m: &Metrics) -> BTreeMap<String, Percentiles> {
+pub fn latency_of(m: &Metrics) -> BTreeMap<String, Percentiles> {
     LATENCY_METRICS
         .iter()
         .map(|name| {
@@ -147,7 +147,7 @@ fn latency_of(m: &Metrics) -> BTreeMap<String, Percentiles> {
         .collect()
 }
 
-fn playback_of(m: &Metrics) -> PlaybackSection {
+pub fn playback_of(m: &Metrics) -> PlaybackSection {
     let p = &m.playback;
     PlaybackSection {
         turns: p.turns,

@@ -14,6 +14,7 @@ pub mod cgroup;
 pub mod docker;
 pub mod proc;
 pub mod sampler;
+pub mod series;
 pub mod summary;
 mod targets;
 
