@@ -53,6 +53,18 @@ With no URL (flag or fleet file), the built-in mock server is started on
 
 --config reads the [mock] table of a fleet file (delays, worker limits, VAD window).")]
     MockServer(MockArgs),
+    /// Find the most concurrent speakers the server holds within the SLOs,
+    /// and whether its CPU/memory allotment is enough.
+    #[command(after_help = "Examples:
+  xiaozhi-fleet capacity fleets/capacity-mock.toml --target-speakers 20 --server-cpus 4 --server-memory 8G
+  xiaozhi-fleet capacity fleets/steps-10-20-40.toml --url ws://192.168.1.20:8000/xiaozhi/v1/ \\
+      --watch-docker xiaozhi-esp32-server --target-speakers 20 --report capacity.json
+  xiaozhi-fleet capacity --url ws://127.0.0.1:8000/xiaozhi/v1/ --watch-pid 4242 --slo 'first_audio.p95<=1.5s'
+
+Each stage holds N speakers (closed loop): ramp, reset, measure --stage-duration, judge
+the SLOs. The search doubles N while stages pass, then bisects. Exit code 1 when the
+verdict is INSUFFICIENT or the target fails its SLOs.")]
+    Capacity(CapacityArgs),
     /// Check a fleet file and print the resolved plan (exit 2 if invalid).
     #[command(after_help = "Example:\n  xiaozhi-fleet validate fleets/smoke.toml")]
     Validate {
@@ -93,9 +105,70 @@ pub struct RunArgs {
     /// Directory for recordings (default runs/<date-time>).
     #[arg(long)]
     pub record_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub watch: WatchArgs,
     /// No live status line.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Watching the server under test.
+#[derive(Debug, Default, Args)]
+pub struct WatchArgs {
+    /// Watch this process (CPU, memory, threads, busiest thread); repeatable.
+    #[arg(long)]
+    pub watch_pid: Vec<u32>,
+    /// Watch this cgroup directory (v1 or v2), e.g. /sys/fs/cgroup/system.slice/docker-<id>.scope.
+    #[arg(long)]
+    pub watch_cgroup: Vec<PathBuf>,
+    /// Watch this Docker container (name or id) through /var/run/docker.sock.
+    #[arg(long)]
+    pub watch_docker: Vec<String>,
+    /// Sampling interval.
+    #[arg(long, value_parser = duration, default_value = "1s")]
+    pub watch_interval: Duration,
+    /// The server's CPU allotment in cores (when the cgroup/Docker does not say).
+    #[arg(long)]
+    pub server_cpus: Option<f64>,
+    /// The server's memory allotment, e.g. 8G (when the cgroup/Docker does not say).
+    #[arg(long, value_parser = size_mb)]
+    pub server_memory: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// Fleet file (TOML): clips, behaviour, SLOs, tiers, mock settings.
+    pub fleet: Option<PathBuf>,
+    /// Server WebSocket URL (default: the built-in mock as a child process).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// An SLO such as first_audio.p95<=2s, stutter_ratio<=0.01; replaces the defaults; repeatable.
+    #[arg(long)]
+    pub slo: Vec<String>,
+    /// First stage's speakers.
+    #[arg(long, default_value_t = 1)]
+    pub start: u32,
+    /// Stop bisecting at this many speakers (default: 1 below 20, else 5%).
+    #[arg(long)]
+    pub resolution: Option<u32>,
+    /// Measure window per stage.
+    #[arg(long, value_parser = duration, default_value = "60s")]
+    pub stage_duration: Duration,
+    /// Size the server for this many concurrent speakers.
+    #[arg(long)]
+    pub target_speakers: Option<u32>,
+    /// Safety cap on speakers.
+    #[arg(long, default_value_t = 1000)]
+    pub max_speakers: u32,
+    /// Write the JSON report here; repeatable.
+    #[arg(long)]
+    pub report: Vec<PathBuf>,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+fn size_mb(s: &str) -> Result<f64, String> {
+    xiaozhi_fleet::units::parse_size_mb(s)
 }
 
 fn record_rule(s: &str) -> Result<RecordRule, String> {

@@ -5,11 +5,16 @@
 mod cli;
 
 use clap::Parser;
-use cli::{Cli, Command, MockArgs, RunArgs};
+use cli::{CapacityArgs, Cli, Command, MockArgs, RunArgs, WatchArgs};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 use xiaozhi_fleet::app::{self, RunOptions};
+use xiaozhi_fleet::capacity::run::CapacityOptions;
+use xiaozhi_fleet::capacity::search::{Resolution, SearchConfig};
+use xiaozhi_fleet::capacity::slo::Slo;
 use xiaozhi_fleet::config::{FleetFile, Plan, plan::Overrides};
+use xiaozhi_fleet::server::series::WatchOptions;
+use xiaozhi_fleet::server::{Allotment, WatchTarget};
 
 const EXIT_ERROR: u8 = 2;
 const EXIT_INTERRUPTED: u8 = 130;
@@ -53,6 +58,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<u8> {
     match cmd {
         Command::Run(args) => run(args).await,
         Command::MockServer(args) => mock_server(args).await,
+        Command::Capacity(args) => capacity(args).await,
         Command::Validate { fleet } => {
             let plan = Plan::load(Some(&fleet), &Overrides::default())?;
             print!("{}", app::describe_plan(&plan)?);
@@ -76,6 +82,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let opts = RunOptions {
         reports: args.report,
         quiet: args.quiet,
+        watch: watch_options(&args.watch),
     };
     let interrupt = interrupt_token();
     let result = app::run(&plan, &opts, interrupt).await?;
@@ -99,4 +106,44 @@ async fn mock_server(args: MockArgs) -> anyhow::Result<u8> {
     };
     app::mock_server(&args.listen, cfg, interrupt_token()).await?;
     Ok(0)
+}
+
+fn watch_options(w: &WatchArgs) -> WatchOptions {
+    let mut targets: Vec<WatchTarget> = w.watch_pid.iter().map(|&p| WatchTarget::Pid(p)).collect();
+    targets.extend(w.watch_cgroup.iter().cloned().map(WatchTarget::Cgroup));
+    targets.extend(w.watch_docker.iter().cloned().map(WatchTarget::Docker));
+    WatchOptions {
+        targets,
+        interval: w.watch_interval,
+        allotment: Allotment {
+            cpu_cores: w.server_cpus,
+            memory_mb: w.server_memory,
+        },
+    }
+}
+
+async fn capacity(args: CapacityArgs) -> anyhow::Result<u8> {
+    let ov = Overrides {
+        url: args.url,
+        ..Overrides::default()
+    };
+    let plan = Plan::load(args.fleet.as_deref(), &ov)?;
+    let slos = if args.slo.is_empty() {
+        plan.slos.clone()
+    } else {
+        args.slo.iter().map(|s| Slo::parse(s)).collect::<Result<Vec<_>, _>>()?
+    };
+    let opts = CapacityOptions {
+        slos,
+        search: SearchConfig {
+            start: args.start,
+            resolution: args.resolution.map_or(Resolution::Auto, Resolution::Fixed),
+            max_speakers: args.max_speakers,
+        },
+        stage_duration: args.stage_duration,
+        target_speakers: args.target_speakers,
+        tiers: plan.tiers.clone(),
+        watch: watch_options(&args.watch),
+    };
+    app::capacity::capacity(&plan, args.fleet.as_deref(), opts, &args.report, interrupt_token()).await
 }

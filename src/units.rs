@@ -104,6 +104,24 @@ pub fn parse_rate(text: &str) -> Result<f64, String> {
     Ok(n / per_secs)
 }
 
+/// Parses a memory size (`8G`, `8GB`, `512M`, `1.5GiB`, bare number = MB) into MB (MiB).
+pub fn parse_size_mb(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size; write e.g. 8G or 512M"))?;
+    let mb = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "m" | "mb" | "mib" => n,
+        "g" | "gb" | "gib" => n * 1024.0,
+        "t" | "tb" | "tib" => n * 1024.0 * 1024.0,
+        "k" | "kb" | "kib" => n / 1024.0,
+        u => return Err(format!("`{text}`: unknown size unit `{u}` (use M or G)")),
+    };
+    Ok(mb)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +141,14 @@ mod tests {
     fn durations_format_back() {
         assert_eq!(format_duration(Duration::from_secs(30)), "30s");
         assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+    }
+
+    #[test]
+    fn sizes_parse_to_megabytes() {
+        assert_eq!(parse_size_mb("8G"), Ok(8192.0));
+        assert_eq!(parse_size_mb("512M"), Ok(512.0));
+        assert_eq!(parse_size_mb("1.5GiB"), Ok(1536.0));
+        assert!(parse_size_mb("8X").is_err());
     }
 
     #[test]

@@ -147,7 +147,9 @@ pub async fn run_capacity(
         let memory_near_limit = server_watch.as_mut().is_some_and(|w| {
             let r = w.drain();
             let peak = r.window(window.0, window.1).memory_mb.max;
-            r.allotment.memory_mb.is_some_and(|limit| peak >= MEMORY_STOP_SHARE * limit)
+            r.allotment
+                .memory_mb
+                .is_some_and(|limit| peak >= MEMORY_STOP_SHARE * limit)
         });
         let stage = CapacityStage {
             speakers: n,
@@ -182,7 +184,13 @@ pub async fn run_capacity(
 }
 
 fn search_result_so_far(search: &Search) -> SearchResult {
-    let best = search.history().iter().filter(|(_, o)| o.passed).map(|(n, _)| *n).max().unwrap_or(0);
+    let best = search
+        .history()
+        .iter()
+        .filter(|(_, o)| o.passed)
+        .map(|(n, _)| *n)
+        .max()
+        .unwrap_or(0);
     SearchResult {
         max_speakers: best,
         stages_run: search.history().len() as u32,

@@ -159,9 +159,7 @@ impl Search {
             None if pass >= self.cfg.max_speakers => self.done(StopReason::HitMaxSpeakers),
             None => self.run_untested(pass.saturating_mul(2).min(self.cfg.max_speakers)),
             Some(fail) if fail <= pass => self.done(StopReason::Converged),
-            Some(fail) if fail - pass <= self.cfg.resolution.width(pass) => {
-                self.done(StopReason::Converged)
-            }
+            Some(fail) if fail - pass <= self.cfg.resolution.width(pass) => self.done(StopReason::Converged),
             Some(fail) => self.run_untested(pass + (fail - pass) / 2),
         }
     }

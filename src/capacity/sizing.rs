@@ -268,8 +268,8 @@ pub fn size(input: &SizingInput) -> Result<Sizing, SizingError> {
     let cores_needed = round_cores((cost.baseline_cores + cost.cores_per_speaker * t) * HEADROOM);
     let memory_needed_mb = round_mb((cost.baseline_mb + cost.mb_per_speaker * t) * HEADROOM);
     let tier = pick_tier(&input.tiers, cores_needed, memory_needed_mb);
-    let covers = supply.cpu_cores.is_none_or(|c| c >= cores_needed)
-        && supply.memory_mb.is_none_or(|mb| mb >= memory_needed_mb);
+    let covers =
+        supply.cpu_cores.is_none_or(|c| c >= cores_needed) && supply.memory_mb.is_none_or(|mb| mb >= memory_needed_mb);
     let knee_ok = m.knee >= target || (m.first_fail.is_none() && target > m.max_measured);
     let hot_blocks = saturated == Saturation::HotThread && target > m.knee;
     let verdict = if covers && knee_ok && !hot_blocks {
@@ -291,8 +291,7 @@ pub fn size(input: &SizingInput) -> Result<Sizing, SizingError> {
         per_speaker: cost,
         memory_band: MemoryBand::of(peak_memory_mb, supply.memory_mb),
         explanation: Vec::new(),
-        processes_needed: (saturated == Saturation::HotThread && m.knee > 0)
-            .then(|| target.div_ceil(m.knee)),
+        processes_needed: (saturated == Saturation::HotThread && m.knee > 0).then(|| target.div_ceil(m.knee)),
         first_fail: m.first_fail,
         max_measured_speakers: m.max_measured,
         peak_memory_mb,
@@ -340,9 +339,7 @@ fn validate(input: &SizingInput) -> Result<(), SizingError> {
 }
 
 fn saturation(stage: &StageServer, supply: &Allotment) -> Saturation {
-    let share_of = |used: f64, limit: Option<f64>, share: f64| {
-        limit.is_some_and(|l| l > 0.0 && used >= share * l)
-    };
+    let share_of = |used: f64, limit: Option<f64>, share: f64| limit.is_some_and(|l| l > 0.0 && used >= share * l);
     let hot = stage.hot_thread_p95.is_some_and(|h| h >= HOT_THREAD_SHARE);
     let process_not_busy = supply
         .cpu_cores
@@ -351,10 +348,7 @@ fn saturation(stage: &StageServer, supply: &Allotment) -> Saturation {
         Saturation::Memory
     } else if hot && process_not_busy {
         Saturation::HotThread
-    } else if stage
-        .throttled_ratio_max
-        .is_some_and(|t| t >= THROTTLED_SATURATION)
-    {
+    } else if stage.throttled_ratio_max.is_some_and(|t| t >= THROTTLED_SATURATION) {
         Saturation::Throttling
     } else if share_of(stage.cpu_cores_p95, supply.cpu_cores, SATURATION_SHARE) {
         Saturation::Cpu
@@ -378,9 +372,7 @@ fn pick_tier(tiers: &[Tier], cores: f64, memory_mb: f64) -> Option<&Tier> {
     tiers
         .iter()
         .filter(|t| t.cpu_cores >= cores && t.memory_gb * 1024.0 >= memory_mb)
-        .min_by(|a, b| {
-            (a.cpu_cores.total_cmp(&b.cpu_cores)).then(a.memory_gb.total_cmp(&b.memory_gb))
-        })
+        .min_by(|a, b| (a.cpu_cores.total_cmp(&b.cpu_cores)).then(a.memory_gb.total_cmp(&b.memory_gb)))
 }
 
 fn confidence(extrapolation: f64) -> &'static str {
@@ -394,10 +386,7 @@ fn confidence(extrapolation: f64) -> &'static str {
 }
 
 fn slo_summary(slos: &[Slo]) -> String {
-    slos.iter()
-        .map(Slo::describe)
-        .collect::<Vec<_>>()
-        .join(", ")
+    slos.iter().map(Slo::describe).collect::<Vec<_>>().join(", ")
 }
 
 mod fit;

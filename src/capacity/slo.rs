@@ -315,12 +315,9 @@ impl Slo {
     pub fn describe(&self) -> String {
         let cmp = self.comparison.human();
         match self.metric {
-            SloMetric::Latency { metric, stat } => format!(
-                "{} {} {cmp} {}",
-                stat.as_str(),
-                metric.human(),
-                human_ms(self.limit)
-            ),
+            SloMetric::Latency { metric, stat } => {
+                format!("{} {} {cmp} {}", stat.as_str(), metric.human(), human_ms(self.limit))
+            }
             SloMetric::StutterRatio => format!("stutter {cmp} {}%", self.limit * 100.0),
             SloMetric::FailedRatio => format!("failed turns {cmp} {}%", self.limit * 100.0),
         }
@@ -357,9 +354,7 @@ fn parse_limit(metric: SloMetric, text: &str) -> Result<f64, SloError> {
             } else if let Some(s) = text.strip_suffix('s') {
                 Ok(number(s)? * 1000.0)
             } else {
-                Err(bad(
-                    "a latency limit needs a unit: ms or s (e.g. 2s, 1500ms)",
-                ))
+                Err(bad("a latency limit needs a unit: ms or s (e.g. 2s, 1500ms)"))
             }
         }
         SloMetric::StutterRatio | SloMetric::FailedRatio => {

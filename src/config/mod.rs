@@ -70,8 +70,28 @@ pub struct FleetFile {
     pub arrivals: Option<String>,
     /// Stop after this many turns in total (any load model).
     pub total_turns: Option<u64>,
+    /// SLOs for `capacity` (default: p95 first audio ≤ 2 s, stutter ≤ 1%, failed ≤ 1%).
+    pub slo: Option<Vec<SloSection>>,
+    /// Machine sizes for the sizing verdict (default: the operators' guide).
+    pub tier: Option<Vec<TierSection>>,
     /// Settings of the built-in mock server.
     pub mock: Option<MockSettings>,
+}
+
+/// `[[slo]]`: one rule, e.g. `rule = "first_audio.p95<=2s"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloSection {
+    pub rule: crate::capacity::slo::Slo,
+}
+
+/// `[[tier]]`: a machine size one can buy.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierSection {
+    pub name: String,
+    pub cores: f64,
+    pub memory_gb: f64,
 }
 
 /// `[[group]]`: devices that behave alike.

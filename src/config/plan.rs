@@ -2,6 +2,8 @@
 
 use super::{ConfigError, FleetFile};
 use crate::audio::playback::PlaybackConfig;
+use crate::capacity::sizing::{Tier, default_tiers};
+use crate::capacity::slo::Slo;
 use crate::device::profile;
 use crate::dist::Dist;
 use crate::mock::MockConfig;
@@ -138,6 +140,10 @@ pub struct Plan {
     /// Recording rules (empty = record nothing).
     pub record: Vec<RecordRule>,
     pub record_dir: Option<PathBuf>,
+    /// SLOs for capacity searches.
+    pub slos: Vec<Slo>,
+    /// Machine sizes for the sizing verdict.
+    pub tiers: Vec<Tier>,
 }
 
 /// Command-line values that replace the fleet file's.
@@ -276,6 +282,21 @@ impl Plan {
             playback,
             record,
             record_dir,
+            slos: match raw.slo {
+                Some(v) if !v.is_empty() => v.into_iter().map(|s| s.rule).collect(),
+                _ => Slo::defaults(),
+            },
+            tiers: match raw.tier {
+                Some(v) if !v.is_empty() => v
+                    .into_iter()
+                    .map(|t| Tier {
+                        name: t.name,
+                        cpu_cores: t.cores,
+                        memory_gb: t.memory_gb,
+                    })
+                    .collect(),
+                _ => default_tiers(),
+            },
         })
     }
 

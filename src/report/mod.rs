@@ -30,6 +30,8 @@ pub struct Report {
     pub connections: Connections,
     /// Step plans: each stage's measure window.
     pub stages: Vec<StageReport>,
+    /// The watched server (`--watch-*`), on the run's clock.
+    pub server: Option<crate::server::series::ServerReport>,
     /// Files written for `--record` (empty when not recording).
     pub recordings: Vec<crate::record::Recording>,
 }
@@ -53,6 +55,16 @@ pub struct PlaybackSection {
 pub struct Tool {
     pub name: String,
     pub version: String,
+}
+
+impl Tool {
+    /// This program's name and version.
+    pub fn this() -> Tool {
+        Tool {
+            name: env!("CARGO_PKG_NAME").to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -108,6 +120,8 @@ pub struct StageReport {
     pub turns: Turns,
     pub latency_ms: BTreeMap<String, Percentiles>,
     pub playback: PlaybackSection,
+    /// The server during this window (when watched).
+    pub server: Option<crate::server::summary::ServerSummary>,
 }
 
 /// Facts about the run that the metrics do not hold.
@@ -169,10 +183,7 @@ impl Report {
         let m = &out.metrics;
         Report {
             schema_version: SCHEMA_VERSION,
-            tool: Tool {
-                name: env!("CARGO_PKG_NAME").to_string(),
-                version: env!("CARGO_PKG_VERSION").to_string(),
-            },
+            tool: Tool::this(),
             run: RunInfo {
                 target_url: ctx.target_url.to_string(),
                 mock: ctx.mock,
@@ -213,8 +224,10 @@ impl Report {
                     turns: turns_of(&st.metrics),
                     latency_ms: latency_of(&st.metrics),
                     playback: playback_of(&st.metrics),
+                    server: None,
                 })
                 .collect(),
+            server: None,
             recordings: Vec::new(),
         }
     }

@@ -61,7 +61,11 @@ impl ServerWatch {
         let cancel = CancellationToken::new();
         let (tx, rx) = mpsc::channel(WATCH_CHANNEL);
         let watcher = Watcher::new(opts.targets.clone());
-        let interval = if opts.interval.is_zero() { Duration::from_secs(1) } else { opts.interval };
+        let interval = if opts.interval.is_zero() {
+            Duration::from_secs(1)
+        } else {
+            opts.interval
+        };
         tokio::spawn(run_watcher_with(watcher, interval, cancel.clone(), tx));
         let report = ServerReport {
             targets: opts.targets.iter().map(|t| t.label()).collect(),

@@ -37,7 +37,9 @@ async fn capacity_finds_the_brute_force_knee_with_fewer_stages() {
     let slos = vec![Slo::parse("first_audio.p95<=1.5s").unwrap()];
     let mut knee = 0;
     for n in 1..=40 {
-        let (m, ..) = run_stage(&plan, &url, n, STAGE, CancellationToken::new()).await.unwrap();
+        let (m, ..) = run_stage(&plan, &url, n, STAGE, CancellationToken::new())
+            .await
+            .unwrap();
         if all_passed(&check_all(&slos, &measure_of(&m))) {
             knee = n;
         } else {
@@ -58,10 +60,16 @@ async fn capacity_finds_the_brute_force_knee_with_fewer_stages() {
         tiers: default_tiers(),
         watch: WatchOptions::default(),
     };
-    let out = run_capacity(&plan, &url, &opts, CancellationToken::new(), |_| {}).await.unwrap();
+    let out = run_capacity(&plan, &url, &opts, CancellationToken::new(), |_| {})
+        .await
+        .unwrap();
     assert_eq!(out.capacity.max_speakers, knee);
     let ran = out.capacity.stages.len();
-    assert!(ran < knee as usize + 1, "search ran {ran} stages, sweep ran {}", knee + 1);
+    assert!(
+        ran < knee as usize + 1,
+        "search ran {ran} stages, sweep ran {}",
+        knee + 1
+    );
     assert_eq!(ran as u32, out.result.stages_run);
     println!("knee {knee}: sweep ran {} stages, search ran {ran}", knee + 1);
     let json = serde_json::to_value(&out.capacity).unwrap();

@@ -7,4 +7,5 @@ mod latency;
 mod load;
 mod playback;
 mod record;
+mod server;
 mod support;

@@ -16,10 +16,7 @@ pub(super) struct Fit {
 
 pub(super) fn per_speaker(stages: &[&StageServer]) -> PerSpeaker {
     let xy = |y: fn(&StageServer) -> f64| -> Vec<(f64, f64)> {
-        stages
-            .iter()
-            .map(|s| (f64::from(s.speakers), y(s)))
-            .collect()
+        stages.iter().map(|s| (f64::from(s.speakers), y(s))).collect()
     };
     let cpu = fit_line(&xy(|s| s.cpu_cores_p95));
     let mem = fit_line(&xy(|s| s.memory_mb_max));
@@ -82,10 +79,7 @@ pub(super) fn fit_line(points: &[(f64, f64)]) -> Fit {
         }
     };
     let spread = (points.len() >= 3).then(|| {
-        let ssr: f64 = points
-            .iter()
-            .map(|p| (p.1 - intercept - slope * p.0).powi(2))
-            .sum();
+        let ssr: f64 = points.iter().map(|p| (p.1 - intercept - slope * p.0).powi(2)).sum();
         (ssr / (n - 2.0)).sqrt()
     });
     Fit {

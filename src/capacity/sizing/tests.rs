@@ -46,12 +46,7 @@ fn input(stages: Vec<StageServer>, cores: f64, mem_mb: f64, target: Option<u32>)
 
 /// The knee-12 CPU-bound server: 0.5 + 0.25 n cores, 1200 + 300 n MB.
 fn cpu_bound(target: u32) -> Sizing {
-    let stages = linear(
-        &[1, 2, 4, 8, 16, 12, 14, 13],
-        12,
-        (0.5, 0.25),
-        (1200.0, 300.0),
-    );
+    let stages = linear(&[1, 2, 4, 8, 16, 12, 14, 13], 12, (0.5, 0.25), (1200.0, 300.0));
     size(&input(stages, 4.0, 8192.0, Some(target))).unwrap()
 }
 
@@ -69,18 +64,9 @@ fn summary(s: &Sizing) -> (Verdict, Saturation, f64, f64, Option<&str>) {
 fn sufficient_when_target_within_knee_and_allotment() {
     // (0.5 + 0.25·10)·1.3 = 3.9 → 4.0; (1200 + 300·10)·1.3 = 5460 → 5504.
     let s = cpu_bound(10);
-    let want = (
-        Verdict::Sufficient,
-        Saturation::Cpu,
-        4.0,
-        5504.0,
-        Some("current"),
-    );
+    let want = (Verdict::Sufficient, Saturation::Cpu, 4.0, 5504.0, Some("current"));
     assert_eq!(summary(&s), want);
-    assert_eq!(
-        (s.knee, s.first_fail, s.confidence.as_str()),
-        (12, Some(13), "high")
-    );
+    assert_eq!((s.knee, s.first_fail, s.confidence.as_str()), (12, Some(13), "high"));
     assert_eq!(s.memory_band, MemoryBand::Safe);
 }
 
@@ -88,13 +74,7 @@ fn sufficient_when_target_within_knee_and_allotment() {
 fn insufficient_needs_plan_a() {
     // (0.5 + 0.25·20)·1.3 = 7.15 → 7.5; (1200 + 300·20)·1.3 = 9360 → 9408.
     let s = cpu_bound(20);
-    let want = (
-        Verdict::Insufficient,
-        Saturation::Cpu,
-        7.5,
-        9408.0,
-        Some("plan A"),
-    );
+    let want = (Verdict::Insufficient, Saturation::Cpu, 7.5, 9408.0, Some("plan A"));
     assert_eq!(summary(&s), want);
     assert_eq!(s.confidence, "medium");
     assert_eq!(s.extrapolation, 1.25);
@@ -140,14 +120,8 @@ fn hot_thread_says_more_cores_will_not_help() {
     assert_eq!(summary(&s), want);
     assert_eq!(s.processes_needed, Some(4));
     let text = render_text(&s);
-    assert!(
-        text.contains("more cores will not raise the knee"),
-        "{text}"
-    );
-    assert!(
-        text.contains("more server processes or instances will"),
-        "{text}"
-    );
+    assert!(text.contains("more cores will not raise the knee"), "{text}");
+    assert!(text.contains("more server processes or instances will"), "{text}");
     assert!(
         text.contains("20 speakers need 4 server processes or instances"),
         "{text}"
@@ -163,13 +137,7 @@ fn memory_saturation_outranks_throttling() {
     stages[4].throttled_ratio_max = Some(0.2);
     // (0.3 + 2.4)·1.3 = 3.51 → 4.0; (1000 + 8400)·1.3 = 12220 → 12224.
     let s = size(&input(stages, 8.0, 8192.0, Some(12))).unwrap();
-    let want = (
-        Verdict::Insufficient,
-        Saturation::Memory,
-        4.0,
-        12224.0,
-        Some("plan A"),
-    );
+    let want = (Verdict::Insufficient, Saturation::Memory, 4.0, 12224.0, Some("plan A"));
     assert_eq!(summary(&s), want);
     assert_eq!(s.memory_band, MemoryBand::Danger);
     assert_eq!((s.knee, s.confidence.as_str()), (8, "medium"));
@@ -178,32 +146,14 @@ fn memory_saturation_outranks_throttling() {
 #[test]
 fn none_saturation_means_the_limit_is_outside() {
     // 0.2 + 0.05 n cores, 400 + 20 n MB: nothing busy, yet 11 speakers fail.
-    let stages = linear(
-        &[1, 2, 4, 8, 16, 12, 10, 11],
-        10,
-        (0.2, 0.05),
-        (400.0, 20.0),
-    );
+    let stages = linear(&[1, 2, 4, 8, 16, 12, 10, 11], 10, (0.2, 0.05), (400.0, 20.0));
     // (0.2 + 1.0)·1.3 = 1.56 → 2.0; (400 + 400)·1.3 = 1040 → 1088.
     let s = size(&input(stages.clone(), 4.0, 8192.0, Some(20))).unwrap();
-    let want = (
-        Verdict::Insufficient,
-        Saturation::None,
-        2.0,
-        1088.0,
-        Some("current"),
-    );
+    let want = (Verdict::Insufficient, Saturation::None, 2.0, 1088.0, Some("current"));
     assert_eq!(summary(&s), want);
     assert!(s.explanation.iter().any(|l| l.contains("outside")), "{s:?}");
-    let headline = render_text(&s)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        headline.contains("limit is outside the container"),
-        "{headline}"
-    );
+    let headline = render_text(&s).lines().next().unwrap_or_default().to_string();
+    assert!(headline.contains("limit is outside the container"), "{headline}");
     assert_eq!(s.per_speaker.mb_per_device, None, "devices == speakers");
     let ok = size(&input(stages, 4.0, 8192.0, Some(8))).unwrap();
     assert_eq!(ok.verdict, Verdict::Sufficient);
@@ -224,12 +174,7 @@ fn throttling_and_cpu_saturation() {
 
 #[test]
 fn no_target_sizes_the_knee_and_falls_back_to_current_tier() {
-    let stages = linear(
-        &[1, 2, 4, 8, 16, 12, 14, 13],
-        12,
-        (0.5, 0.25),
-        (1200.0, 300.0),
-    );
+    let stages = linear(&[1, 2, 4, 8, 16, 12, 14, 13], 12, (0.5, 0.25), (1200.0, 300.0));
     let mut inp = input(stages, 4.0, 8192.0, None);
     inp.allotment = Allotment::default();
     let s = size(&inp).unwrap();
@@ -237,18 +182,9 @@ fn no_target_sizes_the_knee_and_falls_back_to_current_tier() {
     // (1200 + 3600)·1.3 = 6240 → 6272 MB.
     assert_eq!(
         summary(&s),
-        (
-            Verdict::Insufficient,
-            Saturation::Cpu,
-            5.0,
-            6272.0,
-            Some("plan A")
-        )
+        (Verdict::Insufficient, Saturation::Cpu, 5.0, 6272.0, Some("plan A"))
     );
-    assert_eq!(
-        (s.current_cores, s.current_memory_mb),
-        (Some(4.0), Some(8192.0))
-    );
+    assert_eq!((s.current_cores, s.current_memory_mb), (Some(4.0), Some(8192.0)));
     assert_eq!(s.target_speakers, None);
 }
 
@@ -259,13 +195,7 @@ fn all_passing_target_beyond_measured_uses_the_model() {
     // (0.2 + 1.2)·1.3 = 1.82 → 2.0; (500 + 600)·1.3 = 1430 → 1472.
     assert_eq!(
         summary(&s),
-        (
-            Verdict::Sufficient,
-            Saturation::None,
-            2.0,
-            1472.0,
-            Some("current")
-        )
+        (Verdict::Sufficient, Saturation::None, 2.0, 1472.0, Some("current"))
     );
     assert_eq!((s.knee, s.first_fail), (8, None));
     assert!(s.explanation[0].starts_with("No stage failed"));
@@ -287,16 +217,11 @@ fn per_speaker_fit_spread_turns_and_devices() {
     for s in &mut stages {
         s.connected_devices = s.speakers * 2;
     }
-    let c = size(&input(stages.clone(), 8.0, 16384.0, None))
-        .unwrap()
-        .per_speaker;
+    let c = size(&input(stages.clone(), 8.0, 16384.0, None)).unwrap().per_speaker;
     assert!((c.cores_per_speaker - 0.48).abs() < 1e-9, "{c:?}");
     assert!((c.baseline_cores - 1.1).abs() < 1e-9, "{c:?}");
     // Residuals −0.06, 0.18, −0.18, 0.06 → sqrt(0.072 / 2).
-    assert!(
-        (c.cores_spread.unwrap() - 0.036f64.sqrt()).abs() < 1e-9,
-        "{c:?}"
-    );
+    assert!((c.cores_spread.unwrap() - 0.036f64.sqrt()).abs() < 1e-9, "{c:?}");
     assert!(c.mb_spread.unwrap() < 1e-6);
     assert!((c.mb_per_device.unwrap() - 50.0).abs() < 1e-9, "{c:?}");
     // Σ(mean · 60 s) / Σ turns, with 10 turns per speaker: 60·0.8·14 / 200.
@@ -320,18 +245,11 @@ fn fit_edge_cases() {
 
 #[test]
 fn memory_bands_and_rounding() {
-    let bands =
-        [0.79, 0.80, 0.89, 0.90, 0.94, 0.95, 1.2].map(|s| MemoryBand::of(s * 1000.0, Some(1000.0)));
+    let bands = [0.79, 0.80, 0.89, 0.90, 0.94, 0.95, 1.2].map(|s| MemoryBand::of(s * 1000.0, Some(1000.0)));
     use MemoryBand::*;
-    assert_eq!(
-        bands,
-        [Safe, Elevated, Elevated, Warning, Warning, Danger, Danger]
-    );
+    assert_eq!(bands, [Safe, Elevated, Elevated, Warning, Warning, Danger, Danger]);
     assert_eq!(MemoryBand::of(500.0, None), Unknown);
-    assert_eq!(
-        [3.9, 4.0, 4.0000000001, 4.01].map(round_cores),
-        [4.0, 4.0, 4.0, 4.5]
-    );
+    assert_eq!([3.9, 4.0, 4.0000000001, 4.01].map(round_cores), [4.0, 4.0, 4.0, 4.5]);
     assert_eq!([1.0, 64.0, 65.0].map(round_mb), [64.0, 64.0, 128.0]);
 }
 

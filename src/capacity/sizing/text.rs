@@ -4,8 +4,8 @@
 //! in the parent module and read back from the [`Sizing`] here.
 
 use super::{
-    HEADROOM, HOT_THREAD_PROCESS_SHARE, MemoryBand, SATURATION_SHARE, Saturation, Sizing,
-    StageServer, THROTTLED_SATURATION, Verdict,
+    HEADROOM, HOT_THREAD_PROCESS_SHARE, MemoryBand, SATURATION_SHARE, Saturation, Sizing, StageServer,
+    THROTTLED_SATURATION, Verdict,
 };
 
 /// The speaker count the needs were computed for.
@@ -75,9 +75,7 @@ pub(super) fn explain(s: &Sizing, judged: &StageServer) -> Vec<String> {
         ));
     }
     if s.current_cores.is_none() && s.current_memory_mb.is_none() {
-        lines.push(
-            "No allotment or \"current\" tier known: only the measured knee was checked.".into(),
-        );
+        lines.push("No allotment or \"current\" tier known: only the measured knee was checked.".into());
     }
     lines
 }
@@ -94,9 +92,7 @@ fn saturation_line(s: &Sizing, j: &StageServer) -> String {
         ),
         Saturation::HotThread => {
             let name = j.hot_thread_name.as_deref().unwrap_or("the busiest thread");
-            let procs = s
-                .processes_needed
-                .map_or("more".to_string(), |p| p.to_string());
+            let procs = s.processes_needed.map_or("more".to_string(), |p| p.to_string());
             format!(
                 "One thread ({name}) is pinned at {} of a core at {n} speakers while the process uses only {} of {cores} cores (< {}): more cores will not raise the knee; more server processes or instances will ({procs} for {} speakers).",
                 pct(j.hot_thread_p95.unwrap_or(0.0)),
@@ -180,19 +176,16 @@ pub fn render_text(s: &Sizing) -> String {
     let target = sized_for(s);
     let outside = s.saturated == Saturation::None && s.first_fail.is_some_and(|f| f <= target);
     let need = match (s.saturated, s.processes_needed) {
-        (Saturation::HotThread, Some(p)) if target > s.knee => format!(
-            "{target} speakers need {p} server processes or instances (more cores will not help)"
-        ),
+        (Saturation::HotThread, Some(p)) if target > s.knee => {
+            format!("{target} speakers need {p} server processes or instances (more cores will not help)")
+        }
         _ if outside => format!(
             "{target} speakers would fit in about {} cores / {} GB, but the limit is outside the container (e.g. a slow AI provider), so a bigger one will not help",
             num(s.cores_needed),
             gb(s.memory_needed_mb)
         ),
         _ => {
-            let tier = match (
-                &s.tier,
-                limits(s.tier_cores, s.tier_memory_gb.map(|g| g * 1024.0)),
-            ) {
+            let tier = match (&s.tier, limits(s.tier_cores, s.tier_memory_gb.map(|g| g * 1024.0))) {
                 (Some(name), Some(spec)) => format!("{name} ({spec})"),
                 _ => "no listed tier fits".to_string(),
             };

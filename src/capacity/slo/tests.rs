@@ -26,10 +26,7 @@ fn parses_latency_units_into_ms() {
         let slo = Slo::parse(text).expect(text);
         assert_eq!(slo.limit, ms, "{text}");
     }
-    assert_eq!(
-        Slo::parse("llm.max<750ms").unwrap().comparison,
-        Comparison::Below
-    );
+    assert_eq!(Slo::parse("llm.max<750ms").unwrap().comparison, Comparison::Below);
 }
 
 #[test]
@@ -37,10 +34,7 @@ fn parses_ratios() {
     let s = Slo::parse("stutter_ratio<=0.01").unwrap();
     assert_eq!(s.metric, SloMetric::StutterRatio);
     assert_eq!(s.limit, 0.01);
-    assert_eq!(
-        Slo::parse("failed_ratio<0.05").unwrap().metric,
-        SloMetric::FailedRatio
-    );
+    assert_eq!(Slo::parse("failed_ratio<0.05").unwrap().metric, SloMetric::FailedRatio);
 }
 
 #[test]
@@ -87,10 +81,7 @@ fn errors_are_clear() {
         "stutter_ratio<=5",
         "failed_ratio<=NaN",
     ] {
-        assert!(
-            matches!(Slo::parse(bad), Err(SloError::BadLimit { .. })),
-            "{bad}"
-        );
+        assert!(matches!(Slo::parse(bad), Err(SloError::BadLimit { .. })), "{bad}");
     }
 }
 
@@ -99,11 +90,7 @@ fn defaults_are_the_three_documented() {
     let shown: Vec<String> = Slo::defaults().iter().map(Slo::to_string).collect();
     assert_eq!(
         shown,
-        [
-            "first_audio.p95<=2000ms",
-            "stutter_ratio<=0.01",
-            "failed_ratio<=0.01"
-        ]
+        ["first_audio.p95<=2000ms", "stutter_ratio<=0.01", "failed_ratio<=0.01"]
     );
     assert_eq!(Slo::defaults()[0].describe(), "p95 first audio ≤ 2 s");
     assert_eq!(Slo::defaults()[1].describe(), "stutter ≤ 1%");

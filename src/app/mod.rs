@@ -1,6 +1,12 @@
 //! The commands behind the CLI, as library functions (so tests can call
 //! them): `run` (start the built-in mock if no URL, run the fleet, print and
-//! write the report) and `mock-server`.
+//! write the report), `mock-server`, `validate` ([`describe`]) and
+//! `capacity` ([`capacity`]).
+
+pub mod capacity;
+mod describe;
+
+pub use describe::describe_plan;
 
 use crate::config::{Plan, Target};
 use crate::fleet::{load_clips, run_fleet};
@@ -8,6 +14,7 @@ use crate::metrics::Snapshot;
 use crate::mock::{MockConfig, MockServer};
 use crate::record::{Recording, write_recording};
 use crate::report::{Report, RunContext, render_summary};
+use crate::server::series::{ServerWatch, WatchOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -19,6 +26,8 @@ pub struct RunOptions {
     pub reports: Vec<PathBuf>,
     /// No live status line.
     pub quiet: bool,
+    /// The server to watch beside the fleet.
+    pub watch: WatchOptions,
 }
 
 /// How a run ended, for the exit code.
@@ -43,6 +52,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
         }
     };
     eprintln!("Running {} devices from {} against {url}", plan.devices, plan.name);
+    let server_watch = (!opts.watch.targets.is_empty()).then(|| ServerWatch::start(opts.watch.clone()));
     let (snap_tx, snap_rx) = watch::channel(Snapshot::default());
     let progress =
         (!opts.quiet).then(|| tokio::spawn(crate::report::live::show_progress(snap_rx, expected_length(plan))));
@@ -62,6 +72,13 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
     };
     let nothing_connected = outcome.metrics.connections == 0;
     let mut report = Report::build(&ctx, &outcome);
+    if let Some(w) = server_watch {
+        let srv = w.finish().await;
+        for (st, m) in report.stages.iter_mut().zip(&outcome.metrics.stages) {
+            st.server = Some(srv.window(m.started_at_s, m.started_at_s + m.duration_s));
+        }
+        report.server = Some(srv);
+    }
     report.recordings = write_recordings(plan, &outcome.metrics.recorded)?;
     print!("{}", render_summary(&report));
     for path in &opts.reports {
@@ -119,117 +136,4 @@ pub async fn mock_server(listen: &str, cfg: MockConfig, shutdown: CancellationTo
     shutdown.cancelled().await;
     server.stop().await;
     Ok(())
-}
-
-/// The resolved plan in plain words (for `validate`).
-pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
-    use crate::config::{Load, StartBy, Stop};
-    use crate::units::format_duration as fd;
-    use std::fmt::Write as _;
-    let clips = load_clips(plan)?;
-    let mut s = String::new();
-    let target = match &plan.target {
-        Target::Url(u) => u.clone(),
-        Target::BuiltInMock => "built-in mock server (no url)".to_string(),
-    };
-    let _ = writeln!(s, "fleet: {}\ntarget: {target}", plan.name);
-    let _ = writeln!(
-        s,
-        "devices: {} (connected at {} per second)",
-        plan.devices, plan.ramp_per_sec
-    );
-    let load = match &plan.load {
-        Load::PerDevice => "each device holds its own conversations".to_string(),
-        Load::Stages(st) => {
-            let steps: Vec<String> = st
-                .iter()
-                .map(|x| format!("{} for {}", x.speakers, fd(x.duration)))
-                .collect();
-            format!("step plan of concurrent speakers (closed loop): {}", steps.join(", "))
-        }
-        Load::Arrivals { per_sec } => format!("open model: conversations arrive at {per_sec} per second (Poisson)"),
-    };
-    let stop = match plan.stop {
-        Stop::Turns(_) => "when every conversation is done".to_string(),
-        Stop::Duration(d) => format!("after {} (then up to {} grace)", fd(d), fd(plan.timeouts.grace)),
-    };
-    let _ = writeln!(s, "load: {load}\nstop: {stop}");
-    if let Some(n) = plan.total_turns {
-        let _ = writeln!(s, "  or after {n} turns in total");
-    }
-    let _ = writeln!(
-        s,
-        "seed: {}\nprotocol version: {}",
-        plan.seed,
-        plan.protocol_version.as_u8()
-    );
-    let t = &plan.timeouts;
-    let _ = writeln!(
-        s,
-        "timeouts: hello {}, no reply {}, reply {}",
-        fd(t.hello),
-        fd(t.no_reply),
-        fd(t.reply)
-    );
-    let _ = writeln!(
-        s,
-        "device profile: {} (queue {} frames, start threshold {})",
-        plan.profile, plan.playback.queue_capacity, plan.playback.start_threshold
-    );
-    let mut uplink_bytes = 0.0;
-    for g in &plan.groups {
-        let selected = clips.select(&g.clips)?;
-        let turns = g.turns.map_or("until the run ends".to_string(), |t| t.to_string());
-        let start = match &g.start {
-            StartBy::Button => "button".to_string(),
-            StartBy::WakeWord(w) => format!("wake word {w}"),
-        };
-        let _ = writeln!(
-            s,
-            "group {}: {} devices, mode {:?}, start by {start}, turns per conversation {turns}, think {}, barge-in {:.0}%, idle {:?}",
-            g.name,
-            g.count,
-            g.mode,
-            g.think_time,
-            g.barge_in * 100.0,
-            g.idle
-        );
-        for c in &selected {
-            let _ = writeln!(
-                s,
-                "    {:<20} {:>5.2} s  {}",
-                c.name,
-                c.duration().as_secs_f64(),
-                c.transcript
-            );
-        }
-        let avg: f64 = selected
-            .iter()
-            .map(|c| c.packets.iter().map(|p| p.len()).sum::<usize>() as f64 / c.packets.len() as f64)
-            .sum::<f64>()
-            / selected.len().max(1) as f64;
-        uplink_bytes += avg * g.count as f64;
-    }
-    let per_sec = 1000.0 / crate::audio::FRAME.as_millis() as f64;
-    let _ = writeln!(
-        s,
-        "uplink if every device streamed at once: {:.0} frames/s, about {:.0} kbit/s (each speaker: {per_sec:.1} frames/s)",
-        plan.devices as f64 * per_sec,
-        uplink_bytes * per_sec * 8.0 / 1000.0
-    );
-    if plan.target == Target::BuiltInMock {
-        let m = &plan.mock;
-        let _ = writeln!(
-            s,
-            "mock: asr {}, llm {}, tts {}, {} sentences (+{} each), silence window {}, downlink {:?}",
-            fd(m.asr_delay),
-            fd(m.llm_delay),
-            fd(m.tts_delay),
-            m.sentences,
-            m.sentence_delay,
-            fd(m.silence_window),
-            m.downlink
-        );
-    }
-    Ok(s)
 }
