@@ -144,13 +144,13 @@ pub async fn run_capacity(
         let passed = all_passed(&results) && valid;
         let window = (offset + from, offset + from + dur);
         windows.push((window.0, window.1, m.completed, dur));
-        let memory_near_limit = server_watch.as_mut().is_some_and(|w| {
+        let server = server_watch.as_mut().map(|w| {
             let r = w.drain();
-            let peak = r.window(window.0, window.1).memory_mb.max;
-            r.allotment
-                .memory_mb
-                .is_some_and(|limit| peak >= MEMORY_STOP_SHARE * limit)
+            (r.window(window.0, window.1), r.allotment.memory_mb)
         });
+        let memory_near_limit = server
+            .as_ref()
+            .is_some_and(|(w, limit)| limit.is_some_and(|l| w.memory_mb.max >= MEMORY_STOP_SHARE * l));
         let stage = CapacityStage {
             speakers: n,
             passed,
@@ -158,7 +158,7 @@ pub async fn run_capacity(
             turns: turns_of(&m),
             latency_ms: latency_of(&m),
             playback: playback_of(&m),
-            server: None,
+            server: server.map(|(w, _)| w),
             generator_valid: valid,
         };
         progress(&stage);

@@ -22,6 +22,8 @@ pub struct GeneratorReport {
     /// Cores this process may run on.
     pub cores: usize,
     pub threads: u32,
+    /// Resident memory of this process at the end of the run.
+    pub rss_mb: f64,
     pub send_lag_ms: Percentiles,
     pub dropped_events: u64,
     pub missed_arrivals: u64,
@@ -59,7 +61,8 @@ impl GeneratorProbe {
         judge(GeneratorReport {
             cpu_percent,
             cores,
-            threads: me.map_or(0, |p| p.threads),
+            threads: me.as_ref().map_or(0, |p| p.threads),
+            rss_mb: me.map_or(0.0, |p| (p.rss_bytes as f64 / 1048576.0 * 10.0).round() / 10.0),
             send_lag_ms: m.tally.send_lag.percentiles(),
             dropped_events: m.dropped_events,
             missed_arrivals: m.missed_arrivals,

@@ -112,6 +112,27 @@ pub fn render_summary(r: &Report) -> String {
             rec.wav.display()
         );
     }
+    if let Some(srv) = &r.server {
+        server_lines(&mut out, srv);
+    }
+    if !r.stages.is_empty() {
+        let _ = writeln!(out, "\nstages (each measured after its ramp-up):");
+        for st in &r.stages {
+            let fa = st.latency_ms.get("first_audio").map_or(0.0, |p| p.p95);
+            let cpu = st.server.as_ref().map_or(String::new(), |w| {
+                format!(", server CPU p95 {:.2} cores", w.cpu_cores.p95)
+            });
+            let _ = writeln!(
+                out,
+                "  {:>4} speakers: {} turns, {} failed, p95 first audio {:.0} ms, stutter {:.1}%{cpu}",
+                st.speakers,
+                st.turns.completed,
+                st.turns.failed,
+                fa,
+                st.playback.stutter_ratio * 100.0
+            );
+        }
+    }
     let a = &r.audio;
     let _ = writeln!(
         out,
@@ -133,4 +154,38 @@ pub fn render_summary(r: &Report) -> String {
         lag.p50, lag.p99
     );
     out
+}
+
+fn server_lines(out: &mut String, srv: &crate::server::series::ServerReport) {
+    let s = &srv.summary;
+    let of_cores = srv
+        .allotment
+        .cpu_cores
+        .map_or(String::new(), |c| format!(" of {c} allotted"));
+    let _ = writeln!(
+        out,
+        "\nserver ({}): CPU cores mean {:.2}, p95 {:.2}, max {:.2}{of_cores}",
+        srv.targets.join(", "),
+        s.cpu_cores.mean,
+        s.cpu_cores.p95,
+        s.cpu_cores.max
+    );
+    let of_mem = srv.allotment.memory_mb.map_or(String::new(), |m| {
+        format!(" of {m:.0} MB ({:.0}% at peak)", s.memory_mb.max / m * 100.0)
+    });
+    let _ = writeln!(
+        out,
+        "  memory MB mean {:.0}, max {:.0}{of_mem}",
+        s.memory_mb.mean, s.memory_mb.max
+    );
+    if let (Some(h), Some(name)) = (&s.hot_thread_share, &s.hot_thread_name) {
+        let _ = writeln!(
+            out,
+            "  busiest thread \"{name}\": p95 {:.0}% of one core",
+            h.p95 * 100.0
+        );
+    }
+    for e in &srv.events {
+        let _ = writeln!(out, "  event at {:.1} s: {:?} {} {}", e.t_s, e.kind, e.target, e.detail);
+    }
 }

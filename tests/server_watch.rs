@@ -2,6 +2,10 @@
 //! burning CPU shows more CPU in the larger stage; burning on one thread
 //! makes the verdict name the hot thread; a child that dies mid-run is an
 //! event and the run still finishes. Real time, bounded to seconds.
+//!
+//! A test binary of its own: it burns CPU for real, and cargo runs test
+//! binaries one after another, so it never loads the cores while the
+//! paused-clock tests (in `tests/it`) assert exact timings.
 
 use std::path::{Path, PathBuf};
 use tokio::sync::watch;

@@ -1,8 +1,22 @@
 //! Capacity search on a paused clock: against a mock whose LLM has 4
 //! workers of 1 s, the search must find the same knee as a brute-force
 //! sweep, with fewer stages, and list every stage it ran.
+//!
+//! A test binary of its own: the comparison sits exactly at the SLO
+//! boundary, and other tests loading the cores at the same time can shift
+//! loopback delivery against the paused clock's auto-advance. Cargo runs
+//! test binaries one at a time, so here nothing competes.
 
-use crate::support::plan;
+use xiaozhi_fleet::config::{FleetFile, Plan, plan::Overrides};
+
+fn plan(text: &str) -> Plan {
+    Plan::from_file(
+        FleetFile::parse(text, "capacity.toml").unwrap(),
+        "capacity.toml",
+        &Overrides::default(),
+    )
+    .unwrap()
+}
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use xiaozhi_fleet::capacity::run::{CapacityOptions, measure_of, run_capacity, run_stage};
