@@ -68,22 +68,7 @@ fn stage_servers(srv: &ServerReport, windows: &[(u32, f64, f64)]) -> Vec<StageSe
     windows
         .iter()
         .map(|&(speakers, from, to)| {
-            let w = srv.window(from, to);
-            StageServer {
-                speakers,
-                connected_devices: speakers,
-                passed: true,
-                cpu_cores_mean: w.cpu_cores.mean,
-                cpu_cores_p95: w.cpu_cores.p95,
-                cpu_cores_max: w.cpu_cores.max,
-                memory_mb_mean: w.memory_mb.mean,
-                memory_mb_max: w.memory_mb.max,
-                hot_thread_p95: w.hot_thread_share.map(|s| s.p95),
-                hot_thread_name: w.hot_thread_name.clone(),
-                throttled_ratio_max: w.throttled_ratio_max,
-                turns: 1,
-                duration_s: to - from,
-            }
+            StageServer::from_window(speakers, speakers, true, &srv.window(from, to), 1, to - from)
         })
         .collect()
 }

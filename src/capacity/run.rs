@@ -213,21 +213,15 @@ fn finish(
     for (stage, (from, to, turns, dur)) in stages.iter_mut().zip(&windows) {
         let Some(srv) = &server else { continue };
         let w = srv.window(*from, *to);
-        inputs.push(StageServer {
-            speakers: stage.speakers,
-            connected_devices: stage_plan(plan, stage.speakers, opts.stage_duration).devices,
-            passed: stage.passed,
-            cpu_cores_mean: w.cpu_cores.mean,
-            cpu_cores_p95: w.cpu_cores.p95,
-            cpu_cores_max: w.cpu_cores.max,
-            memory_mb_mean: w.memory_mb.mean,
-            memory_mb_max: w.memory_mb.max,
-            hot_thread_p95: w.hot_thread_share.map(|s| s.p95),
-            hot_thread_name: w.hot_thread_name.clone(),
-            throttled_ratio_max: w.throttled_ratio_max,
-            turns: *turns,
-            duration_s: *dur,
-        });
+        let devices = stage_plan(plan, stage.speakers, opts.stage_duration).devices;
+        inputs.push(StageServer::from_window(
+            stage.speakers,
+            devices,
+            stage.passed,
+            &w,
+            *turns,
+            *dur,
+        ));
         stage.server = Some(w);
     }
     let sizing = match &server {

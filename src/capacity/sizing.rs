@@ -93,6 +93,34 @@ pub struct StageServer {
 /// The container's limits, where known (shared with the server watcher).
 pub use crate::server::Allotment;
 
+impl StageServer {
+    /// A stage's server figures from the watcher's summary of its window.
+    pub fn from_window(
+        speakers: u32,
+        connected_devices: u32,
+        passed: bool,
+        w: &crate::server::summary::ServerSummary,
+        turns: u64,
+        duration_s: f64,
+    ) -> StageServer {
+        StageServer {
+            speakers,
+            connected_devices,
+            passed,
+            cpu_cores_mean: w.cpu_cores.mean,
+            cpu_cores_p95: w.cpu_cores.p95,
+            cpu_cores_max: w.cpu_cores.max,
+            memory_mb_mean: w.memory_mb.mean,
+            memory_mb_max: w.memory_mb.max,
+            hot_thread_p95: w.hot_thread_share.map(|s| s.p95),
+            hot_thread_name: w.hot_thread_name.clone(),
+            throttled_ratio_max: w.throttled_ratio_max,
+            turns,
+            duration_s,
+        }
+    }
+}
+
 /// A machine size one can buy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tier {

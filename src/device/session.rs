@@ -3,7 +3,7 @@
 //! turns on the one connection until the plan or the run says stop.
 
 use super::idle::idle;
-use super::turn::{TurnRunner, TurnSpec};
+use super::turn::{TurnRunner, TurnSpec, new_record};
 use crate::audio::Clip;
 use crate::audio::playback::PlaybackConfig;
 use crate::config::Timeouts;
@@ -230,20 +230,8 @@ async fn converse(ctx: &mut DeviceContext, c: &mut Conn, turns: Option<u32>, unt
 
 fn failed_before_turn(ctx: &DeviceContext, turn: u32, kind: FailureKind) -> TurnRecord {
     TurnRecord {
-        device: ctx.index,
-        turn,
-        clip: String::new(),
         outcome: TurnOutcome::Failed(kind),
-        stt: None,
-        llm: None,
-        tts_start: None,
-        first_audio: None,
-        turn_time: None,
-        first_play: None,
-        frames_received: 0,
-        think_frames: 0,
-        uplink_frames: 0,
-        playback: None,
+        ..new_record(ctx, turn, "", 0)
     }
 }
 

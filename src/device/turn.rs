@@ -90,6 +90,14 @@ struct Turn {
     aborted: bool,
 }
 
+/// The turn's microphone stream: the schedule and where the speech sits in it.
+struct Uplink {
+    pacer: Pacer,
+    /// Packet index of the first and one past the last speech packet.
+    speech_from: u64,
+    speech_end: u64,
+}
+
 /// Sleeps until `t`, or forever when there is nothing to wait for.
 pub(crate) async fn until(t: Option<Instant>) {
     match t {
@@ -98,7 +106,7 @@ pub(crate) async fn until(t: Option<Instant>) {
     }
 }
 
-fn new_record(ctx: &DeviceContext, turn_no: u32, clip: &str, think_frames: u64) -> TurnRecord {
+pub(crate) fn new_record(ctx: &DeviceContext, turn_no: u32, clip: &str, think_frames: u64) -> TurnRecord {
     TurnRecord {
         device: ctx.index,
         turn: turn_no,
@@ -184,18 +192,21 @@ impl TurnRunner {
         } else {
             think_frames
         };
-        let mut pacer = self.stream.take().unwrap_or_else(|| Pacer::new(Instant::now()));
+        let pacer = self.stream.take().unwrap_or_else(|| Pacer::new(Instant::now()));
         let speech_from = pacer.index() + silence_first;
-        turn.eos = pacer.deadline_of((speech_from + speech).saturating_sub(1));
+        let mut up = Uplink {
+            pacer,
+            speech_from,
+            speech_end: speech_from + speech,
+        };
+        turn.eos = up.pacer.deadline_of((speech_from + speech).saturating_sub(1));
         if let Some(w) = turn.wait_until {
             turn.eos = w + FRAME * speech.saturating_sub(1) as u32;
         }
         let no_reply_at = turn.eos + ctx.settings.timeouts.no_reply;
-        let result = self
-            .turn_loop(ws, ctx, &spec, &mut turn, &mut pacer, speech_from, speech, no_reply_at)
-            .await;
+        let result = self.turn_loop(ws, ctx, &spec, &mut turn, &mut up, no_reply_at).await;
         if spec.mode == ListenMode::Realtime {
-            self.stream = Some(pacer);
+            self.stream = Some(up.pacer);
         }
         match result {
             Ok(outcome) => self.end(turn, outcome, false),
@@ -220,45 +231,41 @@ impl TurnRunner {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn turn_loop(
         &mut self,
         ws: &mut Socket,
         ctx: &DeviceContext,
         spec: &TurnSpec<'_>,
         turn: &mut Turn,
-        pacer: &mut Pacer,
-        speech_from: u64,
-        speech: u64,
+        up: &mut Uplink,
         no_reply_at: Instant,
     ) -> Result<TurnOutcome, FailureKind> {
-        let speech_end = speech_from + speech;
         // The microphone is on from `listen start`: the first packet leaves
         // at that instant, not a timer tick later, so the server sees audio
         // before it can answer (PY starts its wake-word mute on the next frame).
-        if turn.phase == Phase::Listening && pacer.next_deadline() <= Instant::now() {
-            self.send_next(ws, ctx, spec, turn, pacer, speech_from, speech).await?;
+        if turn.phase == Phase::Listening && up.pacer.next_deadline() <= Instant::now() {
+            self.send_next(ws, ctx, spec, turn, up).await?;
         }
         loop {
             let mic_on = match (turn.phase, spec.mode) {
                 (Phase::Waiting, _) => false,
                 (_, ListenMode::Realtime) => true,
-                (Phase::Listening, ListenMode::Manual) => pacer.index() < speech_end,
+                (Phase::Listening, ListenMode::Manual) => up.pacer.index() < up.speech_end,
                 (Phase::Listening, _) => true,
                 _ => false,
             };
-            let send_at = mic_on.then(|| pacer.next_deadline());
+            let send_at = mic_on.then(|| up.pacer.next_deadline());
             let listening = turn.phase == Phase::Listening;
             tokio::select! {
                 _ = ctx.cancel.cancelled() => return Ok(TurnOutcome::Cancelled),
                 m = ws.next() => self.on_message(ws, turn, m).await?,
                 _ = until(turn.wait_until.filter(|_| turn.phase == Phase::Waiting)) => {
                     turn.phase = Phase::Listening;
-                    *pacer = Pacer::new(Instant::now());
+                    up.pacer = Pacer::new(Instant::now());
                     self.open_mic(ws, spec, false).await?;
-                    self.send_next(ws, ctx, spec, turn, pacer, speech_from, speech).await?;
+                    self.send_next(ws, ctx, spec, turn, up).await?;
                 }
-                _ = until(send_at) => self.send_next(ws, ctx, spec, turn, pacer, speech_from, speech).await?,
+                _ = until(send_at) => self.send_next(ws, ctx, spec, turn, up).await?,
                 _ = until(listening.then_some(no_reply_at)) => return Err(FailureKind::NoReply),
                 _ = until(turn.reply_deadline.filter(|_| matches!(turn.phase, Phase::Speaking | Phase::Aborting))) => {
                     return Err(FailureKind::ReplyTimeout);
@@ -278,29 +285,25 @@ impl TurnRunner {
 
     /// Sends the next uplink packet (think silence, speech or trailing
     /// silence); in manual mode, `listen stop` follows the last speech packet.
-    #[allow(clippy::too_many_arguments)]
     async fn send_next(
         &mut self,
         ws: &mut Socket,
         ctx: &DeviceContext,
         spec: &TurnSpec<'_>,
         turn: &mut Turn,
-        pacer: &mut Pacer,
-        speech_from: u64,
-        speech: u64,
+        up: &mut Uplink,
     ) -> Result<(), FailureKind> {
-        let speech_end = speech_from + speech;
-        let n = pacer.index();
+        let n = up.pacer.index();
         let packet = match spec.clip {
-            Some(c) if n >= speech_from && n < speech_end => &c.packets[(n - speech_from) as usize],
+            Some(c) if n >= up.speech_from && n < up.speech_end => &c.packets[(n - up.speech_from) as usize],
             _ => &ctx.settings.silence,
         };
-        let due = pacer.advance();
+        let due = up.pacer.advance();
         turn.record.uplink_frames += 1;
         self.send_audio(ws, packet, due)
             .await
             .map_err(|_| FailureKind::Closed)?;
-        if spec.mode == ListenMode::Manual && pacer.index() == speech_end && turn.phase == Phase::Listening {
+        if spec.mode == ListenMode::Manual && up.pacer.index() == up.speech_end && turn.phase == Phase::Listening {
             let m = ClientMessage::Listen(Listen::stop(&self.session_id));
             ws.send(Message::text(m.to_json()))
                 .await
