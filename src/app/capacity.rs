@@ -86,14 +86,21 @@ fn print_stage(s: &CapacityStage) {
             w.cpu_cores.p95, w.memory_mb.max
         )
     });
+    let verdict = match (s.generator_valid, s.passed) {
+        (false, _) => "GENERATOR TOO SLOW",
+        (true, true) => "PASS",
+        (true, false) => "FAIL",
+    };
     eprintln!(
-        "  {:>4} speakers: {}  (p95 first audio {:.0} ms, stutter {:.1}%, failed {:.1}%{cpu})",
+        "  {:>4} speakers: {verdict}  (p95 first audio {:.0} ms, stutter {:.1}%, failed {:.1}%{cpu})",
         s.speakers,
-        if s.passed { "PASS" } else { "FAIL" },
         fa,
         s.playback.stutter_ratio * 100.0,
         s.turns.failed_ratio * 100.0
     );
+    for reason in &s.generator_invalid_reasons {
+        eprintln!("        {reason}");
+    }
 }
 
 /// Runs the capacity command; returns the exit code (1 = INSUFFICIENT or
@@ -139,6 +146,13 @@ pub async fn capacity(
         c.stages.len(),
         c.stop_reason
     );
+    if c.stop_reason == "generator_invalid" {
+        println!(
+            "The load generator could not keep real-time pace at the last stage, so the search stopped there and \
+             that stage is left out of the sizing: the knee may be higher. Run the generator on another machine \
+             (or give it more cores) and search again."
+        );
+    }
     match &out.sizing {
         Some(s) => println!("{}", render_text(s)),
         None => println!(

@@ -8,6 +8,7 @@ use super::search::{Search, SearchConfig, SearchResult, StageOutcome, Step};
 use super::sizing::{self, Sizing, SizingInput, StageServer, Tier};
 use super::slo::{Slo, SloResult, StageMeasure, all_passed, check_all};
 use crate::config::{Load, Plan, StagePlan};
+use crate::fleet::generator::GeneratorReport;
 use crate::fleet::{load_clips, run_fleet};
 use crate::metrics::{Metrics, Percentiles, Snapshot};
 use crate::report::{PlaybackSection, Turns, latency_of, playback_of, turns_of};
@@ -46,6 +47,8 @@ pub struct CapacityStage {
     pub playback: PlaybackSection,
     pub server: Option<ServerSummary>,
     pub generator_valid: bool,
+    /// Why the generator's own figures were not trustworthy (if so).
+    pub generator_invalid_reasons: Vec<String>,
 }
 
 /// The report's `capacity` section.
@@ -105,16 +108,16 @@ pub async fn run_stage(
     speakers: u32,
     duration: Duration,
     interrupt: CancellationToken,
-) -> anyhow::Result<(Metrics, f64, f64, bool)> {
+) -> anyhow::Result<(Metrics, f64, f64, GeneratorReport)> {
     let p = stage_plan(plan, speakers, duration);
     let clips = load_clips(&p)?;
     let (tx, _rx) = watch::channel(Snapshot::default());
     let out = run_fleet(&p, url, &clips, interrupt, tx).await?;
-    let valid = out.generator.valid;
+    let generator = out.generator;
     let mut m = out.metrics;
     Ok(match m.stages.pop() {
-        Some(st) => (st.metrics, st.started_at_s, st.duration_s, valid),
-        None => (m, 0.0, out.duration.as_secs_f64(), valid),
+        Some(st) => (st.metrics, st.started_at_s, st.duration_s, generator),
+        None => (m, 0.0, out.duration.as_secs_f64(), generator),
     })
 }
 
@@ -139,7 +142,8 @@ pub async fn run_capacity(
             break;
         }
         let offset = t0.elapsed().as_secs_f64();
-        let (m, from, dur, valid) = run_stage(plan, url, n, opts.stage_duration, interrupt.clone()).await?;
+        let (m, from, dur, generator) = run_stage(plan, url, n, opts.stage_duration, interrupt.clone()).await?;
+        let valid = generator.valid;
         let results = check_all(&opts.slos, &measure_of(&m));
         let passed = all_passed(&results) && valid;
         let window = (offset + from, offset + from + dur);
@@ -160,6 +164,7 @@ pub async fn run_capacity(
             playback: playback_of(&m),
             server: server.map(|(w, _)| w),
             generator_valid: valid,
+            generator_invalid_reasons: generator.invalid_reasons,
         };
         progress(&stage);
         stages.push(stage);
@@ -213,6 +218,12 @@ fn finish(
     for (stage, (from, to, turns, dur)) in stages.iter_mut().zip(&windows) {
         let Some(srv) = &server else { continue };
         let w = srv.window(*from, *to);
+        if !stage.generator_valid {
+            // The generator could not keep pace: this stage says nothing
+            // about the server, so it does not enter the sizing.
+            stage.server = Some(w);
+            continue;
+        }
         let devices = stage_plan(plan, stage.speakers, opts.stage_duration).devices;
         inputs.push(StageServer::from_window(
             stage.speakers,

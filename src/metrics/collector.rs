@@ -34,6 +34,8 @@ pub struct Metrics {
     pub connect_failures: BTreeMap<FailureKind, u64>,
     /// Per-stage results (step plans), each for its measure window only.
     pub stages: Vec<StageResult>,
+    /// One point per second, on the run's clock (aligned with server samples).
+    pub series: Vec<SeriesPoint>,
     pub failures: BTreeMap<FailureKind, u64>,
     pub connections: u64,
     pub tally: Tally,
@@ -45,6 +47,19 @@ pub struct Metrics {
     /// The first few thousand per-turn records (memory stays flat), for
     /// tests and debugging.
     pub turn_records: Vec<TurnRecord>,
+}
+
+/// The fleet during one second of the run.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SeriesPoint {
+    /// End of the second, from the start of the run.
+    pub t_s: f64,
+    pub connected: i64,
+    pub talking: i64,
+    /// Turns completed during this second.
+    pub turns: u64,
+    /// p95 first audio of those turns (ms), if any.
+    pub first_audio_p95_ms: Option<f64>,
 }
 
 /// One stage's measure window.
@@ -171,6 +186,7 @@ impl Collector {
                 },
                 _ = tick.tick() => {
                     let _ = snapshots.send(self.snapshot(started.elapsed()));
+                    self.push_series(started.elapsed());
                     if self.recent.len() >= RECENT_SECONDS {
                         self.recent.pop_front();
                     }
@@ -246,6 +262,21 @@ impl Collector {
             Event::ConnectFailed(kind) => *self.metrics.connect_failures.entry(kind).or_default() += 1,
             Event::Stage(mark) => self.on_stage(mark),
         }
+    }
+
+    /// Closes the current one-second slot into the series.
+    fn push_series(&mut self, elapsed: Duration) {
+        let Some((turns, fa)) = self.recent.back() else { return };
+        if elapsed.is_zero() {
+            return;
+        }
+        self.metrics.series.push(SeriesPoint {
+            t_s: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            connected: self.connected,
+            talking: self.talking,
+            turns: *turns,
+            first_audio_p95_ms: (fa.count() > 0).then(|| fa.quantile_ms(0.95)),
+        });
     }
 
     fn on_stage(&mut self, mark: StageMark) {

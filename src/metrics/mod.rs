@@ -8,7 +8,7 @@ pub mod collector;
 pub mod event;
 pub mod summary;
 
-pub use collector::{Collector, Metrics, PlaybackTotals, Snapshot, StageResult};
+pub use collector::{Collector, Metrics, PlaybackTotals, SeriesPoint, Snapshot, StageResult};
 pub use event::{Event, FailureKind, Tally, TurnOutcome, TurnRecord};
 pub use summary::{LatencyHistogram, Percentiles};
 

@@ -30,6 +30,8 @@ pub struct Report {
     pub connections: Connections,
     /// Step plans: each stage's measure window.
     pub stages: Vec<StageReport>,
+    /// The fleet second by second, on the same clock as `server.samples`.
+    pub series: Vec<crate::metrics::SeriesPoint>,
     /// The watched server (`--watch-*`), on the run's clock.
     pub server: Option<crate::server::series::ServerReport>,
     /// Files written for `--record` (empty when not recording).
@@ -227,6 +229,7 @@ impl Report {
                     server: None,
                 })
                 .collect(),
+            series: m.series.clone(),
             server: None,
             recordings: Vec::new(),
         }
