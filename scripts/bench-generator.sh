@@ -10,9 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 bin=target/release/xiaozhi-fleet
-sizes=("${@:-50 100 200 400}")
-[ $# -gt 0 ] || sizes=(50 100 200 400)
+if [ $# -gt 0 ]; then sizes=("$@"); else sizes=(50 100 200 400); fi
 dir=$(mktemp -d)
+printf 'ramp = 100\nthink_time = "1s"\nseed = 1\n' > "$dir/bench.toml"
 trap 'kill "${mock_pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
 $bin mock-server --listen 127.0.0.1:0 2> "$dir/mock.err" &
 mock_pid=$!
@@ -25,7 +25,7 @@ done
 cores=$(nproc)
 printf '%-9s %-10s %-13s %-14s %-12s %-12s %s\n' speakers turns "cpu (cores)" "cpu/speaker" "rss MB" "MB/device" "send lag p50/p99 ms"
 for n in "${sizes[@]}"; do
-  $bin run --url "$url" --speakers "$n" --duration 20s -q --report "$dir/r.json" > /dev/null 2>&1 || true
+  $bin run "$dir/bench.toml" --url "$url" --speakers "$n" --duration 20s -q --report "$dir/r.json" > /dev/null 2> "$dir/run.err" || { echo "run failed:"; tail -3 "$dir/run.err"; }
   python3 - "$dir/r.json" "$n" "$cores" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); n = int(sys.argv[2])

@@ -185,8 +185,16 @@ impl Plan {
             message,
         };
         let target = match ov.url.clone().or(raw.url.clone()) {
-            Some(url) if url.starts_with("ws://") || url.starts_with("wss://") => Target::Url(url),
-            Some(url) => return Err(invalid("url", format!("must start with ws:// or wss://, got `{url}`"))),
+            Some(url) if url.starts_with("ws://") => Target::Url(url),
+            Some(url) if url.starts_with("wss://") => {
+                return Err(invalid(
+                    "url",
+                    format!(
+                        "`{url}`: wss:// (TLS) is not supported yet; use ws:// (xiaozhi servers serve plain WebSocket on port 8000)"
+                    ),
+                ));
+            }
+            Some(url) => return Err(invalid("url", format!("must start with ws://, got `{url}`"))),
             None => Target::BuiltInMock,
         };
         let ramp_per_sec = raw.ramp.unwrap_or(10.0);
