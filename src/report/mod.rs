@@ -135,6 +135,11 @@ pub struct RunContext<'a> {
     pub fleet: &'a str,
 }
 
+/// `part / whole`, or 0 when there is nothing to divide.
+pub fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
+}
+
 pub fn turns_of(m: &Metrics) -> Turns {
     Turns {
         started: m.turns_started,
@@ -142,11 +147,7 @@ pub fn turns_of(m: &Metrics) -> Turns {
         failed: m.failed,
         cancelled: m.cancelled,
         interrupted: m.interrupted,
-        failed_ratio: if m.turns_started == 0 {
-            0.0
-        } else {
-            m.failed as f64 / m.turns_started as f64
-        },
+        failed_ratio: ratio(m.failed, m.turns_started),
         failures: m.failures.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
     }
 }
@@ -168,11 +169,7 @@ pub fn playback_of(m: &Metrics) -> PlaybackSection {
     PlaybackSection {
         turns: p.turns,
         stutter_turns: p.stutter_turns,
-        stutter_ratio: if p.turns == 0 {
-            0.0
-        } else {
-            p.stutter_turns as f64 / p.turns as f64
-        },
+        stutter_ratio: ratio(p.stutter_turns, p.turns),
         underruns: p.underruns,
         overflow_drops: p.overflow_drops,
         underrun_ms: p.underrun_ms.percentiles(),
