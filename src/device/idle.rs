@@ -7,18 +7,14 @@
 //! here is counted as `idle_closed`, never as a failure.
 
 use super::session::{Command, Conn, DeviceContext, disconnect};
-use super::turn::until;
+use super::turn::{answer_mcp, until};
 use crate::audio::Pacer;
 use crate::config::IdleForm;
 use crate::metrics::Event;
-use crate::protocol::{ClientMessage, Listen, ListenMode, ServerMessage, mcp_reply};
+use crate::protocol::{ClientMessage, Listen, ListenMode, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
-
-/// What the device reports about itself over MCP (§2.3).
-const BOARD_NAME: &str = "bread-compact-wifi";
-const FIRMWARE_VERSION: &str = "2.0.4";
 
 /// Idles until a command arrives (`None`: the run is over for this device).
 pub(crate) async fn idle(ctx: &mut DeviceContext, conn: &mut Option<Conn>) -> Option<Command> {
@@ -64,14 +60,9 @@ pub(crate) async fn idle(ctx: &mut DeviceContext, conn: &mut Option<Conn>) -> Op
 async fn on_idle_message(c: &mut Conn, m: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) -> bool {
     match m {
         Some(Ok(Message::Text(text))) => {
-            if let Ok(ServerMessage::Mcp { payload }) = ServerMessage::parse(&text)
-                && let Some(reply) = mcp_reply(&payload, BOARD_NAME, FIRMWARE_VERSION)
-            {
-                let m = ClientMessage::Mcp {
-                    session_id: c.runner.session_id().to_string(),
-                    payload: reply,
-                };
-                return c.ws.send(Message::text(m.to_json())).await.is_err();
+            if let Ok(ServerMessage::Mcp { payload }) = ServerMessage::parse(&text) {
+                let sid = c.runner.session_id().to_string();
+                return answer_mcp(&mut c.ws, &sid, &payload).await.is_err();
             }
             // The goodbye turn (tts start, audio, tts stop) before the
             // server's close is heard but not a user turn.

@@ -42,6 +42,11 @@ impl TurnTracer {
         }
     }
 
+    /// Whether this device records its turns.
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
     /// Starts a new turn's trace.
     pub fn begin(&mut self, device: u32, turn: u32, clip: &str) {
         if self.on {

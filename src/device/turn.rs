@@ -29,6 +29,25 @@ use tokio_tungstenite::tungstenite::{self, Message};
 const BOARD_NAME: &str = "bread-compact-wifi";
 const FIRMWARE_VERSION: &str = "2.0.4";
 
+/// Answers a server MCP request the way the firmware does (§2.3, §10.1):
+/// requests that get no reply (notifications, malformed ids) send nothing.
+pub(crate) async fn answer_mcp(
+    ws: &mut Socket,
+    session_id: &str,
+    payload: &serde_json::Value,
+) -> Result<(), tungstenite::Error> {
+    match mcp_reply(payload, BOARD_NAME, FIRMWARE_VERSION) {
+        Some(reply) => {
+            let m = ClientMessage::Mcp {
+                session_id: session_id.to_string(),
+                payload: reply,
+            };
+            ws.send(Message::text(m.to_json())).await
+        }
+        None => Ok(()),
+    }
+}
+
 /// Where a turn is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -392,21 +411,20 @@ impl TurnRunner {
         let start = matches!(fate, Fate::Played | Fate::Queued)
             .then(|| self.playback.last_play_start())
             .flatten();
-        self.tracer.frame(
-            turn.eos,
-            now,
-            frame.payload,
-            fate,
-            start,
-            duration,
-            self.playback.queue_depth(now),
-        );
+        // Recording is off for most devices: no per-frame trace work then.
+        if self.tracer.is_on() {
+            let depth = self.playback.queue_depth(now);
+            self.tracer
+                .frame(turn.eos, now, frame.payload, fate, start, duration, depth);
+        }
         Ok(())
     }
 
     async fn on_text(&mut self, ws: &mut Socket, turn: &mut Turn, text: &str, now: Instant) -> Result<(), FailureKind> {
         let since_eos = now.saturating_duration_since(turn.eos);
-        self.tracer.text(turn.eos, now, text, self.playback.queue_depth(now));
+        if self.tracer.is_on() {
+            self.tracer.text(turn.eos, now, text, self.playback.queue_depth(now));
+        }
         let Ok(msg) = ServerMessage::parse(text) else {
             // PY echoes non-JSON text; the firmware ignores it.
             self.tally.ignored_messages += 1;
@@ -438,15 +456,9 @@ impl TurnRunner {
                 turn.phase = Phase::Draining;
             }
             ServerMessage::Mcp { payload } => {
-                if let Some(reply) = mcp_reply(&payload, BOARD_NAME, FIRMWARE_VERSION) {
-                    let m = ClientMessage::Mcp {
-                        session_id: self.session_id.clone(),
-                        payload: reply,
-                    };
-                    ws.send(Message::text(m.to_json()))
-                        .await
-                        .map_err(|_| FailureKind::Closed)?;
-                }
+                answer_mcp(ws, &self.session_id, &payload)
+                    .await
+                    .map_err(|_| FailureKind::Closed)?;
             }
             // A stray `tts stop` outside a turn (e.g. the duplicate after an
             // abort), later hellos, goodbye and unknown types are ignored,

@@ -4,7 +4,7 @@
 //! sender is gone.
 
 use super::event::{Event, FailureKind, StageMark, Tally, TurnOutcome, TurnRecord};
-use super::summary::LatencyHistogram;
+use super::summary::{LatencyHistogram, ratio};
 use super::{EVENT_CHANNEL_CAPACITY, LATENCY_METRICS};
 use crate::audio::FRAME;
 use crate::record::trace::TurnTrace;
@@ -223,7 +223,7 @@ impl Collector {
             cancelled: m.cancelled,
             first_audio_p95_ms: (fa.count() > 0).then(|| fa.quantile_ms(0.95)),
             send_lag_p99_ms: (m.tally.send_lag.count() > 0).then(|| m.tally.send_lag.quantile_ms(0.99)),
-            stutter_ratio: (m.playback.turns > 0).then(|| m.playback.stutter_turns as f64 / m.playback.turns as f64),
+            stutter_ratio: (m.playback.turns > 0).then(|| ratio(m.playback.stutter_turns, m.playback.turns)),
             failures: m.failures.clone(),
         }
     }

@@ -10,7 +10,7 @@ pub mod summary;
 
 pub use collector::{Collector, Metrics, PlaybackTotals, SeriesPoint, Snapshot, StageResult};
 pub use event::{Event, FailureKind, Tally, TurnOutcome, TurnRecord};
-pub use summary::{LatencyHistogram, Percentiles};
+pub use summary::{LatencyHistogram, Percentiles, ratio};
 
 /// Capacity of the device → collector event channel. A full channel is
 /// counted as `dropped_events`, never waited on (a device must not stall

@@ -10,6 +10,11 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::time::Duration;
 
+/// `part / whole`, or 0 when there is nothing to divide.
+pub fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
+}
+
 /// Highest latency recorded: one hour (anything longer is clamped).
 const MAX_MICROS: u64 = 3_600_000_000;
 

@@ -9,7 +9,7 @@ pub use text::{render_status, render_summary};
 
 use crate::fleet::RunOutcome;
 use crate::fleet::generator::GeneratorReport;
-use crate::metrics::{LATENCY_METRICS, Metrics, Percentiles};
+use crate::metrics::{LATENCY_METRICS, Metrics, Percentiles, ratio};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -133,11 +133,6 @@ pub struct RunContext<'a> {
     pub devices: u32,
     pub seed: u64,
     pub fleet: &'a str,
-}
-
-/// `part / whole`, or 0 when there is nothing to divide.
-pub fn ratio(part: u64, whole: u64) -> f64 {
-    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
 }
 
 pub fn turns_of(m: &Metrics) -> Turns {

@@ -260,11 +260,7 @@ pub fn cgroup_delta(prev: &CgroupSnapshot, cur: &CgroupSnapshot, wall: Duration)
     };
     let periods = cur.total_periods.saturating_sub(prev.total_periods);
     let throttled = cur.throttled_periods.saturating_sub(prev.throttled_periods);
-    let throttled_ratio = if periods > 0 {
-        (throttled as f64 / periods as f64).min(1.0)
-    } else {
-        0.0
-    };
+    let throttled_ratio = crate::metrics::ratio(throttled, periods).min(1.0);
     let hits = cur.limit_hits.unwrap_or(0);
     CgroupSample {
         cpu_cores,

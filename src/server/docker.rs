@@ -195,11 +195,7 @@ pub fn docker_sample(snap: &DockerSnapshot) -> DockerSample {
             };
             let periods = s.periods.saturating_sub(s.pre_periods);
             let throttled = s.throttled_periods.saturating_sub(s.pre_throttled_periods);
-            let ratio = if periods > 0 {
-                (throttled as f64 / periods as f64).min(1.0)
-            } else {
-                0.0
-            };
+            let ratio = crate::metrics::ratio(throttled, periods).min(1.0);
             (cores, ratio, bytes_to_mb(s.memory_bytes))
         }
         None => (0.0, 0.0, 0.0),
