@@ -107,9 +107,22 @@ pub struct RunArgs {
     pub record_dir: Option<PathBuf>,
     #[command(flatten)]
     pub watch: WatchArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// No live status line.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Trusting a wss:// server.
+#[derive(Debug, Default, Args)]
+pub struct TlsArgs {
+    /// Trust the CA certificate(s) in this PEM file (besides the system's) for wss:// URLs.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Accept any server certificate for wss:// URLs (self-signed test servers; not for production).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// Watching the server under test.
@@ -165,6 +178,8 @@ pub struct CapacityArgs {
     pub report: Vec<PathBuf>,
     #[command(flatten)]
     pub watch: WatchArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 fn size_mb(s: &str) -> Result<f64, String> {

@@ -5,7 +5,7 @@
 mod cli;
 
 use clap::Parser;
-use cli::{CapacityArgs, Cli, Command, MockArgs, RunArgs, WatchArgs};
+use cli::{CapacityArgs, Cli, Command, MockArgs, RunArgs, TlsArgs, WatchArgs};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 use xiaozhi_fleet::app::{self, RunOptions};
@@ -13,6 +13,7 @@ use xiaozhi_fleet::capacity::run::CapacityOptions;
 use xiaozhi_fleet::capacity::search::{Resolution, SearchConfig};
 use xiaozhi_fleet::capacity::slo::Slo;
 use xiaozhi_fleet::config::{FleetFile, Plan, plan::Overrides};
+use xiaozhi_fleet::device::tls::TlsOptions;
 use xiaozhi_fleet::server::series::WatchOptions;
 use xiaozhi_fleet::server::{Allotment, WatchTarget};
 
@@ -77,6 +78,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         speakers: args.speakers,
         record: args.record,
         record_dir: args.record_dir,
+        tls: tls_options(&args.tls),
     };
     let plan = Plan::load(args.fleet.as_deref(), &ov)?;
     let opts = RunOptions {
@@ -108,6 +110,16 @@ async fn mock_server(args: MockArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+fn tls_options(t: &TlsArgs) -> TlsOptions {
+    if t.insecure {
+        eprintln!("warning: --insecure: the server's TLS certificate is not checked");
+    }
+    TlsOptions {
+        ca_cert: t.ca_cert.clone(),
+        insecure: t.insecure,
+    }
+}
+
 fn watch_options(w: &WatchArgs) -> WatchOptions {
     let mut targets: Vec<WatchTarget> = w.watch_pid.iter().map(|&p| WatchTarget::Pid(p)).collect();
     targets.extend(w.watch_cgroup.iter().cloned().map(WatchTarget::Cgroup));
@@ -125,6 +137,7 @@ fn watch_options(w: &WatchArgs) -> WatchOptions {
 async fn capacity(args: CapacityArgs) -> anyhow::Result<u8> {
     let ov = Overrides {
         url: args.url,
+        tls: tls_options(&args.tls),
         ..Overrides::default()
     };
     let plan = Plan::load(args.fleet.as_deref(), &ov)?;

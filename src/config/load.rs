@@ -153,6 +153,10 @@ pub fn resolve_groups(raw: &FleetFile, ov: &Overrides, load: &Load, stop: Stop) 
     Ok(out)
 }
 
+/// Default think time of wake-word groups: the user answers the greeting
+/// after the server's post-greeting mute (2 s plus its lag).
+pub const WAKE_WORD_THINK: Duration = Duration::from_millis(2500);
+
 fn resolve_group(
     g: &GroupSection,
     raw: &FleetFile,
@@ -195,6 +199,12 @@ fn resolve_group(
     if clips.is_empty() {
         return err(&key("clips"), "must name at least one clip (or \"*\")");
     }
+    let think_time = g.think_time.or(raw.think_time).unwrap_or(match start {
+        // The real server mutes the uplink for ~2 s after its greeting
+        // (PROTOCOL.md §13.1): the default user answers after it.
+        StartBy::WakeWord(_) => Dist::Fixed(WAKE_WORD_THINK),
+        StartBy::Button => Dist::Fixed(Duration::from_secs(1)),
+    });
     Ok(GroupPlan {
         name: g.name.clone().unwrap_or_else(|| {
             if i == 0 {
@@ -208,10 +218,7 @@ fn resolve_group(
         mode,
         start,
         turns: g.turns.or(default_turns),
-        think_time: g
-            .think_time
-            .or(raw.think_time)
-            .unwrap_or(Dist::Fixed(Duration::from_secs(1))),
+        think_time,
         barge_in,
         idle,
         conversations: g.conversations.unwrap_or(1),

@@ -9,7 +9,7 @@ mod load;
 pub mod plan;
 
 pub use load::parse_stage;
-pub use plan::{GroupPlan, IdleForm, Load, Plan, StagePlan, StartBy, Stop, Target, Timeouts};
+pub use plan::{GroupPlan, IdleForm, Load, Plan, StagePlan, StartBy, Stop, Target, Timeouts, TranscriptCheckPlan};
 
 use crate::mock::MockSettings;
 use crate::units::Span;
@@ -76,6 +76,27 @@ pub struct FleetFile {
     pub tier: Option<Vec<TierSection>>,
     /// Settings of the built-in mock server.
     pub mock: Option<MockSettings>,
+    /// Check `stt` against each clip's transcript: `"auto"` (on against the
+    /// built-in mock, off against real servers), `"off"`, or the largest
+    /// character error rate that counts as heard right (e.g. `0.3`).
+    pub transcript_check: Option<TranscriptCheckSpec>,
+}
+
+/// `transcript_check` as written: a word or a number.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum TranscriptCheckSpec {
+    Word(String),
+    Cer(f64),
+}
+
+impl std::fmt::Display for TranscriptCheckSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TranscriptCheckSpec::Word(w) => write!(f, "\"{w}\""),
+            TranscriptCheckSpec::Cer(c) => write!(f, "{c}"),
+        }
+    }
 }
 
 /// `[[slo]]`: one rule, e.g. `rule = "first_audio.p95<=2s"`.

@@ -144,6 +144,39 @@ pub struct Plan {
     pub slos: Vec<Slo>,
     /// Machine sizes for the sizing verdict.
     pub tiers: Vec<Tier>,
+    /// How to trust a `wss://` server's certificate.
+    pub tls: crate::device::tls::TlsOptions,
+    /// Whether devices check `stt` against their clip's transcript.
+    pub transcript_check: TranscriptCheckPlan,
+}
+
+/// Whether devices check `stt` against the clip they spoke.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TranscriptCheckPlan {
+    /// On against the built-in mock (which answers with the clip's exact
+    /// transcript), off against other servers (their ASR words things its
+    /// own way).
+    Auto,
+    Off,
+    /// On, with this largest character error rate.
+    MaxCer(f64),
+}
+
+/// Whether the built-in mock answers with the heard clip's transcript.
+const MOCK_RECOGNISES_CLIPS: bool = false;
+
+/// The character error rate `auto` allows against the built-in mock.
+pub const DEFAULT_MAX_CER: f64 = 0.2;
+
+impl TranscriptCheckPlan {
+    /// The limit in force against the built-in mock (`mock`) or a real server.
+    pub fn max_cer(self, mock: bool) -> Option<f64> {
+        match self {
+            TranscriptCheckPlan::Auto => (mock && MOCK_RECOGNISES_CLIPS).then_some(DEFAULT_MAX_CER),
+            TranscriptCheckPlan::Off => None,
+            TranscriptCheckPlan::MaxCer(c) => Some(c),
+        }
+    }
 }
 
 /// Command-line values that replace the fleet file's.
@@ -159,6 +192,8 @@ pub struct Overrides {
     /// `--record` rules; they replace the file's `[record]` rules.
     pub record: Vec<RecordRule>,
     pub record_dir: Option<PathBuf>,
+    /// `--ca-cert FILE` / `--insecure` for wss:// servers.
+    pub tls: crate::device::tls::TlsOptions,
 }
 
 /// Parses a `--record` value: `worst=N` or `device=ID`.
@@ -185,16 +220,8 @@ impl Plan {
             message,
         };
         let target = match ov.url.clone().or(raw.url.clone()) {
-            Some(url) if url.starts_with("ws://") => Target::Url(url),
-            Some(url) if url.starts_with("wss://") => {
-                return Err(invalid(
-                    "url",
-                    format!(
-                        "`{url}`: wss:// (TLS) is not supported yet; use ws:// (xiaozhi servers serve plain WebSocket on port 8000)"
-                    ),
-                ));
-            }
-            Some(url) => return Err(invalid("url", format!("must start with ws://, got `{url}`"))),
+            Some(url) if url.starts_with("ws://") || url.starts_with("wss://") => Target::Url(url),
+            Some(url) => return Err(invalid("url", format!("must start with ws:// or wss://, got `{url}`"))),
             None => Target::BuiltInMock,
         };
         let ramp_per_sec = raw.ramp.unwrap_or(10.0);
@@ -304,6 +331,19 @@ impl Plan {
                     })
                     .collect(),
                 _ => default_tiers(),
+            },
+            tls: ov.tls.clone(),
+            transcript_check: match raw.transcript_check {
+                None => TranscriptCheckPlan::Auto,
+                Some(super::TranscriptCheckSpec::Word(w)) if w == "auto" => TranscriptCheckPlan::Auto,
+                Some(super::TranscriptCheckSpec::Word(w)) if w == "off" => TranscriptCheckPlan::Off,
+                Some(super::TranscriptCheckSpec::Cer(c)) if (0.0..=1.0).contains(&c) => TranscriptCheckPlan::MaxCer(c),
+                Some(other) => {
+                    return Err(invalid(
+                        "transcript_check",
+                        format!("must be \"auto\", \"off\" or a character error rate between 0 and 1; got {other}"),
+                    ));
+                }
             },
         })
     }

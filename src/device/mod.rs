@@ -1,14 +1,24 @@
 //! One virtual device: a stable identity, a WebSocket connection it owns
-//! alone, and a loop of turns (listen → paced speech → silence until the
-//! answer → play the answer → next turn), as the ESP32 firmware does it in
-//! auto mode (PROTOCOL.md §6, §8.3).
+//! alone, and conversations of turns (listen → paced speech → silence until
+//! the answer → play the answer → next turn), as the ESP32 firmware does it
+//! (PROTOCOL.md §6, §8.3).
+//!
+//! - [`core`]: the protocol as a sans-IO state machine (all the rules that
+//!   decide what a number means), tested with scripted inputs and instants;
+//! - `shell`: the one `select!` loop that runs the core on a socket;
+//! - `connect`: DNS, TCP, TLS and the upgrade, with the reason for each failure;
+//! - `session`: conversations, idling, reconnecting with backoff;
+//! - `transcript`: checking `stt` against the clip's words.
 
+mod connect;
+pub(crate) mod core;
 mod identity;
-mod idle;
 pub mod profile;
 mod session;
+mod shell;
+pub mod tls;
 mod trace;
-mod turn;
+pub mod transcript;
 
 pub use identity::{identity_for, rng_for};
 pub use session::{Command, DeviceContext, DeviceSettings, GroupRun, Note, run_device};

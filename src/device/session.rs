@@ -1,38 +1,39 @@
-//! A device's life: connect with the firmware's handshake headers, send the
-//! hello, wait for the server hello (sending no audio before it), then run
-//! turns on the one connection until the plan or the run says stop.
+//! A device's life, as the load driver asks for it: connect (or not) while
+//! idle, hold conversations (an optional wake-word greeting, then turns),
+//! and reconnect like the firmware when the server or the network takes
+//! the connection away mid-conversation (the next button press opens a new
+//! connection and the conversation goes on), after a jittered, bounded
+//! backoff. Every turn that was due is started and counted: a turn that
+//! cannot get a connection fails with the reason.
+//!
+//! The protocol itself is the pure [`DeviceCore`]; this module only
+//! sequences it and owns the socket through [`pump`].
 
-use super::idle::idle;
-use super::turn::{TurnRunner, TurnSpec, new_record};
+use super::connect::{self, Socket};
+use super::core::{DeviceCore, TurnEnd, TurnSpec};
+use super::shell::{Pumped, pump};
+use super::transcript::TranscriptCheck;
 use crate::audio::Clip;
 use crate::audio::playback::PlaybackConfig;
 use crate::config::Timeouts;
 use crate::config::{GroupPlan, IdleForm, StartBy};
 use crate::metrics::collector::EventSender;
-use crate::metrics::{Event, FailureKind, Tally, TurnOutcome, TurnRecord};
-use crate::protocol::{ClientHello, ClientMessage, DeviceIdentity, ProtocolVersion, ServerMessage, client_request};
+use crate::metrics::{Event, Failure, Tally, TurnOutcome, TurnRecord};
+use crate::protocol::{DeviceIdentity, ListenMode, ProtocolVersion};
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
-/// The socket type a device owns.
-pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// WebSocket read buffer: the default 128 KiB is zero-filled per read and
-/// costs ~128 KiB RSS per device; 4 KiB fits this traffic (ARCHITECTURE.md).
-const READ_BUFFER: usize = 4 * 1024;
 /// Shortest and longest time into an answer before a barge-in `abort`.
 const BARGE_IN_AFTER: (Duration, Duration) = (Duration::from_millis(500), Duration::from_millis(2000));
+/// Reconnect backoff: the first wait, and the most it grows to.
+pub(crate) const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// What every device of a run shares.
 #[derive(Debug)]
@@ -47,6 +48,10 @@ pub struct DeviceSettings {
     pub record_all: bool,
     /// Trace every turn of these devices.
     pub record_devices: Vec<String>,
+    /// Check `stt` against the clips' transcripts (off: `None`).
+    pub transcript_check: Option<TranscriptCheck>,
+    /// TLS for `wss://` URLs.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// A group's behaviour plus its resolved clips.
@@ -91,211 +96,298 @@ pub struct DeviceContext {
     pub cancel: CancellationToken,
 }
 
-fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(READ_BUFFER)
+/// The wait before reconnect attempt `attempt` (1, 2, …): doubling from
+/// [`BACKOFF_FIRST`] up to [`BACKOFF_MAX`], with "equal jitter" (half
+/// fixed, half uniform) so a fleet that lost its server does not come back
+/// in lock-step.
+pub(crate) fn backoff(attempt: u32, rng: &mut impl Rng) -> Duration {
+    let doubled = BACKOFF_FIRST.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let cap = doubled.min(BACKOFF_MAX);
+    cap / 2 + cap.mul_f64(rng.random_range(0.0..0.5))
 }
 
-/// An open connection and its turn state.
-pub(crate) struct Conn {
-    pub ws: Socket,
-    pub runner: TurnRunner,
+/// A device: its core, its socket when connected, its counters.
+struct Device {
+    ctx: DeviceContext,
+    core: DeviceCore,
+    ws: Option<Socket>,
+    /// The last connection was taken away (not hung up by the device).
+    lost: bool,
+    conversation: u32,
 }
 
 /// Runs one device to the end. Never panics on server behaviour: every
 /// problem becomes a failed turn (or a counted idle close).
-pub async fn run_device(mut ctx: DeviceContext) {
-    let mut conn: Option<Conn> = None;
-    if ctx.group.plan.idle != IdleForm::Disconnected {
-        conn = connect(&ctx, None).await;
-    }
-    loop {
-        let cmd = idle(&mut ctx, &mut conn).await;
-        let Some(Command::Converse { turns, until }) = cmd else {
-            break;
-        };
-        if conn.is_none() {
-            conn = connect(&ctx, Some(0)).await;
-        }
-        if let Some(c) = conn.as_mut()
-            && !converse(&mut ctx, c, turns, &until).await
-        {
-            disconnect(&ctx, conn.take());
-        }
-        let _ = ctx.notes.send(Note::ConversationEnded(ctx.index)).await;
-    }
-    if let Some(mut c) = conn.take() {
-        let _ = tokio::time::timeout(Duration::from_secs(1), c.ws.close(None)).await;
-        disconnect(&ctx, Some(c));
-    }
-}
-
-/// Opens and greets a connection. A failure during a conversation
-/// (`turn` is `Some`) is a failed turn; outside one it is counted alone.
-async fn connect(ctx: &DeviceContext, turn: Option<u32>) -> Option<Conn> {
-    let opened = tokio::select! {
-        r = open(ctx) => r,
-        _ = ctx.cancel.cancelled() => return None,
+pub async fn run_device(ctx: DeviceContext) {
+    let core = DeviceCore::new(ctx.settings.clone(), ctx.index, &ctx.identity.device_id);
+    let mut d = Device {
+        ctx,
+        core,
+        ws: None,
+        lost: false,
+        conversation: 0,
     };
-    match opened {
-        Ok(o) => {
-            ctx.events.send(Event::Connected {
-                connect: o.connect,
-                hello: o.hello,
-            });
-            let runner = TurnRunner::new(ctx, o.session_id, o.sample_rate);
-            Some(Conn { ws: o.ws, runner })
-        }
-        Err(kind) => {
-            match turn {
-                Some(t) => {
-                    let rec = failed_before_turn(ctx, t, kind);
-                    ctx.events.send(Event::Turn(Box::new(rec), Tally::default(), None));
-                }
-                None => ctx.events.send(Event::ConnectFailed(kind)),
-            }
-            None
-        }
+    if d.ctx.group.plan.idle != IdleForm::Disconnected
+        && let Err(f) = d.connect().await
+    {
+        d.ctx.events.send(Event::ConnectFailed(f));
     }
+    while let Some(Command::Converse { turns, until }) = d.idle().await {
+        d.converse(turns, &until).await;
+        let _ = d.ctx.notes.send(Note::ConversationEnded(d.ctx.index)).await;
+        d.conversation += 1;
+    }
+    d.hang_up().await;
 }
 
-/// Forgets a connection, flushing its counters.
-pub(crate) fn disconnect(ctx: &DeviceContext, conn: Option<Conn>) {
-    if let Some(mut c) = conn {
-        ctx.events.send(Event::Flush(c.runner.tally.take()));
-        ctx.events.send(Event::Disconnected);
-    }
-}
-
-/// A conversation: optional wake-word greeting, then turns. Returns false
-/// when the connection was lost.
-async fn converse(ctx: &mut DeviceContext, c: &mut Conn, turns: Option<u32>, until: &CancellationToken) -> bool {
-    let group = ctx.group.clone();
-    let g = &group.plan;
-    c.runner.new_conversation();
-    if let StartBy::WakeWord(word) = &g.start {
-        let spec = TurnSpec {
-            turn_no: 0,
-            clip: None,
-            think: Duration::ZERO,
-            mode: g.mode,
-            detect: Some(word),
-            barge_after: None,
+impl Device {
+    /// Opens and greets a connection.
+    async fn connect(&mut self) -> Result<(), Failure> {
+        let opened = tokio::select! {
+            r = connect::open(&self.ctx.settings, &self.ctx.identity) => r,
+            _ = self.ctx.cancel.cancelled() => return Err(Failure::new(crate::metrics::FailureKind::Connect, "cancelled")),
         };
-        let end = c.runner.run(&mut c.ws, ctx, spec).await;
-        if let TurnOutcome::Failed(_) = end.record.outcome {
-            ctx.events.send(Event::TurnStarted);
-            ctx.events
-                .send(Event::Turn(Box::new(end.record), c.runner.tally.take(), None));
-        }
-        if end.connection_lost {
-            return false;
+        let opened = opened.inspect_err(|f| {
+            tracing::debug!(device = %self.ctx.identity.device_id, kind = f.kind.as_str(), detail = %f.detail, "connect failed");
+        })?;
+        let mut ws = opened.ws;
+        self.core.open(Instant::now());
+        match pump(&mut self.core, &mut ws, &self.ctx.cancel, std::future::pending::<()>()).await {
+            Pumped::Ready { hello } => {
+                tracing::debug!(device = %self.ctx.identity.device_id, "connected");
+                self.ctx.events.send(Event::Connected {
+                    connect: opened.connect,
+                    hello,
+                    reconnect: std::mem::take(&mut self.lost),
+                });
+                self.ctx.events.connected(1);
+                self.ws = Some(ws);
+                Ok(())
+            }
+            Pumped::Gone(f) => {
+                tracing::debug!(device = %self.ctx.identity.device_id, kind = f.kind.as_str(), detail = %f.detail, "hello failed");
+                Err(f)
+            }
+            _ => Err(Failure::new(crate::metrics::FailureKind::Connect, "cancelled")),
         }
     }
-    let mut turn_no = 0u32;
-    let mut think_next = false;
-    loop {
-        let stop = turns.is_some_and(|t| turn_no >= t) || until.is_cancelled();
-        if stop || ctx.no_new_turns.is_cancelled() || ctx.cancel.is_cancelled() {
+
+    /// Forgets the connection (already closed or dead), flushing counters.
+    fn drop_connection(&mut self, lost: bool) {
+        if self.ws.take().is_some() {
+            self.ctx.events.connected(-1);
+            self.lost |= lost;
+        }
+        self.ctx.events.send(Event::Flush(self.core.tally.take()));
+    }
+
+    async fn hang_up(&mut self) {
+        if let Some(mut ws) = self.ws.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), futures_util::SinkExt::close(&mut ws)).await;
+            self.ctx.events.connected(-1);
+        }
+        self.ctx.events.send(Event::Flush(self.core.tally.take()));
+    }
+
+    /// Idles until a command arrives (`None`: the run is over for this device).
+    async fn idle(&mut self) -> Option<Command> {
+        loop {
+            let Some(ws) = self.ws.as_mut() else {
+                return tokio::select! {
+                    cmd = self.ctx.commands.recv() => cmd,
+                    _ = self.ctx.no_new_turns.cancelled() => None,
+                    _ = self.ctx.cancel.cancelled() => None,
+                };
+            };
+            if self.ctx.group.plan.idle == IdleForm::Listening {
+                self.core.idle_listen(Instant::now());
+            }
+            let (commands, no_new_turns) = (&mut self.ctx.commands, &self.ctx.no_new_turns);
+            let wait = async move {
+                tokio::select! {
+                    cmd = commands.recv() => cmd,
+                    _ = no_new_turns.cancelled() => None,
+                }
+            };
+            match pump(&mut self.core, ws, &self.ctx.cancel, wait).await {
+                Pumped::Extra(cmd) => return cmd,
+                Pumped::Gone(f) => {
+                    tracing::debug!(device = %self.ctx.identity.device_id, detail = %f.detail, "idle connection closed by the server");
+                    self.ctx.events.send(Event::IdleClosed);
+                    self.drop_connection(true);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn stopping(&self, until: &CancellationToken) -> bool {
+        until.is_cancelled() || self.ctx.no_new_turns.is_cancelled() || self.ctx.cancel.is_cancelled()
+    }
+
+    /// A conversation: optional wake-word greeting, then turns; lost
+    /// connections are reopened after a backoff and the turns go on.
+    async fn converse(&mut self, turns: Option<u32>, until: &CancellationToken) {
+        self.core.new_conversation();
+        let mut greet = matches!(self.ctx.group.plan.start, StartBy::WakeWord(_));
+        let mut turn_no = 0u32;
+        let mut think_next = false;
+        let mut attempt = 0u32;
+        while turns.is_none_or(|t| turn_no < t) && !self.stopping(until) {
+            if attempt > 0 && !self.wait_backoff(attempt, until).await {
+                return;
+            }
+            if self.ws.is_none()
+                && let Err(f) = self.connect().await
+            {
+                if self.ctx.cancel.is_cancelled() {
+                    return;
+                }
+                self.failed_before_turn(turn_no, f).await;
+                turn_no += 1;
+                attempt += 1;
+                continue;
+            }
+            let spec = if greet {
+                self.greeting_spec(turn_no)
+            } else {
+                self.turn_spec(turn_no, think_next)
+            };
+            let end = self.run_turn(spec).await;
+            let lost = end.connection_lost;
+            if end.greeting {
+                // A greeting cut off by a lost connection is tried again on
+                // the next one; otherwise the user answers it after thinking.
+                greet = lost;
+                think_next = true;
+                if matches!(end.record.outcome, TurnOutcome::Failed(_)) {
+                    self.report_turn(end, false).await;
+                }
+            } else {
+                // A user who interrupts speaks again at once.
+                think_next = end.record.outcome != TurnOutcome::Interrupted;
+                self.report_turn(end, true).await;
+                turn_no += 1;
+            }
+            attempt = if lost { attempt + 1 } else { 0 };
+        }
+    }
+
+    /// Waits out a reconnect backoff; false when the run or conversation ended.
+    async fn wait_backoff(&mut self, attempt: u32, until: &CancellationToken) -> bool {
+        if self.ws.is_some() {
             return true;
         }
-        let clip = group.clips[ctx.rng.random_range(0..group.clips.len())].clone();
+        let wait = backoff(attempt, &mut self.ctx.rng);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            _ = until.cancelled() => false,
+            _ = self.ctx.no_new_turns.cancelled() => false,
+            _ = self.ctx.cancel.cancelled() => false,
+        }
+    }
+
+    fn greeting_spec(&self, turn_no: u32) -> TurnSpec {
+        let g = &self.ctx.group.plan;
+        let StartBy::WakeWord(word) = &g.start else {
+            unreachable!("greeting_spec is only called for wake-word groups")
+        };
+        TurnSpec {
+            conversation: self.conversation,
+            turn_no,
+            clip: None,
+            think: Duration::ZERO,
+            // The firmware opens a wake-word session in auto mode (realtime
+            // with AEC); manual devices have no wake word.
+            mode: if g.mode == ListenMode::Realtime {
+                ListenMode::Realtime
+            } else {
+                ListenMode::Auto
+            },
+            detect: Some(word.clone()),
+            barge_after: None,
+        }
+    }
+
+    fn turn_spec(&mut self, turn_no: u32, think_next: bool) -> TurnSpec {
+        let group = self.ctx.group.clone();
+        let g = &group.plan;
+        let rng = &mut self.ctx.rng;
+        let clip = group.clips[rng.random_range(0..group.clips.len())].clone();
         let think = if think_next {
-            g.think_time.sample(&mut ctx.rng)
+            g.think_time.sample(rng)
         } else {
             Duration::ZERO
         };
-        let barge = ctx.rng.random_bool(g.barge_in);
-        let barge_after = barge.then(|| ctx.rng.random_range(BARGE_IN_AFTER.0..=BARGE_IN_AFTER.1));
-        let spec = TurnSpec {
+        let barge = rng.random_bool(g.barge_in);
+        let barge_after = barge.then(|| rng.random_range(BARGE_IN_AFTER.0..=BARGE_IN_AFTER.1));
+        TurnSpec {
+            conversation: self.conversation,
             turn_no,
-            clip: Some(&clip),
+            clip: Some(clip),
             think,
             mode: g.mode,
             detect: None,
             barge_after,
-        };
-        ctx.events.send(Event::TurnStarted);
-        let end = c.runner.run(&mut c.ws, ctx, spec).await;
-        // A user who interrupts speaks again at once.
-        think_next = end.record.outcome != TurnOutcome::Interrupted;
-        ctx.events
-            .send(Event::Turn(Box::new(end.record), c.runner.tally.take(), end.trace));
-        let _ = ctx.notes.send(Note::TurnEnded(ctx.index)).await;
-        turn_no += 1;
-        if end.connection_lost {
-            return false;
         }
     }
-}
 
-fn failed_before_turn(ctx: &DeviceContext, turn: u32, kind: FailureKind) -> TurnRecord {
-    TurnRecord {
-        outcome: TurnOutcome::Failed(kind),
-        ..new_record(ctx, turn, "", 0)
-    }
-}
-
-/// An open, greeted connection.
-struct Opened {
-    ws: Socket,
-    connect: Duration,
-    hello: Duration,
-    session_id: String,
-    /// Downlink rate from the server hello (firmware default 24000).
-    sample_rate: u32,
-}
-
-/// Connects and completes the hello.
-async fn open(ctx: &DeviceContext) -> Result<Opened, FailureKind> {
-    let s = &ctx.settings;
-    let request = client_request(&s.url, &ctx.identity, s.protocol_version).map_err(|_| FailureKind::Connect)?;
-    let started = Instant::now();
-    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true);
-    let mut ws = match tokio::time::timeout(s.timeouts.hello, connecting).await {
-        Err(_) => return Err(FailureKind::Connect),
-        Ok(Err(e)) => return Err(classify_connect_error(&e)),
-        Ok(Ok((ws, _response))) => ws,
-    };
-    let connect = started.elapsed();
-    let hello = ClientMessage::Hello(ClientHello::firmware(s.protocol_version.as_u8()));
-    let hello_sent = Instant::now();
-    ws.send(Message::text(hello.to_json()))
-        .await
-        .map_err(|_| FailureKind::Closed)?;
-    let deadline = hello_sent + s.timeouts.hello;
-    loop {
-        let msg = tokio::select! {
-            m = ws.next() => m,
-            _ = tokio::time::sleep_until(deadline) => return Err(FailureKind::HelloTimeout),
+    /// Runs one turn on the open connection.
+    async fn run_turn(&mut self, spec: TurnSpec) -> TurnEnd {
+        let Some(ws) = self.ws.as_mut() else {
+            unreachable!("run_turn needs a connection")
         };
-        match msg {
-            Some(Ok(Message::Text(text))) => {
-                if let Ok(ServerMessage::Hello(h)) = ServerMessage::parse(&text) {
-                    match h.transport.as_deref() {
-                        Some("websocket") => {
-                            return Ok(Opened {
-                                hello: hello_sent.elapsed(),
-                                session_id: h.session_id.clone().unwrap_or_default(),
-                                sample_rate: h.downlink_sample_rate(),
-                                ws,
-                                connect,
-                            });
-                        }
-                        // The firmware ignores other transports and crashes on a
-                        // missing one; either way the server is broken.
-                        _ => return Err(FailureKind::Protocol),
-                    }
-                }
+        self.ctx.events.talking(1);
+        self.core.start_turn(Instant::now(), spec);
+        let end = loop {
+            match pump(&mut self.core, ws, &self.ctx.cancel, std::future::pending::<()>()).await {
+                Pumped::Turn(end) => break *end,
+                // Nothing else ends a pump while a turn runs; should it,
+                // the turn is cancelled and reported on the next pump.
+                _ => self.core.cancel(Instant::now()),
             }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => return Err(FailureKind::Closed),
+        };
+        self.ctx.events.talking(-1);
+        if end.connection_lost {
+            tracing::debug!(device = %self.ctx.identity.device_id, detail = ?end.record.detail, "connection lost in a turn");
+            self.drop_connection(true);
+        }
+        end
+    }
+
+    /// Sends a turn to the collector (and tells the driver when `counted`).
+    async fn report_turn(&mut self, end: TurnEnd, counted: bool) {
+        self.ctx
+            .events
+            .send(Event::Turn(Box::new(end.record), self.core.tally.take(), end.trace));
+        if counted {
+            let _ = self.ctx.notes.send(Note::TurnEnded(self.ctx.index)).await;
         }
     }
-}
 
-fn classify_connect_error(e: &tungstenite::Error) -> FailureKind {
-    match e {
-        tungstenite::Error::Io(_) | tungstenite::Error::Tls(_) | tungstenite::Error::Url(_) => FailureKind::Connect,
-        _ => FailureKind::Handshake,
+    /// A turn that could not get a connection.
+    async fn failed_before_turn(&mut self, turn_no: u32, f: Failure) {
+        let record = TurnRecord {
+            device: self.ctx.index,
+            conversation: self.conversation,
+            turn: turn_no,
+            clip: String::new(),
+            outcome: TurnOutcome::Failed(f.kind),
+            detail: Some(f.detail),
+            stt: None,
+            llm: None,
+            tts_start: None,
+            first_audio: None,
+            turn_time: None,
+            first_play: None,
+            frames_received: 0,
+            think_frames: 0,
+            uplink_frames: 0,
+            playback: None,
+        };
+        self.ctx
+            .events
+            .send(Event::Turn(Box::new(record), Tally::default(), None));
+        let _ = self.ctx.notes.send(Note::TurnEnded(self.ctx.index)).await;
     }
 }

@@ -42,6 +42,11 @@ impl TurnTracer {
         }
     }
 
+    /// The downlink rate from the server hello (for the recording's WAV).
+    pub fn set_sample_rate(&mut self, rate: u32) {
+        self.sample_rate = rate;
+    }
+
     /// Whether this device records its turns.
     pub fn is_on(&self) -> bool {
         self.on

@@ -321,10 +321,10 @@ impl<'a> Driver<'a> {
         match self.phase {
             StagePhase::Ramp { need: 0, .. } => {
                 let s = &stages[self.stage];
-                self.events.send(Event::Stage(StageMark::Measure {
+                self.events.stage(StageMark::Measure {
                     name: s.name.clone(),
                     speakers: s.speakers,
-                }));
+                });
                 self.phase = StagePhase::Measure {
                     end_at: now + s.duration,
                 };
@@ -353,7 +353,7 @@ impl<'a> Driver<'a> {
                 };
             }
             StagePhase::Measure { .. } => {
-                self.events.send(Event::Stage(StageMark::End));
+                self.events.stage(StageMark::End);
                 self.stage += 1;
                 self.start_stage();
             }

@@ -13,6 +13,7 @@ pub mod generator;
 
 use crate::audio::ClipSet;
 use crate::config::Plan;
+use crate::device::transcript::TranscriptCheck;
 use crate::device::{DeviceSettings, GroupRun};
 use crate::metrics::{Collector, Metrics, Snapshot};
 use crate::record::RecordRule;
@@ -38,6 +39,8 @@ pub struct RunOutcome {
 pub enum FleetError {
     #[error(transparent)]
     Clips(#[from] crate::audio::ClipError),
+    #[error(transparent)]
+    Tls(#[from] crate::device::tls::TlsError),
 }
 
 /// Test-only ways to disturb a run (never set by the CLI).
@@ -101,6 +104,22 @@ pub async fn run_fleet_with(
                 RecordRule::Worst(_) => None,
             })
             .collect(),
+        transcript_check: plan
+            .transcript_check
+            .max_cer(plan.target == crate::config::Target::BuiltInMock)
+            .map(|max_cer| TranscriptCheck {
+                max_cer,
+                book: clips
+                    .clips
+                    .iter()
+                    .map(|c| (c.name.clone(), c.transcript.clone()))
+                    .collect(),
+            }),
+        tls: if url.starts_with("wss://") {
+            Some(crate::device::tls::client_config(&plan.tls)?)
+        } else {
+            None
+        },
     });
     let (collector, events) = Collector::new(plan.record.clone());
     let collecting = tokio::spawn(collector.run(snapshots));

@@ -2,8 +2,14 @@
 //! [`Event`]s; the collector folds them, publishes a [`Snapshot`] every
 //! second on a watch channel, and returns the final [`Metrics`] when every
 //! sender is gone.
+//!
+//! Three paths, by what may be lost: per-turn data rides a bounded channel
+//! whose overflow is counted (and makes the run invalid); the connected and
+//! talking gauges are atomics every device updates in place; stage marks
+//! ride an unbounded control channel (a handful per run), so a measure
+//! window can never vanish under load.
 
-use super::event::{Event, FailureKind, StageMark, Tally, TurnOutcome, TurnRecord};
+use super::event::{Event, Failure, FailureKind, StageMark, Tally, TurnOutcome, TurnRecord};
 use super::summary::{LatencyHistogram, ratio};
 use super::{EVENT_CHANNEL_CAPACITY, LATENCY_METRICS};
 use crate::audio::FRAME;
@@ -11,7 +17,7 @@ use crate::record::trace::TurnTrace;
 use crate::record::{RecordRule, Recorder};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -32,11 +38,17 @@ pub struct Metrics {
     pub missed_arrivals: u64,
     /// Connects that failed outside a conversation (idle devices).
     pub connect_failures: BTreeMap<FailureKind, u64>,
+    /// The first few distinct details of those connect failures, per kind.
+    pub connect_failure_details: BTreeMap<FailureKind, Vec<String>>,
+    /// Connections that replaced one the server or the network took away.
+    pub reconnects: u64,
     /// Per-stage results (step plans), each for its measure window only.
     pub stages: Vec<StageResult>,
     /// One point per second, on the run's clock (aligned with server samples).
     pub series: Vec<SeriesPoint>,
     pub failures: BTreeMap<FailureKind, u64>,
+    /// The first few distinct details of failed turns, per kind.
+    pub failure_details: BTreeMap<FailureKind, Vec<String>>,
     pub connections: u64,
     pub tally: Tally,
     /// Events lost because the channel was full.
@@ -58,6 +70,8 @@ pub struct SeriesPoint {
     pub talking: i64,
     /// Turns completed during this second.
     pub turns: u64,
+    /// Turns that failed during this second.
+    pub failed: u64,
     /// p95 first audio of those turns (ms), if any.
     pub first_audio_p95_ms: Option<f64>,
 }
@@ -91,6 +105,17 @@ const RECENT_SECONDS: usize = 10;
 /// How many turn records to keep.
 const KEPT_TURN_RECORDS: usize = 4096;
 
+/// Distinct failure details kept per kind.
+pub const KEPT_FAILURE_DETAILS: usize = 5;
+
+/// Keeps `detail` if it is new and there is room for it.
+fn keep_detail(details: &mut BTreeMap<FailureKind, Vec<String>>, kind: FailureKind, detail: &str) {
+    let list = details.entry(kind).or_default();
+    if list.len() < KEPT_FAILURE_DETAILS && !list.iter().any(|d| d == detail) {
+        list.push(detail.to_string());
+    }
+}
+
 /// A small live view for progress output.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
@@ -112,12 +137,22 @@ pub struct Snapshot {
     pub send_lag_p99_ms: Option<f64>,
     pub stutter_ratio: Option<f64>,
     pub failures: BTreeMap<FailureKind, u64>,
+    pub reconnects: u64,
 }
 
-/// The sending side handed to devices.
+/// Live gauges: updated in place by devices, read by the collector.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    connected: AtomicI64,
+    talking: AtomicI64,
+}
+
+/// The sending side handed to devices and the load driver.
 #[derive(Clone, Debug)]
 pub struct EventSender {
     tx: mpsc::Sender<Event>,
+    control: mpsc::UnboundedSender<StageMark>,
+    gauges: Arc<Gauges>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -128,46 +163,69 @@ impl EventSender {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    /// A stage boundary: never dropped (the control channel is unbounded and
+    /// carries two marks per stage).
+    pub fn stage(&self, mark: StageMark) {
+        let _ = self.control.send(mark);
+    }
+
+    /// A connection opened (+1) or closed (−1).
+    pub fn connected(&self, delta: i64) {
+        self.gauges.connected.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// A turn started talking (+1: `listen start` sent) or ended (−1).
+    pub fn talking(&self, delta: i64) {
+        self.gauges.talking.fetch_add(delta, Ordering::Relaxed);
+    }
 }
 
 /// Builds the channel and the collector task state.
 pub struct Collector {
     rx: mpsc::Receiver<Event>,
+    control: mpsc::UnboundedReceiver<StageMark>,
+    gauges: Arc<Gauges>,
     dropped: Arc<AtomicU64>,
     metrics: Metrics,
     recorder: Recorder,
-    connected: i64,
-    talking: i64,
     started: Instant,
     /// The open stage window: (name, speakers, opened at, metrics so far).
     window: Option<(String, u32, Instant, Metrics)>,
     /// Per-second (completed turns, first_audio histogram), last 10 s.
     recent: std::collections::VecDeque<(u64, LatencyHistogram)>,
+    /// Turns failed in the current second.
+    failed_this_second: u64,
 }
 
 impl Collector {
     /// A collector and the sender devices use.
     pub fn new(record: Vec<RecordRule>) -> (Collector, EventSender) {
         let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+        let (control_tx, control) = mpsc::unbounded_channel();
         let dropped = Arc::new(AtomicU64::new(0));
+        let gauges = Arc::new(Gauges::default());
         let mut metrics = Metrics::default();
         for name in LATENCY_METRICS {
             metrics.latency.insert(name, LatencyHistogram::new());
         }
         let sender = EventSender {
             tx,
+            control: control_tx,
+            gauges: gauges.clone(),
             dropped: dropped.clone(),
         };
         let c = Collector {
             rx,
+            control,
+            gauges,
             dropped,
             metrics,
             recorder: Recorder::new(record),
-            connected: 0,
-            talking: 0,
             started: Instant::now(),
             window: None,
             recent: std::collections::VecDeque::from(vec![(0, LatencyHistogram::new())]),
+            failed_this_second: 0,
         };
         (c, sender)
     }
@@ -180,6 +238,8 @@ impl Collector {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                biased;
+                Some(mark) = self.control.recv() => self.on_stage(mark),
                 ev = self.rx.recv() => match ev {
                     Some(ev) => self.fold(ev),
                     None => break,
@@ -193,6 +253,14 @@ impl Collector {
                     self.recent.push_back((0, LatencyHistogram::new()));
                 }
             }
+        }
+        while let Ok(mark) = self.control.try_recv() {
+            self.on_stage(mark);
+        }
+        // The last, partial second belongs in the series too.
+        let end = started.elapsed();
+        if self.metrics.series.last().is_none_or(|p| p.t_s < secs_ms(end)) {
+            self.push_series(end);
         }
         self.metrics.dropped_events = self.dropped.load(Ordering::Relaxed);
         self.metrics.recorded = std::mem::replace(&mut self.recorder, Recorder::new(Vec::new())).into_kept();
@@ -216,8 +284,9 @@ impl Collector {
             interrupted: m.interrupted,
             stage: self.window.as_ref().map(|w| w.0.clone()),
             elapsed,
-            connected: self.connected,
-            talking: self.talking,
+            connected: self.gauges.connected.load(Ordering::Relaxed),
+            talking: self.gauges.talking.load(Ordering::Relaxed),
+            reconnects: m.reconnects,
             completed: m.completed,
             failed: m.failed,
             cancelled: m.cancelled,
@@ -234,21 +303,25 @@ impl Collector {
         m.bytes_sent += t.bytes_sent;
         m.frames_received += t.frames_received;
         m.bytes_received += t.bytes_received;
-        m.ignored_messages += t.ignored_messages;
+        for (kind, n) in &t.stray {
+            *m.stray.entry(kind).or_default() += n;
+        }
         m.send_lag.merge(&t.send_lag);
     }
 
     fn fold(&mut self, ev: Event) {
         match ev {
-            Event::Connected { connect, hello } => {
-                self.connected += 1;
+            Event::Connected {
+                connect,
+                hello,
+                reconnect,
+            } => {
                 self.metrics.connections += 1;
+                self.metrics.reconnects += reconnect as u64;
                 let lat = &mut self.metrics.latency;
                 lat.entry("connect").or_default().record(connect);
                 lat.entry("hello").or_default().record(hello);
             }
-            Event::Disconnected => self.connected -= 1,
-            Event::TurnStarted => self.talking += 1,
             Event::Turn(rec, tally, trace) => {
                 self.add_tally(&tally);
                 self.fold_turn(*rec);
@@ -259,8 +332,10 @@ impl Collector {
             Event::Flush(tally) => self.add_tally(&tally),
             Event::IdleClosed => self.metrics.idle_closed += 1,
             Event::MissedArrival => self.metrics.missed_arrivals += 1,
-            Event::ConnectFailed(kind) => *self.metrics.connect_failures.entry(kind).or_default() += 1,
-            Event::Stage(mark) => self.on_stage(mark),
+            Event::ConnectFailed(Failure { kind, detail }) => {
+                *self.metrics.connect_failures.entry(kind).or_default() += 1;
+                keep_detail(&mut self.metrics.connect_failure_details, kind, &detail);
+            }
         }
     }
 
@@ -271,10 +346,11 @@ impl Collector {
             return;
         }
         self.metrics.series.push(SeriesPoint {
-            t_s: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-            connected: self.connected,
-            talking: self.talking,
+            t_s: secs_ms(elapsed),
+            connected: self.gauges.connected.load(Ordering::Relaxed),
+            talking: self.gauges.talking.load(Ordering::Relaxed),
             turns: *turns,
+            failed: std::mem::take(&mut self.failed_this_second),
             first_audio_p95_ms: (fa.count() > 0).then(|| fa.quantile_ms(0.95)),
         });
     }
@@ -298,13 +374,8 @@ impl Collector {
     }
 
     fn fold_turn(&mut self, rec: TurnRecord) {
-        // A turn that failed before `listen start` (connect, hello) never
-        // counted as talking.
-        if !matches!(
-            rec.outcome,
-            TurnOutcome::Failed(FailureKind::Connect | FailureKind::Handshake | FailureKind::HelloTimeout)
-        ) {
-            self.talking -= 1;
+        if matches!(rec.outcome, TurnOutcome::Failed(_)) {
+            self.failed_this_second += 1;
         }
         if rec.outcome == TurnOutcome::Completed
             && let Some(slot) = self.recent.back_mut()
@@ -334,10 +405,34 @@ fn fold_into(m: &mut Metrics, rec: &TurnRecord) {
         TurnOutcome::Failed(kind) => {
             m.failed += 1;
             *m.failures.entry(kind).or_default() += 1;
+            if let Some(d) = &rec.detail {
+                keep_detail(&mut m.failure_details, kind, d);
+            }
         }
     }
-    if rec.outcome != TurnOutcome::Completed {
+    // An interrupted answer keeps what was measured before the `abort`:
+    // the answer's start, not its end or its playback.
+    let whole = match rec.outcome {
+        TurnOutcome::Completed => true,
+        TurnOutcome::Interrupted => false,
+        _ => return,
+    };
+    for (name, d) in [
+        ("first_play", rec.first_play),
+        ("stt", rec.stt),
+        ("llm", rec.llm),
+        ("tts_start", rec.tts_start),
+        ("first_audio", rec.first_audio),
+    ] {
+        if let Some(d) = d {
+            m.latency.entry(name).or_default().record(d);
+        }
+    }
+    if !whole {
         return;
+    }
+    if let Some(d) = rec.turn_time {
+        m.latency.entry("turn").or_default().record(d);
     }
     if let Some(pb) = &rec.playback {
         let p = &mut m.playback;
@@ -348,16 +443,9 @@ fn fold_into(m: &mut Metrics, rec: &TurnRecord) {
         p.underrun_ms.record_ms(pb.underrun_ms);
         p.sentence_gap_ms.record_ms(pb.sentence_gap_ms);
     }
-    for (name, d) in [
-        ("first_play", rec.first_play),
-        ("stt", rec.stt),
-        ("llm", rec.llm),
-        ("tts_start", rec.tts_start),
-        ("first_audio", rec.first_audio),
-        ("turn", rec.turn_time),
-    ] {
-        if let Some(d) = d {
-            m.latency.entry(name).or_default().record(d);
-        }
-    }
+}
+
+/// Seconds with millisecond resolution, as the series prints them.
+fn secs_ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
 }

@@ -5,6 +5,7 @@ use super::summary::LatencyHistogram;
 use crate::audio::playback::TurnPlayback;
 use crate::record::trace::TurnTrace;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Why a turn failed. Names are the report's `failures` keys.
@@ -24,8 +25,21 @@ pub enum FailureKind {
     /// The server closed the connection in the middle of a turn.
     Closed,
     /// The server sent something malformed (bad framing, hello without
-    /// transport, undecodable TOC, non-JSON text).
+    /// transport, undecodable TOC, broken JSON, an invalid close frame).
     Protocol,
+    /// No reply to an utterance that started inside the server's 2 s
+    /// uplink mute after a wake-word greeting (PROTOCOL.md §13.1).
+    MutedAfterWake,
+    /// The server speaks another binary protocol version than the device
+    /// asked for (its hello says so, or its frames do not parse).
+    ProtocolMismatch,
+    /// `stt` carried another device's words (another clip's transcript).
+    CrossTalk,
+    /// `tts stop` came before the announced sentences' audio had arrived.
+    Truncated,
+    /// `stt` is too far from the clip's transcript (character error rate
+    /// above the configured limit).
+    WrongTranscript,
 }
 
 impl FailureKind {
@@ -39,6 +53,53 @@ impl FailureKind {
             FailureKind::ReplyTimeout => "reply_timeout",
             FailureKind::Closed => "closed",
             FailureKind::Protocol => "protocol",
+            FailureKind::MutedAfterWake => "muted_after_wake",
+            FailureKind::ProtocolMismatch => "protocol_mismatch",
+            FailureKind::CrossTalk => "cross_talk",
+            FailureKind::Truncated => "truncated",
+            FailureKind::WrongTranscript => "wrong_transcript",
+        }
+    }
+
+    /// Every kind, in report order.
+    pub const ALL: [FailureKind; 12] = [
+        FailureKind::Connect,
+        FailureKind::Handshake,
+        FailureKind::HelloTimeout,
+        FailureKind::NoReply,
+        FailureKind::ReplyTimeout,
+        FailureKind::Closed,
+        FailureKind::Protocol,
+        FailureKind::MutedAfterWake,
+        FailureKind::ProtocolMismatch,
+        FailureKind::CrossTalk,
+        FailureKind::Truncated,
+        FailureKind::WrongTranscript,
+    ];
+
+    /// True for failures before the turn's `listen start` (the connection
+    /// could not be opened), which never counted as talking.
+    pub fn before_listening(self) -> bool {
+        matches!(
+            self,
+            FailureKind::Connect | FailureKind::Handshake | FailureKind::HelloTimeout | FailureKind::ProtocolMismatch
+        )
+    }
+}
+
+/// A failure with what explains it: the OS error, HTTP status, close code
+/// and reason, or an excerpt of the offending message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub detail: String,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, detail: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            detail: detail.into(),
         }
     }
 }
@@ -61,10 +122,14 @@ pub enum TurnOutcome {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TurnRecord {
     pub device: u32,
-    /// Turn number on this device, from 0.
+    /// Conversation number on this device, from 0.
+    pub conversation: u32,
+    /// Turn number within the conversation, from 0.
     pub turn: u32,
     pub clip: String,
     pub outcome: TurnOutcome,
+    /// What explains a failure (OS error, HTTP status, close code, excerpt).
+    pub detail: Option<String>,
     pub stt: Option<Duration>,
     pub llm: Option<Duration>,
     pub tts_start: Option<Duration>,
@@ -82,6 +147,23 @@ pub struct TurnRecord {
     pub playback: Option<TurnPlayback>,
 }
 
+/// Stray-message types, as the report's `turns.stray_messages` names them.
+pub const STRAY_STT: &str = "stt";
+pub const STRAY_LLM: &str = "llm";
+pub const STRAY_TTS_START: &str = "tts_start";
+pub const STRAY_SENTENCE: &str = "tts_sentence_start";
+pub const STRAY_TTS_STOP: &str = "tts_stop";
+/// Binary audio outside *speaking* (the firmware drops it).
+pub const STRAY_AUDIO: &str = "audio";
+/// A second server hello.
+pub const STRAY_HELLO: &str = "hello";
+/// Text that is not JSON (PY echoes such text back; the firmware ignores it).
+pub const STRAY_TEXT: &str = "text";
+/// Unknown types and states (the firmware logs and ignores them).
+pub const STRAY_UNKNOWN: &str = "unknown";
+/// Broken JSON or audio outside a turn (inside one it fails the turn).
+pub const STRAY_MALFORMED: &str = "malformed";
+
 /// Counters a device accumulates between events (flushed with each one).
 #[derive(Clone, Debug, Default)]
 pub struct Tally {
@@ -89,40 +171,49 @@ pub struct Tally {
     pub bytes_sent: u64,
     pub frames_received: u64,
     pub bytes_received: u64,
-    /// Non-JSON or unknown text the device tolerated.
-    pub ignored_messages: u64,
+    /// Messages that could not belong to the turn in progress (a late
+    /// answer to an earlier turn, the duplicate `tts stop` after an abort,
+    /// audio outside *speaking*, unknown types), by type: counted, never
+    /// turned into a latency.
+    pub stray: BTreeMap<&'static str, u64>,
     /// Actual send instant − scheduled instant, per uplink packet.
     pub send_lag: LatencyHistogram,
 }
 
 impl Tally {
+    /// Counts one stray message of type `kind`.
+    pub fn stray(&mut self, kind: &'static str) {
+        *self.stray.entry(kind).or_default() += 1;
+    }
+
     /// Takes the accumulated values, leaving an empty tally.
     pub fn take(&mut self) -> Tally {
         std::mem::take(self)
     }
 }
 
-/// Device → collector messages.
+/// Device → collector data. Gauges (connected, talking) and stage marks
+/// do not travel here: they take paths that cannot drop them
+/// ([`crate::metrics::collector::EventSender`]).
 #[derive(Debug)]
 pub enum Event {
-    /// A connection was opened and the server hello received.
-    Connected { connect: Duration, hello: Duration },
-    /// A connection ended (any reason).
-    Disconnected,
-    /// A turn began (`listen start` sent).
-    TurnStarted,
+    /// A connection was opened and the server hello received; `reconnect`
+    /// when it replaces one the server or the network took away.
+    Connected {
+        connect: Duration,
+        hello: Duration,
+        reconnect: bool,
+    },
     /// A turn ended (with its trace when recording is on).
     Turn(Box<TurnRecord>, Tally, Option<Box<TurnTrace>>),
     /// Counters accumulated outside a turn (e.g. at close, while idling).
     Flush(Tally),
     /// Connecting outside a conversation (an idle device) failed.
-    ConnectFailed(FailureKind),
+    ConnectFailed(Failure),
     /// The server closed an idle connection (its no-voice timeout): not a failure.
     IdleClosed,
     /// A conversation was due but no idle device was free (open model).
     MissedArrival,
-    /// The load driver moved to a stage phase.
-    Stage(StageMark),
 }
 
 /// Stage boundaries, sent by the load driver.

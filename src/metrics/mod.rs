@@ -9,7 +9,7 @@ pub mod event;
 pub mod summary;
 
 pub use collector::{Collector, Metrics, PlaybackTotals, SeriesPoint, Snapshot, StageResult};
-pub use event::{Event, FailureKind, Tally, TurnOutcome, TurnRecord};
+pub use event::{Event, Failure, FailureKind, Tally, TurnOutcome, TurnRecord};
 pub use summary::{LatencyHistogram, Percentiles, ratio};
 
 /// Capacity of the device → collector event channel. A full channel is

@@ -92,6 +92,12 @@ pub struct Turns {
     pub interrupted: u64,
     pub failed_ratio: f64,
     pub failures: BTreeMap<String, u64>,
+    /// The first few distinct details of each failure kind (OS error, HTTP
+    /// status, close code and reason, message excerpt).
+    pub failure_details: BTreeMap<String, Vec<String>>,
+    /// Messages that could not belong to the turn in progress, by type:
+    /// counted, never turned into a latency.
+    pub stray_messages: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -110,6 +116,10 @@ pub struct Connections {
     pub idle_closed: u64,
     /// Connects that failed outside a conversation, by kind.
     pub failed: BTreeMap<String, u64>,
+    /// The first few distinct details of those failures, per kind.
+    pub failure_details: BTreeMap<String, Vec<String>>,
+    /// Connections that replaced one the server or the network took away.
+    pub reconnects: u64,
 }
 
 /// One stage of a step plan, measured after its ramp-up.
@@ -144,7 +154,13 @@ pub fn turns_of(m: &Metrics) -> Turns {
         interrupted: m.interrupted,
         failed_ratio: ratio(m.failed, m.turns_started),
         failures: m.failures.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+        failure_details: details(&m.failure_details),
+        stray_messages: m.tally.stray.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
     }
+}
+
+fn details(d: &BTreeMap<crate::metrics::FailureKind, Vec<String>>) -> BTreeMap<String, Vec<String>> {
+    d.iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect()
 }
 
 pub fn latency_of(m: &Metrics) -> BTreeMap<String, Percentiles> {
@@ -206,6 +222,8 @@ impl Report {
                     .iter()
                     .map(|(k, v)| (k.as_str().to_string(), *v))
                     .collect(),
+                failure_details: details(&m.connect_failure_details),
+                reconnects: m.reconnects,
             },
             stages: m
                 .stages

@@ -64,15 +64,33 @@ pub fn render_summary(r: &Report) -> String {
     let t = &r.turns;
     let _ = writeln!(
         out,
-        "turns: {} started, {} completed, {} failed ({:.1}%), {} cancelled",
+        "turns: {} started = {} completed + {} failed ({:.1}%) + {} cancelled + {} interrupted (barge-in)",
         t.started,
         t.completed,
         t.failed,
         t.failed_ratio * 100.0,
-        t.cancelled
+        t.cancelled,
+        t.interrupted
     );
-    for (kind, n) in &t.failures {
-        let _ = writeln!(out, "  failed {kind}: {n}");
+    failure_lines(&mut out, "failed", &t.failures, &t.failure_details);
+    throughput_line(&mut out, r);
+    let c = &r.connections;
+    let conn_failed: u64 = c.failed.values().sum();
+    if conn_failed > 0 || c.reconnects > 0 || c.idle_closed > 0 {
+        let _ = writeln!(
+            out,
+            "connections: {} opened, {} reconnects, {} idle closed by the server, {} failed outside a turn",
+            c.opened, c.reconnects, c.idle_closed, conn_failed
+        );
+        failure_lines(&mut out, "connection failed", &c.failed, &c.failure_details);
+    }
+    if !t.stray_messages.is_empty() {
+        let list: Vec<String> = t.stray_messages.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(
+            out,
+            "stray messages (not this turn's; ignored, never timed): {}",
+            list.join(", ")
+        );
     }
     let _ = writeln!(
         out,
@@ -154,6 +172,40 @@ pub fn render_summary(r: &Report) -> String {
         lag.p50, lag.p99
     );
     out
+}
+
+/// One line per failure kind, with its first few distinct details.
+fn failure_lines(
+    out: &mut String,
+    what: &str,
+    counts: &std::collections::BTreeMap<String, u64>,
+    details: &std::collections::BTreeMap<String, Vec<String>>,
+) {
+    for (kind, n) in counts {
+        let _ = writeln!(out, "  {what} {kind}: {n}");
+        for d in details.get(kind).into_iter().flatten() {
+            let _ = writeln!(out, "      {d}");
+        }
+    }
+}
+
+/// Turns per second, speakers and connected devices over the run.
+fn throughput_line(out: &mut String, r: &Report) {
+    let secs = r.run.duration_s.max(f64::EPSILON);
+    let peak = |f: fn(&crate::metrics::SeriesPoint) -> i64| r.series.iter().map(f).max().unwrap_or(0);
+    let mean_talking = if r.series.is_empty() {
+        0.0
+    } else {
+        r.series.iter().map(|p| p.talking as f64).sum::<f64>() / r.series.len() as f64
+    };
+    let _ = writeln!(
+        out,
+        "throughput: {:.2} turns/s completed; speakers mean {:.1}, peak {}; connected devices peak {}",
+        r.turns.completed as f64 / secs,
+        mean_talking,
+        peak(|p| p.talking),
+        peak(|p| p.connected)
+    );
 }
 
 fn server_lines(out: &mut String, srv: &crate::server::series::ServerReport) {

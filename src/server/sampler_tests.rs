@@ -83,8 +83,32 @@ fn summarize_nearest_rank() {
     assert_eq!(summarize(&[]), ServerSummary::default());
 }
 
-fn spawn(cmd: &str, args: &[&str]) -> Child {
-    Command::new(cmd).args(args).stdout(Stdio::null()).spawn().unwrap()
+/// A child process killed when the test ends, even when an assertion fails
+/// first (a leaked busy loop would load the machine for every later test).
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Reaped {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+fn spawn(cmd: &str, args: &[&str]) -> Reaped {
+    Reaped(Command::new(cmd).args(args).stdout(Stdio::null()).spawn().unwrap())
 }
 
 /// Receives until `pred` matches, at most `limit` messages or 15 s.
@@ -139,7 +163,9 @@ async fn watcher_reports_process_gone_and_keeps_running() {
     ));
     let last = *samples(&before).last().unwrap();
     assert_eq!(last.threads, Some(2));
-    assert!(last.cpu_cores > 0.3, "busy child used {}", last.cpu_cores);
+    // Any share of a core shows the reader works; how much the loop gets
+    // depends on what else the machine runs.
+    assert!(last.cpu_cores > 0.05, "busy child used {}", last.cpu_cores);
     assert_eq!(last.hot_thread.as_ref().unwrap().tid, busy_pid);
 
     busy.kill().unwrap();
