@@ -5,7 +5,9 @@
 //! reject unknown keys; [`Plan::from_file`] then checks values and fills in
 //! defaults, so nothing downstream sees an `Option` it has to guess about.
 
+mod check;
 mod load;
+mod locate;
 pub mod plan;
 
 pub use load::parse_stage;
@@ -14,7 +16,7 @@ pub use plan::{GroupPlan, IdleForm, Load, Plan, StagePlan, StartBy, Stop, Target
 use crate::mock::MockSettings;
 use crate::units::Span;
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The fleet file used when none is given: also shipped as `fleets/smoke.toml`.
 pub const DEFAULT_FLEET: &str = include_str!("../../fleets/smoke.toml");
@@ -76,6 +78,12 @@ pub struct FleetFile {
     pub tier: Option<Vec<TierSection>>,
     /// Settings of the built-in mock server.
     pub mock: Option<MockSettings>,
+    /// The file's text, to name the line of a value found invalid later.
+    #[serde(skip)]
+    pub source: Option<String>,
+    /// The file's directory: `audio_dir` is resolved against it.
+    #[serde(skip)]
+    pub dir: Option<PathBuf>,
 }
 
 /// `[[slo]]`: one rule, e.g. `rule = "first_audio.p95<=2s"`.
@@ -178,15 +186,23 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
-    /// A value that parses but makes no sense (e.g. `devices = 0`).
-    #[error("{file}: `{key}` {message}")]
-    Invalid { file: String, key: String, message: String },
+    /// A value that parses but makes no sense (e.g. `devices = 0`), with
+    /// the line of its key when the file holds it.
+    #[error("{file}{}: `{key}` {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid {
+        file: String,
+        line: Option<usize>,
+        key: String,
+        message: String,
+    },
 }
 
 impl FleetFile {
     /// Parses fleet-file text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<FleetFile, ConfigError> {
-        toml::from_str(text).map_err(|e| syntax_error(text, file, &e))
+        let mut parsed: FleetFile = toml::from_str(text).map_err(|e| syntax_error(text, file, &e))?;
+        parsed.source = Some(text.to_string());
+        Ok(parsed)
     }
 
     /// Reads and parses a fleet file from disk.
@@ -196,7 +212,9 @@ impl FleetFile {
             file: file.clone(),
             source,
         })?;
-        Self::parse(&text, &file)
+        let mut parsed = Self::parse(&text, &file)?;
+        parsed.dir = Some(path.parent().map_or_else(PathBuf::new, Path::to_path_buf));
+        Ok(parsed)
     }
 }
 

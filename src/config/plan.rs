@@ -1,6 +1,6 @@
 //! The validated run plan: every default filled in, every value checked.
 
-use super::{ConfigError, FleetFile};
+use super::{ConfigError, FleetFile, check};
 use crate::audio::playback::PlaybackConfig;
 use crate::capacity::sizing::{Tier, default_tiers};
 use crate::capacity::slo::Slo;
@@ -63,6 +63,17 @@ pub enum IdleForm {
     Silent,
     /// No connection; a conversation opens one (connect + hello).
     Disconnected,
+}
+
+impl IdleForm {
+    /// The form as fleet files spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdleForm::Listening => "listening",
+            IdleForm::Silent => "silent",
+            IdleForm::Disconnected => "disconnected",
+        }
+    }
 }
 
 /// Devices that behave alike.
@@ -144,6 +155,19 @@ pub struct Plan {
     pub slos: Vec<Slo>,
     /// Machine sizes for the sizing verdict.
     pub tiers: Vec<Tier>,
+    /// Valid but probably unintended (a ramp that outlasts the run): shown
+    /// by `validate` and `run`.
+    pub warnings: Vec<String>,
+}
+
+/// The name of a value in errors: the command-line flag when the flag set it.
+fn flag(from_cli: bool, key: &'static str) -> &'static str {
+    match (from_cli, key) {
+        (true, "turns") => "--turns",
+        (true, "duration") => "--duration",
+        (true, "devices") => "--devices",
+        _ => key,
+    }
 }
 
 /// Command-line values that replace the fleet file's.
@@ -178,12 +202,15 @@ pub fn parse_record_rule(text: &str) -> Result<RecordRule, String> {
 
 impl Plan {
     /// Validates a parsed fleet file; `file` names it in errors.
-    pub fn from_file(raw: FleetFile, file: &str, ov: &Overrides) -> Result<Plan, ConfigError> {
+    pub fn from_file(mut raw: FleetFile, file: &str, ov: &Overrides) -> Result<Plan, ConfigError> {
+        let source = raw.source.take();
         let invalid = |key: &str, message: String| ConfigError::Invalid {
             file: file.to_string(),
+            line: source.as_deref().and_then(|t| super::locate::key_line(t, key)),
             key: key.to_string(),
             message,
         };
+        let pair = |(k, m): (String, String)| invalid(&k, m);
         let target = match ov.url.clone().or(raw.url.clone()) {
             Some(url) if url.starts_with("ws://") => Target::Url(url),
             Some(url) if url.starts_with("wss://") => {
@@ -197,13 +224,7 @@ impl Plan {
             Some(url) => return Err(invalid("url", format!("must start with ws://, got `{url}`"))),
             None => Target::BuiltInMock,
         };
-        let ramp_per_sec = raw.ramp.unwrap_or(10.0);
-        if !(ramp_per_sec.is_finite() && ramp_per_sec > 0.0) {
-            return Err(invalid(
-                "ramp",
-                format!("must be a positive number of devices per second, got {ramp_per_sec}"),
-            ));
-        }
+        let ramp_per_sec = check::ramp(raw.ramp.unwrap_or(10.0)).map_err(pair)?;
         let stop = match (ov.turns, ov.duration) {
             (_, Some(d)) => Stop::Duration(d),
             (Some(t), None) => Stop::Turns(t),
@@ -213,19 +234,26 @@ impl Plan {
             },
         };
         match stop {
-            Stop::Turns(0) => return Err(invalid("turns", "must be at least 1".into())),
-            Stop::Duration(d) if d.is_zero() => return Err(invalid("duration", "must be longer than 0s".into())),
+            Stop::Turns(0) => return Err(invalid(flag(ov.turns.is_some(), "turns"), "must be at least 1".into())),
+            Stop::Duration(d) if d.is_zero() => {
+                return Err(invalid(
+                    flag(ov.duration.is_some(), "duration"),
+                    "must be longer than 0s".into(),
+                ));
+            }
             _ => {}
         }
         let version = raw.protocol_version.unwrap_or(1);
         let protocol_version = ProtocolVersion::try_from(version)
             .map_err(|_| invalid("protocol_version", format!("must be 1, 2 or 3, got {version}")))?;
-        let load = super::load::resolve_load(&raw, ov, stop).map_err(|(k, m)| invalid(&k, m))?;
-        let groups = super::load::resolve_groups(&raw, ov, &load, stop).map_err(|(k, m)| invalid(&k, m))?;
-        let devices = groups.iter().map(|g| g.count).sum::<u32>();
-        if devices == 0 {
-            return Err(invalid("devices", "must be at least 1".into()));
-        }
+        let load = super::load::resolve_load(&raw, ov, stop).map_err(pair)?;
+        let groups = super::load::resolve_groups(&raw, ov, &load, stop).map_err(pair)?;
+        let devices = groups.iter().try_fold(0u32, |n, g| n.checked_add(g.count));
+        let devices = match devices {
+            Some(0) => return Err(invalid(flag(ov.devices.is_some(), "devices"), "must be at least 1".into())),
+            Some(n) => n,
+            None => return Err(invalid("group", "counts add up to more than 4294967295 devices".into())),
+        };
         if let Load::Stages(stages) = &load {
             let talkers: u32 = groups.iter().filter(|g| g.talks()).map(|g| g.count).sum();
             let most = stages.iter().map(|s| s.speakers).max().unwrap_or(0);
@@ -240,10 +268,12 @@ impl Plan {
         }
         let mock = raw
             .mock
+            .take()
             .unwrap_or_default()
             .resolve()
             .map_err(|(key, message)| invalid(&format!("mock.{key}"), message))?;
-        let dev = raw.device.unwrap_or_default();
+        check::mock(&mock).map_err(pair)?;
+        let dev = raw.device.take().unwrap_or_default();
         let profile_name = dev.profile.unwrap_or_else(|| profile::DEFAULT_PROFILE.to_string());
         let base = profile::profile(&profile_name).ok_or_else(|| {
             invalid(
@@ -258,7 +288,7 @@ impl Plan {
         if playback.queue_capacity == 0 {
             return Err(invalid("device.queue_frames", "must be at least 1".into()));
         }
-        let rec = raw.record.unwrap_or_default();
+        let rec = raw.record.take().unwrap_or_default();
         let mut record = ov.record.clone();
         if record.is_empty() {
             record.extend(rec.worst.filter(|&n| n > 0).map(RecordRule::Worst));
@@ -266,7 +296,21 @@ impl Plan {
         }
         let record_dir = ov.record_dir.clone().or(rec.dir.map(PathBuf::from));
         let secs = |s: Option<crate::units::Span>, d: u64| s.map(|s| s.0).unwrap_or(Duration::from_secs(d));
-        Ok(Plan {
+        let timeouts = Timeouts {
+            hello: secs(raw.hello_timeout, 10),
+            no_reply: secs(raw.no_reply_timeout, 15),
+            reply: secs(raw.reply_timeout, 60),
+            grace: secs(raw.grace, 30),
+        };
+        check::timeouts(&timeouts).map_err(pair)?;
+        let tiers = raw.tier.take().filter(|v| !v.is_empty());
+        check::tiers(tiers.as_deref().unwrap_or_default()).map_err(pair)?;
+        // `audio_dir` is relative to the fleet file, wherever the tool runs.
+        let audio_dir = raw.audio_dir.take().map(|d| match &raw.dir {
+            Some(base) => base.join(d),
+            None => PathBuf::from(d),
+        });
+        let mut plan = Plan {
             name: file.to_string(),
             target,
             devices,
@@ -275,27 +319,22 @@ impl Plan {
             groups,
             load,
             total_turns: raw.total_turns.filter(|&n| n > 0),
-            audio_dir: raw.audio_dir.map(PathBuf::from),
+            audio_dir,
             seed: ov.seed.or(raw.seed).unwrap_or(1),
             protocol_version,
-            token: raw.token.filter(|t| !t.is_empty()),
-            timeouts: Timeouts {
-                hello: secs(raw.hello_timeout, 10),
-                no_reply: secs(raw.no_reply_timeout, 15),
-                reply: secs(raw.reply_timeout, 60),
-                grace: secs(raw.grace, 30),
-            },
+            token: raw.token.take().filter(|t| !t.is_empty()),
+            timeouts,
             mock,
             profile: profile_name,
             playback,
             record,
             record_dir,
-            slos: match raw.slo {
+            slos: match raw.slo.take() {
                 Some(v) if !v.is_empty() => v.into_iter().map(|s| s.rule).collect(),
                 _ => Slo::defaults(),
             },
-            tiers: match raw.tier {
-                Some(v) if !v.is_empty() => v
+            tiers: match tiers {
+                Some(v) => v
                     .into_iter()
                     .map(|t| Tier {
                         name: t.name,
@@ -303,9 +342,12 @@ impl Plan {
                         memory_gb: t.memory_gb,
                     })
                     .collect(),
-                _ => default_tiers(),
+                None => default_tiers(),
             },
-        })
+            warnings: Vec::new(),
+        };
+        plan.warnings = check::warnings(&plan);
+        Ok(plan)
     }
 
     /// Reads, parses and validates a fleet file (or the built-in default).
@@ -340,7 +382,7 @@ mod tests {
     #[test]
     fn zero_devices_is_rejected_by_name() {
         let err = plan("devices = 0").unwrap_err().to_string();
-        assert_eq!(err, "t.toml: `devices` must be at least 1");
+        assert_eq!(err, "t.toml:1: `devices` must be at least 1");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::device::{Command, DeviceContext, DeviceSettings, GroupRun, Note, iden
 use crate::metrics::Event;
 use crate::metrics::collector::EventSender;
 use crate::metrics::event::StageMark;
+use crate::units::secs_capped;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
@@ -145,7 +146,7 @@ impl<'a> Driver<'a> {
                 break false;
             }
             let spawn_at = (self.slots.len() < self.plan.devices as usize)
-                .then(|| self.start + Duration::from_secs_f64(self.slots.len() as f64 / self.plan.ramp_per_sec));
+                .then(|| self.start + secs_capped(self.slots.len() as f64 / self.plan.ramp_per_sec));
             let sched_at = self.scheduled.peek().map(|Reverse((t, _))| *t);
             let stage_at = match self.phase {
                 StagePhase::Ramp { next_at, .. } => Some(next_at),
@@ -330,7 +331,7 @@ impl<'a> Driver<'a> {
                 };
             }
             StagePhase::Ramp { need, .. } => {
-                let step = Duration::from_secs_f64(1.0 / self.plan.ramp_per_sec);
+                let step = secs_capped(1.0 / self.plan.ramp_per_sec);
                 let pick = (0..self.slots.len()).find(|&i| {
                     let s = &self.slots[i];
                     s.speaker.is_none() && !s.busy && self.groups[s.group].plan.talks()
