@@ -156,7 +156,12 @@ mod tests {
 
     #[test]
     fn absurd_shapes_are_errors() {
-        for t in ["lognormal(1s, 5000)", "lognormal(1s, inf)", "lognormal(300days, 3)", "exp(1e30s)"] {
+        for t in [
+            "lognormal(1s, 5000)",
+            "lognormal(1s, inf)",
+            "lognormal(300days, 3)",
+            "exp(1e30s)",
+        ] {
             assert!(Dist::parse(t).is_err(), "{t}");
         }
     }

@@ -183,7 +183,15 @@ mod tests {
 
     #[test]
     fn absurd_durations_are_errors_not_panics() {
-        for t in ["1e30s", "1e30", "1e30ms", "inf", "NaN", "400days", "18446744073709551615s"] {
+        for t in [
+            "1e30s",
+            "1e30",
+            "1e30ms",
+            "inf",
+            "NaN",
+            "400days",
+            "18446744073709551615s",
+        ] {
             assert!(parse_duration(t).is_err(), "{t}");
         }
         assert_eq!(parse_duration("365days"), Ok(MAX_DURATION));

@@ -70,7 +70,10 @@ pub fn tiers(tiers: &[TierSection]) -> Result<(), Invalid> {
     for (i, t) in tiers.iter().enumerate() {
         for (name, v) in [("cores", t.cores), ("memory_gb", t.memory_gb)] {
             if !(v.is_finite() && v > 0.0) {
-                return invalid(&format!("tier[{i}].{name}"), format!("must be a positive number, got {v}"));
+                return invalid(
+                    &format!("tier[{i}].{name}"),
+                    format!("must be a positive number, got {v}"),
+                );
             }
         }
     }

@@ -156,7 +156,12 @@ fn group_counts(sections: &[GroupSection], total: Option<u32>, total_from_cli: b
     let mut counted: u64 = 0;
     for (i, g) in sections.iter().enumerate() {
         match (g.count, g.weight) {
-            (Some(_), Some(_)) => return err(&format!("group[{i}].weight"), "give a group `count` or `weight`, not both"),
+            (Some(_), Some(_)) => {
+                return err(
+                    &format!("group[{i}].weight"),
+                    "give a group `count` or `weight`, not both",
+                );
+            }
             (Some(c), None) => counted += u64::from(c),
             (None, _) => {}
         }
@@ -164,7 +169,10 @@ fn group_counts(sections: &[GroupSection], total: Option<u32>, total_from_cli: b
     let weighted: Vec<usize> = (0..sections.len()).filter(|&i| sections[i].count.is_none()).collect();
     let Some(total) = total else {
         if let Some(&i) = weighted.first() {
-            return err(&format!("group[{i}].weight"), "a weighted group needs the top-level `devices`");
+            return err(
+                &format!("group[{i}].weight"),
+                "a weighted group needs the top-level `devices`",
+            );
         }
         return Ok(sections.iter().map(|g| g.count.unwrap_or(0)).collect());
     };
@@ -194,7 +202,10 @@ fn group_counts(sections: &[GroupSection], total: Option<u32>, total_from_cli: b
             None => return err(&format!("group[{i}]"), "needs a `count` or a `weight`"),
         };
         if !(w.is_finite() && w > 0.0 && w <= 1.0) {
-            return err(&format!("group[{i}].weight"), format!("must be above 0 and at most 1, got {w}"));
+            return err(
+                &format!("group[{i}].weight"),
+                format!("must be above 0 and at most 1, got {w}"),
+            );
         }
         weights.push(w);
     }
@@ -220,7 +231,11 @@ fn apportion(total: u32, weights: &[f64]) -> Vec<u32> {
     let mut shares: Vec<u32> = exact.iter().map(|x| x.floor() as u32).collect();
     let given: u64 = shares.iter().map(|&n| u64::from(n)).sum();
     let mut order: Vec<usize> = (0..weights.len()).collect();
-    order.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        (exact[b] - exact[b].floor())
+            .total_cmp(&(exact[a] - exact[a].floor()))
+            .then(a.cmp(&b))
+    });
     let left = u64::from(total).saturating_sub(given) as usize;
     for &i in order.iter().cycle().take(left) {
         shares[i] += 1;
@@ -320,8 +335,18 @@ mod tests {
     #[test]
     fn counts_above_devices_and_weights_off_one_are_errors() {
         let g = sections("[[group]]\ncount = 30\n");
-        assert!(group_counts(&g, Some(20), false).unwrap_err().1.contains("more than `devices` = 20"));
-        assert!(group_counts(&g, Some(40), false).unwrap_err().1.contains("make them agree"));
+        assert!(
+            group_counts(&g, Some(20), false)
+                .unwrap_err()
+                .1
+                .contains("more than `devices` = 20")
+        );
+        assert!(
+            group_counts(&g, Some(40), false)
+                .unwrap_err()
+                .1
+                .contains("make them agree")
+        );
         assert_eq!(group_counts(&g, Some(30), false), Ok(vec![30]));
         let g = sections("[[group]]\nweight = 0.5\n[[group]]\nweight = 0.3\n");
         let e = group_counts(&g, Some(10), false).unwrap_err();

@@ -2,8 +2,8 @@
 //! but makes no sense (`ramp = 1e-300`, `[[group]] count = 30`) can name
 //! its line like a syntax error does.
 
-use toml::de::{DeTable, DeValue};
 use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 /// The 1-based line of `key` in `text`. Keys are written as in errors:
 /// `ramp`, `mock.asr_workers`, `group[1].weight`, `stages[2]`. When the key

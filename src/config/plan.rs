@@ -250,7 +250,12 @@ impl Plan {
         let groups = super::load::resolve_groups(&raw, ov, &load, stop).map_err(pair)?;
         let devices = groups.iter().try_fold(0u32, |n, g| n.checked_add(g.count));
         let devices = match devices {
-            Some(0) => return Err(invalid(flag(ov.devices.is_some(), "devices"), "must be at least 1".into())),
+            Some(0) => {
+                return Err(invalid(
+                    flag(ov.devices.is_some(), "devices"),
+                    "must be at least 1".into(),
+                ));
+            }
             Some(n) => n,
             None => return Err(invalid("group", "counts add up to more than 4294967295 devices".into())),
         };
