@@ -89,6 +89,8 @@ pub struct DeviceContext {
     pub no_new_turns: CancellationToken,
     /// Cancelled when everything must stop now (grace over, Ctrl-C).
     pub cancel: CancellationToken,
+    /// Conversations this device has held so far (the current one's number).
+    pub conversation: u32,
 }
 
 fn ws_config() -> WebSocketConfig {
@@ -122,6 +124,7 @@ pub async fn run_device(mut ctx: DeviceContext) {
             disconnect(&ctx, conn.take());
         }
         let _ = ctx.notes.send(Note::ConversationEnded(ctx.index)).await;
+        ctx.conversation += 1;
     }
     if let Some(mut c) = conn.take() {
         let _ = tokio::time::timeout(Duration::from_secs(1), c.ws.close(None)).await;

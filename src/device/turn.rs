@@ -128,6 +128,7 @@ pub(crate) async fn until(t: Option<Instant>) {
 pub(crate) fn new_record(ctx: &DeviceContext, turn_no: u32, clip: &str, think_frames: u64) -> TurnRecord {
     TurnRecord {
         device: ctx.index,
+        conversation: ctx.conversation,
         turn: turn_no,
         clip: clip.to_string(),
         outcome: TurnOutcome::Completed,

@@ -201,6 +201,7 @@ impl<'a> Driver<'a> {
             commands: rx,
             no_new_turns: self.no_new_turns.clone(),
             cancel: self.cancel.clone(),
+            conversation: 0,
         }));
         let g = &self.groups[group].plan;
         let talks = g.talks();

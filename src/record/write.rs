@@ -44,6 +44,7 @@ pub enum RecordError {
 #[derive(Clone, Debug, Serialize)]
 pub struct Recording {
     pub device_id: String,
+    pub conversation: u32,
     pub turn: u32,
     pub wav: PathBuf,
     pub timeline: PathBuf,
@@ -53,7 +54,7 @@ pub struct Recording {
     pub underrun_ms: f64,
 }
 
-/// Writes `<dir>/dev-<mac>-turn<NN>.wav` and `.timeline.json` (creating
+/// Writes `<dir>/dev-<mac>-conv<NN>-turn<NN>.wav` and `.timeline.json` (creating
 /// `dir` if missing). The written timeline is [`timeline_json`] plus
 /// `undecodable_frames`, which only decoding can tell.
 pub fn write_recording(dir: &Path, trace: &TurnTrace) -> Result<Recording, RecordError> {
@@ -74,6 +75,7 @@ pub fn write_recording(dir: &Path, trace: &TurnTrace) -> Result<Recording, Recor
 
     Ok(Recording {
         device_id: trace.device_id.clone(),
+        conversation: trace.conversation,
         turn: trace.turn,
         wav,
         timeline,
@@ -94,15 +96,19 @@ pub fn render_wav(trace: &TurnTrace) -> Result<Vec<i16>, RecordError> {
     render(trace).map(|rendered| rendered.samples)
 }
 
-/// The turn's timeline: its summary, every received entry and the underrun
-/// spans; milliseconds rounded to 3 decimals.
+/// The turn's timeline: its summary (with `failed` and, for a failed turn,
+/// `failure: {kind, detail}`), every received entry and the underrun spans;
+/// milliseconds rounded to 3 decimals.
 pub fn timeline_json(trace: &TurnTrace) -> Value {
     let rate = decode_rate(trace.sample_rate);
     let mut value = json!({
         "device_id": trace.device_id,
+        "conversation": trace.conversation,
         "turn": trace.turn,
         "clip": trace.clip,
         "outcome": trace.outcome,
+        "failed": trace.failure.is_some(),
+        "failure": trace.failure,
         "sample_rate": trace.sample_rate,
         "wav_sample_rate": rate,
         "first_audio_ms": trace.first_audio_ms.map(round_ms),
@@ -160,8 +166,9 @@ fn round_ms(ms: f64) -> f64 {
     (ms * 1000.0).round() / 1000.0
 }
 
-/// `dev-<device id without ':'>-turn<NN>`; any other character that is not
-/// alphanumeric, '-' or '_' becomes '_' so the id cannot leave `dir`.
+/// `dev-<device id without ':'>-conv<NN>-turn<NN>`: unique per turn of a
+/// run. Any other character that is not alphanumeric, '-' or '_' becomes
+/// '_' so the id cannot leave `dir`.
 fn file_stem(trace: &TurnTrace) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
     let id: String = trace
@@ -170,7 +177,7 @@ fn file_stem(trace: &TurnTrace) -> String {
         .filter(|&c| c != ':')
         .map(|c| if safe(c) { c } else { '_' })
         .collect();
-    format!("dev-{id}-turn{:02}", trace.turn)
+    format!("dev-{id}-conv{:02}-turn{:02}", trace.conversation, trace.turn)
 }
 
 fn decode_rate(announced: u32) -> u32 {
@@ -274,7 +281,7 @@ fn write_wav(path: &Path, rate: u32, samples: &[i16]) -> Result<(), RecordError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::trace::Gap;
+    use crate::record::trace::{Gap, TurnFailure};
     use bytes::Bytes;
     use opus_rs::{Application, OpusEncoder};
     use std::f32::consts::TAU;
@@ -321,7 +328,9 @@ mod tests {
         TurnTrace {
             device: 3,
             device_id: "aa:bb:cc:00:11:22".into(),
+            conversation: 1,
             turn: 4,
+            failure: None,
             clip: "weather".into(),
             sample_rate,
             outcome: "ok".into(),
@@ -466,9 +475,43 @@ mod tests {
         assert_eq!(spans[0]["duration_ms"], 500.0);
         let expected = json!({"start_ms": 1900.0, "end_ms": 1950.25, "duration_ms": 50.25, "between_sentences": true});
         assert_eq!(spans[1], expected);
-        assert_eq!(timeline["wav"], "dev-aabbcc001122-turn04.wav");
+        assert_eq!(timeline["wav"], "dev-aabbcc001122-conv01-turn04.wav");
+        assert_eq!(timeline["conversation"], 1);
+        assert_eq!(timeline["failed"], false);
+        assert!(timeline["failure"].is_null());
         assert_eq!(timeline["device_id"], "aa:bb:cc:00:11:22");
         assert_eq!(timeline["first_audio_ms"], 812.25);
+    }
+
+    #[test]
+    fn failed_turn_timeline_says_why() {
+        let mut trace = turn(24000, vec![text(10.0, r#"{"type":"stt","text":"hi"}"#)], vec![]);
+        trace.outcome = "failed: no_reply".into();
+        trace.failure = Some(TurnFailure {
+            kind: "no_reply".into(),
+            detail: Some("no tts start 15 s after end of speech".into()),
+        });
+        let timeline = timeline_json(&trace);
+        assert_eq!(timeline["failed"], true);
+        assert_eq!(timeline["failure"]["kind"], "no_reply");
+        assert_eq!(timeline["failure"]["detail"], "no tts start 15 s after end of speech");
+    }
+
+    #[test]
+    fn conversations_of_one_device_get_their_own_files() {
+        let root = std::env::temp_dir().join(format!("xiaozhi-record-conv-{}", std::process::id()));
+        let mut written = std::collections::BTreeSet::new();
+        for conversation in 0..2 {
+            for t in 0..2 {
+                let mut trace = gapped_turn(24000);
+                trace.conversation = conversation;
+                trace.turn = t;
+                let r = write_recording(&root, &trace).unwrap();
+                assert!(written.insert(r.wav));
+            }
+        }
+        assert_eq!(fs::read_dir(&root).unwrap().count(), 8, "4 WAVs and 4 timelines");
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
@@ -478,8 +521,11 @@ mod tests {
         let trace = gapped_turn(24000);
         let recording = write_recording(&dir, &trace).unwrap();
 
-        assert_eq!(recording.wav, dir.join("dev-aabbcc001122-turn04.wav"));
-        assert_eq!(recording.timeline, dir.join("dev-aabbcc001122-turn04.timeline.json"));
+        assert_eq!(recording.wav, dir.join("dev-aabbcc001122-conv01-turn04.wav"));
+        assert_eq!(
+            recording.timeline,
+            dir.join("dev-aabbcc001122-conv01-turn04.timeline.json")
+        );
         assert_eq!(recording.duration_ms, 1100.0);
         assert_eq!((recording.underruns, recording.underrun_ms), (1, 500.0));
 
