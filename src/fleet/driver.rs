@@ -77,6 +77,20 @@ pub(crate) struct Driver<'a> {
     arrivals: Option<(ArrivalClock, Instant)>,
 }
 
+/// A diagnostics event for a device coming to life (`-vv`, `RUST_LOG=debug`).
+fn log_spawn(index: u32, device_id: &str, url: &str, group: &crate::config::GroupPlan) {
+    if group.idle == crate::config::IdleForm::Disconnected {
+        tracing::debug!(
+            device = index,
+            device_id,
+            url,
+            "device started; connects when a conversation starts"
+        );
+    } else {
+        tracing::debug!(device = index, device_id, url, "device connecting");
+    }
+}
+
 async fn until(t: Option<Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t).await,
@@ -190,9 +204,11 @@ impl<'a> Driver<'a> {
         let index = self.slots.len() as u32;
         let group = self.group_of(index);
         let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
+        let identity = identity_for(self.plan.seed, index, self.plan.token.clone());
+        log_spawn(index, &identity.device_id, &self.settings.url, &self.groups[group].plan);
         self.tasks.spawn(run_device(DeviceContext {
             index,
-            identity: identity_for(self.plan.seed, index, self.plan.token.clone()),
+            identity,
             rng: rng_for(self.plan.seed, index),
             settings: self.settings.clone(),
             group: self.groups[group].clone(),
