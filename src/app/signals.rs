@@ -11,10 +11,10 @@ use tokio_util::sync::CancellationToken;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// The signals that interrupt a run, with the name shown on the console.
-const SIGNALS: [(fn() -> SignalKind, &str); 3] = [
-    (SignalKind::interrupt, "Ctrl-C"),
-    (SignalKind::terminate, "SIGTERM"),
-    (SignalKind::hangup, "SIGHUP"),
+const SIGNALS: [(SignalKind, &str); 3] = [
+    (SignalKind::interrupt(), "Ctrl-C"),
+    (SignalKind::terminate(), "SIGTERM"),
+    (SignalKind::hangup(), "SIGHUP"),
 ];
 
 /// Installs the handlers now (so a signal that arrives before the run
@@ -33,7 +33,7 @@ fn token_saying(what: &'static str) -> CancellationToken {
     let token = CancellationToken::new();
     let mut streams: Vec<(Signal, &'static str)> = Vec::new();
     for (kind, name) in SIGNALS {
-        match signal(kind()) {
+        match signal(kind) {
             Ok(s) => streams.push((s, name)),
             Err(e) => tracing::warn!("cannot handle {name}: {e}"),
         }
