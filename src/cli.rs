@@ -10,6 +10,13 @@ fn duration(s: &str) -> Result<Duration, String> {
     xiaozhi_fleet::units::parse_duration(s)
 }
 
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err(format!("`{s}` must be longer than 0s")),
+        d => Ok(d),
+    }
+}
+
 /// The exit-code table, the same for every command (README "Exit codes").
 macro_rules! exit_codes {
     () => {
@@ -162,7 +169,7 @@ pub struct WatchArgs {
     #[arg(long)]
     pub watch_docker: Vec<String>,
     /// Sampling interval.
-    #[arg(long, value_parser = duration, default_value = "1s")]
+    #[arg(long, value_parser = positive_duration, default_value = "1s")]
     pub watch_interval: Duration,
     /// The server's CPU allotment in cores (when the cgroup/Docker does not say).
     #[arg(long, value_parser = cores)]
