@@ -9,6 +9,7 @@ mod check;
 mod load;
 mod locate;
 pub mod plan;
+mod resolve;
 
 pub use load::parse_stage;
 pub use plan::{GroupPlan, IdleForm, Load, Plan, StagePlan, StartBy, Stop, Target, Timeouts};

@@ -1,10 +1,9 @@
 //! The validated run plan: every default filled in, every value checked.
 
-use super::{ConfigError, FleetFile, check};
+use super::{ConfigError, FleetFile, check, resolve};
 use crate::audio::playback::PlaybackConfig;
-use crate::capacity::sizing::{Tier, default_tiers};
+use crate::capacity::sizing::Tier;
 use crate::capacity::slo::Slo;
-use crate::device::profile;
 use crate::dist::Dist;
 use crate::mock::MockConfig;
 use crate::protocol::ListenMode;
@@ -160,16 +159,6 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
-/// The name of a value in errors: the command-line flag when the flag set it.
-fn flag(from_cli: bool, key: &'static str) -> &'static str {
-    match (from_cli, key) {
-        (true, "turns") => "--turns",
-        (true, "duration") => "--duration",
-        (true, "devices") => "--devices",
-        _ => key,
-    }
-}
-
 /// Command-line values that replace the fleet file's.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -225,52 +214,13 @@ impl Plan {
             None => Target::BuiltInMock,
         };
         let ramp_per_sec = check::ramp(raw.ramp.unwrap_or(10.0)).map_err(pair)?;
-        let stop = match (ov.turns, ov.duration) {
-            (_, Some(d)) => Stop::Duration(d),
-            (Some(t), None) => Stop::Turns(t),
-            (None, None) => match (raw.duration, raw.turns) {
-                (Some(d), _) => Stop::Duration(d.0),
-                (None, t) => Stop::Turns(t.unwrap_or(2)),
-            },
-        };
-        match stop {
-            Stop::Turns(0) => return Err(invalid(flag(ov.turns.is_some(), "turns"), "must be at least 1".into())),
-            Stop::Duration(d) if d.is_zero() => {
-                return Err(invalid(
-                    flag(ov.duration.is_some(), "duration"),
-                    "must be longer than 0s".into(),
-                ));
-            }
-            _ => {}
-        }
+        let stop = resolve::stop(&raw, ov).map_err(pair)?;
         let version = raw.protocol_version.unwrap_or(1);
         let protocol_version = ProtocolVersion::try_from(version)
             .map_err(|_| invalid("protocol_version", format!("must be 1, 2 or 3, got {version}")))?;
         let load = super::load::resolve_load(&raw, ov, stop).map_err(pair)?;
         let groups = super::load::resolve_groups(&raw, ov, &load, stop).map_err(pair)?;
-        let devices = groups.iter().try_fold(0u32, |n, g| n.checked_add(g.count));
-        let devices = match devices {
-            Some(0) => {
-                return Err(invalid(
-                    flag(ov.devices.is_some(), "devices"),
-                    "must be at least 1".into(),
-                ));
-            }
-            Some(n) => n,
-            None => return Err(invalid("group", "counts add up to more than 4294967295 devices".into())),
-        };
-        if let Load::Stages(stages) = &load {
-            let talkers: u32 = groups.iter().filter(|g| g.talks()).map(|g| g.count).sum();
-            let most = stages.iter().map(|s| s.speakers).max().unwrap_or(0);
-            if most > talkers {
-                return Err(invalid(
-                    "stages",
-                    format!(
-                        "ask for {most} concurrent speakers but only {talkers} devices can talk (groups with turns > 0)"
-                    ),
-                ));
-            }
-        }
+        let devices = resolve::device_count(&groups, &load, ov).map_err(pair)?;
         let mock = raw
             .mock
             .take()
@@ -278,38 +228,10 @@ impl Plan {
             .resolve()
             .map_err(|(key, message)| invalid(&format!("mock.{key}"), message))?;
         check::mock(&mock).map_err(pair)?;
-        let dev = raw.device.take().unwrap_or_default();
-        let profile_name = dev.profile.unwrap_or_else(|| profile::DEFAULT_PROFILE.to_string());
-        let base = profile::profile(&profile_name).ok_or_else(|| {
-            invalid(
-                "device.profile",
-                format!("unknown profile `{profile_name}` (known: {})", profile::profile_names()),
-            )
-        })?;
-        let playback = PlaybackConfig {
-            queue_capacity: dev.queue_frames.unwrap_or(base.playback.queue_capacity),
-            start_threshold: dev.start_threshold.unwrap_or(base.playback.start_threshold),
-        };
-        if playback.queue_capacity == 0 {
-            return Err(invalid("device.queue_frames", "must be at least 1".into()));
-        }
-        let rec = raw.record.take().unwrap_or_default();
-        let mut record = ov.record.clone();
-        if record.is_empty() {
-            record.extend(rec.worst.filter(|&n| n > 0).map(RecordRule::Worst));
-            record.extend(rec.devices.unwrap_or_default().into_iter().map(RecordRule::Device));
-        }
-        let record_dir = ov.record_dir.clone().or(rec.dir.map(PathBuf::from));
-        let secs = |s: Option<crate::units::Span>, d: u64| s.map(|s| s.0).unwrap_or(Duration::from_secs(d));
-        let timeouts = Timeouts {
-            hello: secs(raw.hello_timeout, 10),
-            no_reply: secs(raw.no_reply_timeout, 15),
-            reply: secs(raw.reply_timeout, 60),
-            grace: secs(raw.grace, 30),
-        };
-        check::timeouts(&timeouts).map_err(pair)?;
-        let tiers = raw.tier.take().filter(|v| !v.is_empty());
-        check::tiers(tiers.as_deref().unwrap_or_default()).map_err(pair)?;
+        let (profile, playback) = resolve::playback(raw.device.take().unwrap_or_default()).map_err(pair)?;
+        let (record, record_dir) = resolve::record(raw.record.take().unwrap_or_default(), ov);
+        let timeouts = resolve::timeouts(&raw).map_err(pair)?;
+        let tiers = resolve::tiers(raw.tier.take()).map_err(pair)?;
         // `audio_dir` is relative to the fleet file, wherever the tool runs.
         let audio_dir = raw.audio_dir.take().map(|d| match &raw.dir {
             Some(base) => base.join(d),
@@ -330,7 +252,7 @@ impl Plan {
             token: raw.token.take().filter(|t| !t.is_empty()),
             timeouts,
             mock,
-            profile: profile_name,
+            profile,
             playback,
             record,
             record_dir,
@@ -338,17 +260,7 @@ impl Plan {
                 Some(v) if !v.is_empty() => v.into_iter().map(|s| s.rule).collect(),
                 _ => Slo::defaults(),
             },
-            tiers: match tiers {
-                Some(v) => v
-                    .into_iter()
-                    .map(|t| Tier {
-                        name: t.name,
-                        cpu_cores: t.cores,
-                        memory_gb: t.memory_gb,
-                    })
-                    .collect(),
-                None => default_tiers(),
-            },
+            tiers,
             warnings: Vec::new(),
         };
         plan.warnings = check::warnings(&plan);
