@@ -10,6 +10,26 @@ fn duration(s: &str) -> Result<Duration, String> {
     xiaozhi_fleet::units::parse_duration(s)
 }
 
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err(format!("`{s}` must be longer than 0s")),
+        d => Ok(d),
+    }
+}
+
+/// The exit-code table, the same for every command (README "Exit codes").
+macro_rules! exit_codes {
+    () => {
+        "Exit codes:
+  0    done
+  1    an SLO or the sizing verdict failed
+  2    usage or configuration error, an output cannot be written, nothing could
+       connect, or every turn failed
+  130  interrupted by Ctrl-C, SIGTERM or SIGHUP (every report is still written,
+       marked interrupted; a second signal stops at once)"
+    };
+}
+
 /// Simulate a fleet of xiaozhi ESP32 voice devices against a xiaozhi server
 /// and measure what users would feel: time to first audio, turn time, and
 /// whether the generator kept real-time pace.
@@ -17,45 +37,64 @@ fn duration(s: &str) -> Result<Duration, String> {
 #[command(
     name = "xiaozhi-fleet",
     version,
-    after_help = "Examples:
+    args_conflicts_with_subcommands = true,
+    after_help = concat!("Without a command, the options are `run`'s: `xiaozhi-fleet --report r.json` is
+`xiaozhi-fleet run --report r.json`.
+
+Examples:
   xiaozhi-fleet                                  # default fleet vs the built-in mock
-  xiaozhi-fleet run --devices 20 --duration 30s --report r.json
+  xiaozhi-fleet --devices 20 --duration 30s --report r.json
   xiaozhi-fleet run --speakers 10 --duration 2m --url ws://192.168.1.20:8000/xiaozhi/v1/
   xiaozhi-fleet run fleets/steps-10-20-40.toml --report steps.json
   xiaozhi-fleet run fleets/ten-speakers.toml --url ws://10.0.0.5:8000/xiaozhi/v1/
   xiaozhi-fleet mock-server --listen 127.0.0.1:8000
-  xiaozhi-fleet validate fleets/smoke.toml"
+  xiaozhi-fleet validate fleets/smoke.toml
+  RUST_LOG=debug xiaozhi-fleet run --devices 2    # diagnostics on stderr (or -v, -vv)
+
+", exit_codes!())
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// `run`'s options, for `xiaozhi-fleet [OPTIONS] [FLEET]` without a command.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Diagnostics on stderr: -v info, -vv debug (every connection attempt
+    /// and failure), -vvv trace. Without it, RUST_LOG chooses (default: warnings).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a fleet (default when no command is given).
-    #[command(after_help = "Examples:
+    #[command(after_help = concat!("Examples:
   xiaozhi-fleet run                                   # built-in default fleet and mock server
   xiaozhi-fleet run --devices 20 --duration 30s --report r.json
   xiaozhi-fleet run --speakers 10 --duration 2m --url ws://192.168.1.20:8000/xiaozhi/v1/
   xiaozhi-fleet run fleets/steps-10-20-40.toml --report steps.json
   xiaozhi-fleet run fleets/ten-speakers.toml --url ws://192.168.1.20:8000/xiaozhi/v1/
-  xiaozhi-fleet run fleets/stutter-repro.toml --record worst=3 --report r.json
+  xiaozhi-fleet run fleets/stutter-repro.toml --record worst=3 --report r.json --record-dir runs/repro
 
 With no URL (flag or fleet file), the built-in mock server is started on
-127.0.0.1. Exit codes: 0 done, 2 error (bad config, nothing could connect),
-130 interrupted (the report is still written).")]
+127.0.0.1. --duration without --turns keeps every device talking until the
+end. Report paths and the recording directory are checked before the run.
+
+", exit_codes!()))]
     Run(RunArgs),
     /// Run the built-in xiaozhi mock server.
-    #[command(after_help = "Examples:
+    #[command(after_help = concat!("Examples:
   xiaozhi-fleet mock-server --listen 127.0.0.1:8000
   xiaozhi-fleet mock-server --listen 127.0.0.1:8000 --config fleets/ten-speakers.toml
 
---config reads the [mock] table of a fleet file (delays, worker limits, VAD window).")]
+--config reads the [mock] table of a fleet file (delays, worker limits, VAD window).
+The server runs until stopped; a stop by Ctrl-C, SIGTERM or SIGHUP is its normal end (0).
+
+", exit_codes!()))]
     MockServer(MockArgs),
     /// Find the most concurrent speakers the server holds within the SLOs,
     /// and whether its CPU/memory allotment is enough.
-    #[command(after_help = "Examples:
+    #[command(after_help = concat!("Examples:
   xiaozhi-fleet capacity fleets/capacity-mock.toml --target-speakers 20 --server-cpus 4 --server-memory 8G
   xiaozhi-fleet capacity fleets/steps-10-20-40.toml --url ws://192.168.1.20:8000/xiaozhi/v1/ \\
       --watch-docker xiaozhi-esp32-server --target-speakers 20 --report capacity.json
@@ -63,10 +102,12 @@ With no URL (flag or fleet file), the built-in mock server is started on
 
 Each stage holds N speakers (closed loop): ramp, reset, measure --stage-duration, judge
 the SLOs. The search doubles N while stages pass, then bisects. Exit code 1 when the
-verdict is INSUFFICIENT or the target fails its SLOs.")]
+verdict is INSUFFICIENT or the target fails its SLOs.
+
+", exit_codes!()))]
     Capacity(CapacityArgs),
     /// Check a fleet file and print the resolved plan (exit 2 if invalid).
-    #[command(after_help = "Example:\n  xiaozhi-fleet validate fleets/smoke.toml")]
+    #[command(after_help = concat!("Example:\n  xiaozhi-fleet validate fleets/smoke.toml\n\n", exit_codes!()))]
     Validate {
         /// Fleet file (TOML).
         fleet: PathBuf,
@@ -83,7 +124,8 @@ pub struct RunArgs {
     /// Number of virtual devices.
     #[arg(long)]
     pub devices: Option<u32>,
-    /// Run for this long (e.g. 30s, 5m); devices keep taking turns until then.
+    /// Run for this long (e.g. 30s, 5m); without --turns every device keeps
+    /// taking turns until then (the fleet file's `turns` is ignored).
     #[arg(long, value_parser = duration)]
     pub duration: Option<Duration>,
     /// Turns per conversation (without a duration: each device holds one conversation).
@@ -95,14 +137,16 @@ pub struct RunArgs {
     /// Seed for device ids, clip choice and schedules.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Write the report here (.json = JSON, else text); repeatable.
+    /// Write the report here (.json = JSON, else text); repeatable. Checked
+    /// for writability before the run.
     #[arg(long)]
     pub report: Vec<PathBuf>,
     /// Keep WAV + timeline of turns: worst=N (stuttered worst, then slowest)
     /// or device=ID (every turn of one device); repeatable.
     #[arg(long, value_parser = record_rule)]
     pub record: Vec<RecordRule>,
-    /// Directory for recordings (default runs/<date-time>).
+    /// Directory for recordings (default runs/<date-time>); checked for
+    /// writability before the run.
     #[arg(long)]
     pub record_dir: Option<PathBuf>,
     #[command(flatten)]
@@ -138,10 +182,10 @@ pub struct WatchArgs {
     #[arg(long)]
     pub watch_docker: Vec<String>,
     /// Sampling interval.
-    #[arg(long, value_parser = duration, default_value = "1s")]
+    #[arg(long, value_parser = positive_duration, default_value = "1s")]
     pub watch_interval: Duration,
     /// The server's CPU allotment in cores (when the cgroup/Docker does not say).
-    #[arg(long)]
+    #[arg(long, value_parser = cores)]
     pub server_cpus: Option<f64>,
     /// The server's memory allotment, e.g. 8G (when the cgroup/Docker does not say).
     #[arg(long, value_parser = size_mb)]
@@ -180,6 +224,13 @@ pub struct CapacityArgs {
     pub watch: WatchArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+}
+
+fn cores(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 && n <= 100_000.0 => Ok(n),
+        _ => Err(format!("`{s}` is not a number of cores (e.g. 4 or 0.5)")),
+    }
 }
 
 fn size_mb(s: &str) -> Result<f64, String> {

@@ -3,12 +3,20 @@
 //! `lognormal(1s, 0.5)` (median and shape σ). Used for think times and the
 //! mock's per-sentence TTS delays; every draw comes from a caller's seeded
 //! RNG, so a run can be repeated.
+//!
+//! Parsing bounds every form (durations up to [`MAX_DURATION`], σ up to
+//! [`MAX_SIGMA`], a mean up to [`MAX_DURATION`]) and every draw is clamped to
+//! `0..=MAX_DURATION`, so no accepted distribution can make a caller panic.
 
-use crate::units::{format_duration, parse_duration};
+use crate::units::{MAX_DURATION, format_duration, parse_duration, secs_capped};
 use rand::Rng;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::time::Duration;
+
+/// The largest lognormal shape accepted: σ = 3 already spreads one standard
+/// deviation over a factor of 20 either side of the median.
+pub const MAX_SIGMA: f64 = 3.0;
 
 /// A distribution of durations.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -44,13 +52,17 @@ impl Dist {
             ("exp", [m]) => Ok(Dist::Exponential(parse_duration(m)?)),
             ("lognormal", [m, s]) => {
                 let sigma: f64 = s.parse().map_err(|_| format!("`{text}`: σ must be a number"))?;
-                if !(sigma.is_finite() && sigma >= 0.0) {
-                    return Err(format!("`{text}`: σ must be ≥ 0"));
+                if !(sigma.is_finite() && (0.0..=MAX_SIGMA).contains(&sigma)) {
+                    return Err(format!("`{text}`: σ must be between 0 and {MAX_SIGMA}"));
                 }
-                Ok(Dist::LogNormal {
+                let dist = Dist::LogNormal {
                     median: parse_duration(m)?,
                     sigma,
-                })
+                };
+                if dist.mean_secs() > MAX_DURATION.as_secs_f64() {
+                    return Err(format!("`{text}`: its mean is longer than 365 days"));
+                }
+                Ok(dist)
             }
             _ => Err(format!("`{text}` is not a duration distribution; {usage}")),
         }
@@ -61,24 +73,33 @@ impl Dist {
         match *self {
             Dist::Fixed(d) => d,
             Dist::Uniform(a, b) if a == b => a,
-            Dist::Uniform(a, b) => Duration::from_secs_f64(rng.random_range(a.as_secs_f64()..=b.as_secs_f64())),
+            Dist::Uniform(a, b) => secs_capped(rng.random_range(a.as_secs_f64()..=b.as_secs_f64())),
             Dist::Exponential(mean) => {
                 let u: f64 = rng.random_range(f64::EPSILON..1.0);
-                Duration::from_secs_f64(-mean.as_secs_f64() * u.ln())
+                secs_capped(-mean.as_secs_f64() * u.ln())
             }
             Dist::LogNormal { median, sigma } => {
                 let z = standard_normal(rng);
-                Duration::from_secs_f64(median.as_secs_f64() * (sigma * z).exp())
+                secs_capped(median.as_secs_f64() * (sigma * z).exp())
             }
         }
     }
 
-    /// The mean of the distribution.
+    /// The mean of the distribution (at most [`MAX_DURATION`]).
     pub fn mean(&self) -> Duration {
         match *self {
+            // Exact where it can be: both bounds are at most MAX_DURATION.
             Dist::Fixed(d) | Dist::Exponential(d) => d,
             Dist::Uniform(a, b) => (a + b) / 2,
-            Dist::LogNormal { median, sigma } => median.mul_f64((sigma * sigma / 2.0).exp()),
+            Dist::LogNormal { .. } => secs_capped(self.mean_secs()),
+        }
+    }
+
+    fn mean_secs(&self) -> f64 {
+        match *self {
+            Dist::Fixed(d) | Dist::Exponential(d) => d.as_secs_f64(),
+            Dist::Uniform(a, b) => (a.as_secs_f64() + b.as_secs_f64()) / 2.0,
+            Dist::LogNormal { median, sigma } => median.as_secs_f64() * (sigma * sigma / 2.0).exp(),
         }
     }
 }
@@ -131,6 +152,27 @@ mod tests {
         assert!(matches!(Dist::parse("lognormal(1s, 0.5)"), Ok(Dist::LogNormal { .. })));
         assert!(Dist::parse("gauss(1s)").is_err());
         assert!(Dist::parse("uniform(3s, 1s)").is_err());
+    }
+
+    #[test]
+    fn absurd_shapes_are_errors() {
+        for t in [
+            "lognormal(1s, 5000)",
+            "lognormal(1s, inf)",
+            "lognormal(300days, 3)",
+            "exp(1e30s)",
+        ] {
+            assert!(Dist::parse(t).is_err(), "{t}");
+        }
+    }
+
+    #[test]
+    fn long_tails_are_clamped_not_panics() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let d = Dist::parse("lognormal(300days, 0.5)").unwrap();
+        for _ in 0..1000 {
+            assert!(d.sample(&mut rng) <= MAX_DURATION);
+        }
     }
 
     #[test]

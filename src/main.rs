@@ -1,6 +1,7 @@
-//! The `xiaozhi-fleet` binary: parse the command line, build the runtime,
-//! call the library, map the result to an exit code (0 done, 2 error,
-//! 130 interrupted).
+//! The `xiaozhi-fleet` binary: parse the command line, install the
+//! diagnostics subscriber, build the runtime, call the library, map the
+//! result to an exit code (the table in `cli.rs`: 0 done, 1 SLO or verdict
+//! failed, 2 error, 130 interrupted).
 
 mod cli;
 
@@ -18,10 +19,11 @@ use xiaozhi_fleet::server::series::WatchOptions;
 use xiaozhi_fleet::server::{Allotment, WatchTarget};
 
 const EXIT_ERROR: u8 = 2;
-const EXIT_INTERRUPTED: u8 = 130;
+const EXIT_INTERRUPTED: u8 = app::EXIT_INTERRUPTED as u8;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    app::logging::init(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -29,7 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    let result = runtime.block_on(dispatch(cli.command.unwrap_or(Command::Run(RunArgs::default()))));
+    let result = runtime.block_on(dispatch(cli.command.unwrap_or(Command::Run(cli.run))));
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -39,20 +41,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Ctrl-C cancels the token; the run still writes its report.
+/// Ctrl-C, SIGTERM or SIGHUP cancels the token; the run still writes its reports.
 fn interrupt_token() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: finishing the report (Ctrl-C again to abort)");
-            t.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(EXIT_INTERRUPTED as i32);
-            }
-        }
-    });
-    token
+    app::interrupt_token()
 }
 
 async fn dispatch(cmd: Command) -> anyhow::Result<u8> {
@@ -63,12 +54,15 @@ async fn dispatch(cmd: Command) -> anyhow::Result<u8> {
         Command::Validate { fleet } => {
             let plan = Plan::load(Some(&fleet), &Overrides::default())?;
             print!("{}", app::describe_plan(&plan)?);
+            app::print_warnings(&plan);
             Ok(0)
         }
     }
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<u8> {
+    // Before anything slow, so an early SIGTERM is not lost to the default action.
+    let interrupt = interrupt_token();
     let ov = Overrides {
         url: args.url,
         devices: args.devices,
@@ -86,13 +80,26 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         quiet: args.quiet,
         watch: watch_options(&args.watch),
     };
-    let interrupt = interrupt_token();
     let result = app::run(&plan, &opts, interrupt).await?;
+    for e in &result.output_errors {
+        eprintln!("error: {e}");
+    }
+    let turns = &result.report.turns;
+    if !result.output_errors.is_empty() {
+        return Ok(EXIT_ERROR);
+    }
     if result.report.run.interrupted {
         return Ok(EXIT_INTERRUPTED);
     }
     if result.nothing_connected {
         eprintln!("error: no device could connect to {}", result.report.run.target_url);
+        return Ok(EXIT_ERROR);
+    }
+    if turns.started > 0 && turns.failed == turns.started {
+        eprintln!(
+            "error: every turn failed ({} of {}); see the failures above",
+            turns.failed, turns.started
+        );
         return Ok(EXIT_ERROR);
     }
     Ok(0)
@@ -106,7 +113,7 @@ async fn mock_server(args: MockArgs) -> anyhow::Result<u8> {
         }
         None => Default::default(),
     };
-    app::mock_server(&args.listen, cfg, interrupt_token()).await?;
+    app::mock_server(&args.listen, cfg, app::stop_token()).await?;
     Ok(0)
 }
 

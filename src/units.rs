@@ -1,9 +1,20 @@
 //! Durations and rates as operators write them (`300ms`, `1.5s`, `2m`,
 //! `0.5/s`), with serde support so fleet files can use them directly.
+//!
+//! Every parser here bounds what it accepts ([`MAX_DURATION`], [`MAX_RATE`]),
+//! so that whatever it returns can be added to an `Instant`, multiplied by a
+//! frame count or turned into a mean gap without overflowing: bad input is
+//! an error with the offending text, never a panic further down.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::time::Duration;
+
+/// The longest duration accepted anywhere (365 days): longer values are
+/// typos, and the bound keeps every `Instant + duration` far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The highest rate accepted (events per second).
+pub const MAX_RATE: f64 = 1_000_000.0;
 
 /// A duration parsed from `250ms`, `2s`, `1.5s`, `1m30s` or a bare number of
 /// seconds.
@@ -25,15 +36,38 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     {
         return secs_to_duration(secs, text);
     }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. 300ms, 2s, 1.5s, 1m"))
+    let d = humantime::parse_duration(t)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. 300ms, 2s, 1.5s, 1m"))?;
+    if d > MAX_DURATION {
+        return Err(too_long(text));
+    }
+    Ok(d)
+}
+
+fn too_long(text: &str) -> String {
+    format!("`{text}` is longer than the longest accepted duration (365 days)")
 }
 
 fn secs_to_duration(secs: f64, text: &str) -> Result<Duration, String> {
-    if secs.is_finite() && secs >= 0.0 {
-        Ok(Duration::from_secs_f64(secs))
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(format!("`{text}` is not a non-negative duration"));
+    }
+    if secs > MAX_DURATION.as_secs_f64() {
+        return Err(too_long(text));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Seconds as a duration, clamped to `0..=MAX_DURATION` (NaN gives 0): for
+/// values computed from accepted inputs, such as a random draw from a
+/// long-tailed distribution, that must never panic.
+pub fn secs_capped(secs: f64) -> Duration {
+    if secs.is_nan() || secs <= 0.0 {
+        Duration::ZERO
+    } else if secs >= MAX_DURATION.as_secs_f64() {
+        MAX_DURATION
     } else {
-        Err(format!("`{text}` is not a non-negative duration"))
+        Duration::from_secs_f64(secs)
     }
 }
 
@@ -101,7 +135,14 @@ pub fn parse_rate(text: &str) -> Result<f64, String> {
     if !n.is_finite() || n < 0.0 {
         return Err(format!("`{text}` is not a non-negative rate"));
     }
-    Ok(n / per_secs)
+    let per_sec = n / per_secs;
+    if per_sec > MAX_RATE {
+        return Err(format!("`{text}` is above the highest accepted rate ({MAX_RATE}/s)"));
+    }
+    if per_sec > 0.0 && 1.0 / per_sec > MAX_DURATION.as_secs_f64() {
+        return Err(format!("`{text}` is slower than once in 365 days"));
+    }
+    Ok(per_sec)
 }
 
 /// Parses a memory size (`8G`, `8GB`, `512M`, `1.5GiB`, bare number = MB) into MB (MiB).
@@ -119,6 +160,9 @@ pub fn parse_size_mb(text: &str) -> Result<f64, String> {
         "k" | "kb" | "kib" => n / 1024.0,
         u => return Err(format!("`{text}`: unknown size unit `{u}` (use M or G)")),
     };
+    if !(mb.is_finite() && mb > 0.0) {
+        return Err(format!("`{text}` is not a positive size"));
+    }
     Ok(mb)
 }
 
@@ -138,6 +182,30 @@ mod tests {
     }
 
     #[test]
+    fn absurd_durations_are_errors_not_panics() {
+        for t in [
+            "1e30s",
+            "1e30",
+            "1e30ms",
+            "inf",
+            "NaN",
+            "400days",
+            "18446744073709551615s",
+        ] {
+            assert!(parse_duration(t).is_err(), "{t}");
+        }
+        assert_eq!(parse_duration("365days"), Ok(MAX_DURATION));
+    }
+
+    #[test]
+    fn capped_seconds_never_panic() {
+        assert_eq!(secs_capped(f64::NAN), Duration::ZERO);
+        assert_eq!(secs_capped(-1.0), Duration::ZERO);
+        assert_eq!(secs_capped(1e300), MAX_DURATION);
+        assert_eq!(secs_capped(1.5), Duration::from_millis(1500));
+    }
+
+    #[test]
     fn durations_format_back() {
         assert_eq!(format_duration(Duration::from_secs(30)), "30s");
         assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
@@ -149,6 +217,8 @@ mod tests {
         assert_eq!(parse_size_mb("512M"), Ok(512.0));
         assert_eq!(parse_size_mb("1.5GiB"), Ok(1536.0));
         assert!(parse_size_mb("8X").is_err());
+        assert!(parse_size_mb("0").is_err());
+        assert!(parse_size_mb(&format!("1{}G", "0".repeat(400))).is_err());
     }
 
     #[test]
@@ -158,5 +228,7 @@ mod tests {
         assert_eq!(parse_rate("2"), Ok(2.0));
         assert!(parse_rate("2/fortnight").is_err());
         assert!(parse_rate("x/s").is_err());
+        assert!(parse_rate("1e-300/s").is_err());
+        assert!(parse_rate("1e300/s").is_err());
     }
 }

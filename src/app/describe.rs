@@ -2,6 +2,8 @@
 
 use crate::config::{Plan, Target};
 use crate::fleet::load_clips;
+use crate::mock::{BurnThreads, DownlinkMode};
+use crate::protocol::ListenMode;
 
 /// The resolved plan in plain words (for `validate`).
 pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
@@ -31,12 +33,24 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
         }
         Load::Arrivals { per_sec } => format!("open model: conversations arrive at {per_sec} per second (Poisson)"),
     };
-    let stop = match plan.stop {
-        Stop::Turns(_) => "when every conversation is done".to_string(),
-        Stop::Duration(d) => format!("after {} (then up to {} grace)", fd(d), fd(plan.timeouts.grace)),
+    let grace = fd(plan.timeouts.grace);
+    let stop = match (&plan.load, plan.stop) {
+        (Load::Stages(st), _) => format!(
+            "after the last stage ({} stage(s), {} of measuring, each after its ramp-up; then up to {grace} grace)",
+            st.len(),
+            fd(st.iter().map(|x| x.duration).sum())
+        ),
+        (_, Stop::Duration(d)) => format!("after {} (then up to {grace} grace)", fd(d)),
+        (Load::Arrivals { .. }, Stop::Turns(_)) => match plan.total_turns {
+            Some(n) => format!("after {n} turns in total"),
+            None => "never (set `duration` or `total_turns`)".to_string(),
+        },
+        (Load::PerDevice, Stop::Turns(_)) => "when every device has held its conversations".to_string(),
     };
     let _ = writeln!(s, "load: {load}\nstop: {stop}");
-    if let Some(n) = plan.total_turns {
+    if let Some(n) = plan.total_turns
+        && !stop.contains("turns in total")
+    {
         let _ = writeln!(s, "  or after {n} turns in total");
     }
     let _ = writeln!(
@@ -61,21 +75,33 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
     let mut uplink_bytes = 0.0;
     for g in &plan.groups {
         let selected = clips.select(&g.clips)?;
-        let turns = g.turns.map_or("until the run ends".to_string(), |t| t.to_string());
+        let turns = match g.turns {
+            _ if g.talks() && matches!(plan.load, Load::Stages(_)) => "turns back to back while a speaker".to_string(),
+            None => "turns until the run ends".to_string(),
+            Some(0) => "no turns (only idles)".to_string(),
+            Some(t) => format!("turns per conversation {t}"),
+        };
         let start = match &g.start {
             StartBy::Button => "button".to_string(),
             StartBy::WakeWord(w) => format!("wake word {w}"),
         };
         let _ = writeln!(
             s,
-            "group {}: {} devices, mode {:?}, start by {start}, turns per conversation {turns}, think {}, barge-in {:.0}%, idle {:?}",
+            "group {}: {} devices, mode {}, start by {start}, {turns}, think {}, barge-in {:.0}%, idle {}",
             g.name,
             g.count,
-            g.mode,
+            mode_name(g.mode),
             g.think_time,
             g.barge_in * 100.0,
-            g.idle
+            g.idle.as_str()
         );
+        if plan.load == Load::PerDevice && g.turns.is_some() && g.conversations > 1 {
+            let _ = writeln!(
+                s,
+                "    {} conversations per device, idle {} between them",
+                g.conversations, g.idle_time
+            );
+        }
         for c in &selected {
             let _ = writeln!(
                 s,
@@ -103,15 +129,42 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
         let m = &plan.mock;
         let _ = writeln!(
             s,
-            "mock: asr {}, llm {}, tts {}, {} sentences (+{} each), silence window {}, downlink {:?}",
+            "mock: asr {}, llm {}, tts {}, {} sentences (+{} each), silence window {}, downlink {}",
             fd(m.asr_delay),
             fd(m.llm_delay),
             fd(m.tts_delay),
             m.sentences,
             m.sentence_delay,
             fd(m.silence_window),
-            m.downlink
+            downlink_name(&m.downlink)
         );
+        if !m.cpu_burn.is_zero() {
+            let threads = match m.cpu_burn_threads {
+                BurnThreads::Pool => "pool",
+                BurnThreads::Single => "single",
+            };
+            let _ = writeln!(s, "      cpu_burn {} per answer stage ({threads})", fd(m.cpu_burn));
+        }
     }
     Ok(s)
+}
+
+/// A listen mode as fleet files spell it.
+fn mode_name(mode: ListenMode) -> &'static str {
+    match mode {
+        ListenMode::Auto => "auto",
+        ListenMode::Manual => "manual",
+        ListenMode::Realtime => "realtime",
+    }
+}
+
+/// A downlink mode as fleet files spell it, with its settings.
+fn downlink_name(mode: &DownlinkMode) -> String {
+    use crate::units::format_duration as fd;
+    match mode {
+        DownlinkMode::Realtime => "realtime".to_string(),
+        DownlinkMode::Burst => "burst".to_string(),
+        DownlinkMode::Jitter { max } => format!("jitter (jitter_max {})", fd(*max)),
+        DownlinkMode::Stall { after, pause } => format!("stall (stall_after {after}, stall {})", fd(*pause)),
+    }
 }

@@ -5,14 +5,17 @@
 
 pub mod capacity;
 mod describe;
+pub mod logging;
+mod output;
+mod signals;
 
 pub use describe::describe_plan;
+pub use signals::{EXIT_INTERRUPTED, interrupt_token, stop_token};
 
 use crate::config::{Plan, Target};
 use crate::fleet::{load_clips, run_fleet};
 use crate::metrics::Snapshot;
 use crate::mock::{MockConfig, MockServer};
-use crate::record::{Recording, write_recording};
 use crate::report::{Report, RunContext, render_summary};
 use crate::server::series::{ServerWatch, WatchOptions};
 use std::path::PathBuf;
@@ -36,11 +39,25 @@ pub struct RunResult {
     pub report: Report,
     /// Nothing could connect at all.
     pub nothing_connected: bool,
+    /// Outputs that could not be written at the end (reports, recordings),
+    /// each with its reason; the others were written all the same.
+    pub output_errors: Vec<String>,
+}
+
+/// Prints the plan's warnings (valid, but probably not what was meant) on stderr.
+pub fn print_warnings(plan: &Plan) {
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
 }
 
 /// Runs a plan to the end (or until `interrupt`), printing progress to
 /// stderr and the summary to stdout, and writing the requested reports.
+/// Every output is checked for writability first (an error before anything
+/// connects); at the end a failing output does not stop the others.
 pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -> anyhow::Result<RunResult> {
+    let outputs = output::Outputs::check(plan, &opts.reports)?;
+    print_warnings(plan);
     let clips = load_clips(plan)?;
     let (mock, url) = match &plan.target {
         Target::Url(u) => (None, u.clone()),
@@ -52,6 +69,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
         }
     };
     eprintln!("Running {} devices from {} against {url}", plan.devices, plan.name);
+    tracing::info!(devices = plan.devices, url = %url, fleet = %plan.name, "run starting");
     let server_watch = (!opts.watch.targets.is_empty()).then(|| ServerWatch::start(opts.watch.clone()));
     let (snap_tx, snap_rx) = watch::channel(Snapshot::default());
     let progress =
@@ -79,41 +97,22 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
         }
         report.server = Some(srv);
     }
-    report.recordings = write_recordings(plan, &outcome.metrics.recorded)?;
+    let mut output_errors = Vec::new();
+    let (recordings, failed) = outputs.write_recordings(&outcome.metrics.recorded);
+    report.recordings = recordings;
+    output_errors.extend(failed);
     print!("{}", render_summary(&report));
     for path in &opts.reports {
-        report
-            .write(path)
-            .map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", path.display()))?;
-        eprintln!("report written to {}", path.display());
+        match report.write(path) {
+            Ok(()) => eprintln!("report written to {}", path.display()),
+            Err(e) => output_errors.push(format!("cannot write report {}: {e}", path.display())),
+        }
     }
     Ok(RunResult {
         report,
         nothing_connected,
+        output_errors,
     })
-}
-
-/// Writes the kept turns' WAVs and timelines into the run directory.
-fn write_recordings(plan: &Plan, traces: &[crate::record::trace::TurnTrace]) -> anyhow::Result<Vec<Recording>> {
-    if traces.is_empty() {
-        return Ok(Vec::new());
-    }
-    let dir = plan.record_dir.clone().unwrap_or_else(|| {
-        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-            .to_string()
-            .replace(':', "")
-            .replace('T', "-")
-            .trim_end_matches('Z')
-            .to_string();
-        PathBuf::from("runs").join(stamp)
-    });
-    let out: Vec<Recording> = traces
-        .iter()
-        .map(|t| write_recording(&dir, t))
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("cannot write recordings to {}: {e}", dir.display()))?;
-    eprintln!("{} recording(s) written to {}", out.len(), dir.display());
-    Ok(out)
 }
 
 /// The run's planned length, for the progress bar (unknown for turn-based runs).

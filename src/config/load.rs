@@ -70,7 +70,12 @@ pub fn resolve_load(raw: &FleetFile, ov: &Overrides, stop: Stop) -> Result<Load,
                         speakers,
                         duration,
                         name,
-                    } => (*speakers, duration.0, name.clone()),
+                    } => {
+                        if *speakers == 0 || duration.0.is_zero() {
+                            return err("stages", "a stage needs at least 1 speaker and a duration above 0");
+                        }
+                        (*speakers, duration.0, name.clone())
+                    }
                 };
                 Ok(StagePlan {
                     name: name.unwrap_or_else(|| format!("{speakers} speakers")),
@@ -99,11 +104,14 @@ pub fn resolve_load(raw: &FleetFile, ov: &Overrides, stop: Stop) -> Result<Load,
 
 /// Device groups: `[[group]]` tables, or one group from the top-level keys.
 pub fn resolve_groups(raw: &FleetFile, ov: &Overrides, load: &Load, stop: Stop) -> Result<Vec<GroupPlan>, Invalid> {
-    // With a duration and no `turns`, self-driven devices talk until the end.
-    let until_end = matches!((load, stop), (Load::PerDevice, Stop::Duration(_)));
+    let per_device_until_end = matches!((load, stop), (Load::PerDevice, Stop::Duration(_)));
+    // `--duration` without `--turns` on the command line: every talking
+    // device keeps taking turns until the end, whatever the file's `turns`.
+    let cli_until_end = per_device_until_end && ov.duration.is_some() && ov.turns.is_none();
     let default_turns = match ov.turns.or(raw.turns) {
+        _ if cli_until_end => None,
         Some(t) => Some(t),
-        None if until_end => None,
+        None if per_device_until_end => None,
         None => Some(2),
     };
     let sections = match &raw.group {
@@ -111,19 +119,17 @@ pub fn resolve_groups(raw: &FleetFile, ov: &Overrides, load: &Load, stop: Stop) 
         _ => vec![GroupSection::default()],
     };
     let implicit = raw.group.as_ref().is_none_or(|g| g.is_empty());
-    let total = ov.devices.or(raw.devices);
-    let most_speakers = match load {
-        Load::Stages(s) => s.iter().map(|s| s.speakers).max(),
-        _ => None,
+    let counts = if implicit {
+        let most_speakers = match load {
+            Load::Stages(s) => s.iter().map(|s| s.speakers).max(),
+            _ => None,
+        };
+        vec![ov.devices.or(raw.devices).or(most_speakers).unwrap_or(20)]
+    } else {
+        group_counts(&sections, ov.devices.or(raw.devices), ov.devices.is_some())?
     };
-    let weight_sum: f64 = sections
-        .iter()
-        .filter(|g| g.count.is_none())
-        .map(|g| g.weight.unwrap_or(1.0))
-        .sum();
-    let counted: u32 = sections.iter().filter_map(|g| g.count).sum();
     let mut out = Vec::with_capacity(sections.len());
-    for (i, g) in sections.iter().enumerate() {
+    for (i, (g, count)) in sections.iter().zip(counts).enumerate() {
         let key = |k: &str| {
             if implicit {
                 k.to_string()
@@ -131,24 +137,11 @@ pub fn resolve_groups(raw: &FleetFile, ov: &Overrides, load: &Load, stop: Stop) 
                 format!("group[{i}].{k}")
             }
         };
-        let count = match (g.count, implicit) {
-            (Some(c), _) => c,
-            (None, true) => total.or(most_speakers).unwrap_or(20),
-            (None, false) => {
-                let total = total.ok_or_else(|| {
-                    (
-                        key("weight"),
-                        "a weighted group needs the top-level `devices`".to_string(),
-                    )
-                })?;
-                let w = g.weight.unwrap_or(1.0);
-                if !(w.is_finite() && w > 0.0) {
-                    return err(&key("weight"), "must be a positive number");
-                }
-                (total.saturating_sub(counted) as f64 * w / weight_sum).round() as u32
-            }
-        };
-        out.push(resolve_group(g, raw, i, count, default_turns, &key)?);
+        let mut group = resolve_group(g, raw, i, count, default_turns, &key)?;
+        if cli_until_end && group.talks() {
+            group.turns = None;
+        }
+        out.push(group);
     }
     Ok(out)
 }
@@ -156,6 +149,103 @@ pub fn resolve_groups(raw: &FleetFile, ov: &Overrides, load: &Load, stop: Stop) 
 /// Default think time of wake-word groups: the user answers the greeting
 /// after the server's post-greeting mute (2 s plus its lag).
 pub const WAKE_WORD_THINK: Duration = Duration::from_millis(2500);
+
+/// Each `[[group]]`'s device count: its `count`, or its `weight`'s share of
+/// what the top-level `devices` leaves after the counted groups (largest
+/// remainder, so the shares add up exactly). Counts that exceed `devices`,
+/// or fall short of it with no weighted group to take the rest, and weights
+/// that do not add up to 1 are errors, never silent changes.
+fn group_counts(sections: &[GroupSection], total: Option<u32>, total_from_cli: bool) -> Result<Vec<u32>, Invalid> {
+    let devices_key = if total_from_cli { "--devices" } else { "devices" };
+    let mut counted: u64 = 0;
+    for (i, g) in sections.iter().enumerate() {
+        match (g.count, g.weight) {
+            (Some(_), Some(_)) => {
+                return err(
+                    &format!("group[{i}].weight"),
+                    "give a group `count` or `weight`, not both",
+                );
+            }
+            (Some(c), None) => counted += u64::from(c),
+            (None, _) => {}
+        }
+    }
+    let weighted: Vec<usize> = (0..sections.len()).filter(|&i| sections[i].count.is_none()).collect();
+    let Some(total) = total else {
+        if let Some(&i) = weighted.first() {
+            return err(
+                &format!("group[{i}].weight"),
+                "a weighted group needs the top-level `devices`",
+            );
+        }
+        return Ok(sections.iter().map(|g| g.count.unwrap_or(0)).collect());
+    };
+    if counted > u64::from(total) {
+        return err(
+            "group",
+            format!("the groups' `count`s add up to {counted} devices, more than `{devices_key}` = {total}"),
+        );
+    }
+    let rest = total - counted as u32;
+    if weighted.is_empty() {
+        if rest > 0 {
+            return err(
+                "group",
+                format!(
+                    "the groups' `count`s add up to {counted} devices but `{devices_key}` = {total}: make them agree, or give a group a `weight` to take the rest"
+                ),
+            );
+        }
+        return Ok(sections.iter().map(|g| g.count.unwrap_or(0)).collect());
+    }
+    let mut weights = Vec::with_capacity(weighted.len());
+    for &i in &weighted {
+        let w = match sections[i].weight {
+            Some(w) => w,
+            None if weighted.len() == 1 => 1.0,
+            None => return err(&format!("group[{i}]"), "needs a `count` or a `weight`"),
+        };
+        if !(w.is_finite() && w > 0.0 && w <= 1.0) {
+            return err(
+                &format!("group[{i}].weight"),
+                format!("must be above 0 and at most 1, got {w}"),
+            );
+        }
+        weights.push(w);
+    }
+    let sum: f64 = weights.iter().sum();
+    if (sum - 1.0).abs() > 1e-6 {
+        return err(
+            &format!("group[{}].weight", weighted[0]),
+            format!("the groups' weights add up to {sum}, not 1"),
+        );
+    }
+    let shares = apportion(rest, &weights);
+    let mut counts: Vec<u32> = sections.iter().map(|g| g.count.unwrap_or(0)).collect();
+    for (&i, n) in weighted.iter().zip(shares) {
+        counts[i] = n;
+    }
+    Ok(counts)
+}
+
+/// Splits `total` by `weights` (summing to 1) into whole numbers that add up
+/// to `total`: floors first, then one more to the largest remainders.
+fn apportion(total: u32, weights: &[f64]) -> Vec<u32> {
+    let exact: Vec<f64> = weights.iter().map(|w| f64::from(total) * w).collect();
+    let mut shares: Vec<u32> = exact.iter().map(|x| x.floor() as u32).collect();
+    let given: u64 = shares.iter().map(|&n| u64::from(n)).sum();
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by(|&a, &b| {
+        (exact[b] - exact[b].floor())
+            .total_cmp(&(exact[a] - exact[a].floor()))
+            .then(a.cmp(&b))
+    });
+    let left = u64::from(total).saturating_sub(given) as usize;
+    for &i in order.iter().cycle().take(left) {
+        shares[i] += 1;
+    }
+    shares
+}
 
 fn resolve_group(
     g: &GroupSection,
@@ -235,5 +325,43 @@ mod tests {
         assert_eq!(parse_stage("10 for 60s"), Ok((10, Duration::from_secs(60))));
         assert!(parse_stage("10 during 60s").is_err());
         assert!(parse_stage("0 for 60s").is_err());
+    }
+
+    #[test]
+    fn shares_add_up_exactly() {
+        assert_eq!(apportion(10, &[1.0 / 3.0; 3]), vec![4, 3, 3]);
+        assert_eq!(apportion(480, &[0.8, 0.15, 0.05]), vec![384, 72, 24]);
+        assert_eq!(apportion(1, &[0.5, 0.5]), vec![1, 0]);
+        assert_eq!(apportion(0, &[1.0]), vec![0]);
+    }
+
+    fn sections(text: &str) -> Vec<GroupSection> {
+        super::super::FleetFile::parse(text, "t").unwrap().group.unwrap()
+    }
+
+    #[test]
+    fn counts_above_devices_and_weights_off_one_are_errors() {
+        let g = sections("[[group]]\ncount = 30\n");
+        assert!(
+            group_counts(&g, Some(20), false)
+                .unwrap_err()
+                .1
+                .contains("more than `devices` = 20")
+        );
+        assert!(
+            group_counts(&g, Some(40), false)
+                .unwrap_err()
+                .1
+                .contains("make them agree")
+        );
+        assert_eq!(group_counts(&g, Some(30), false), Ok(vec![30]));
+        let g = sections("[[group]]\nweight = 0.5\n[[group]]\nweight = 0.3\n");
+        let e = group_counts(&g, Some(10), false).unwrap_err();
+        assert_eq!(e.0, "group[0].weight");
+        assert!(e.1.contains("add up to 0.8"), "{}", e.1);
+        let g = sections("[[group]]\nweight = 0.5\n[[group]]\nweight = 0.5\n[[group]]\ncount = 3\n");
+        assert_eq!(group_counts(&g, Some(10), true), Ok(vec![4, 3, 3]));
+        let e = group_counts(&g, Some(2), true).unwrap_err();
+        assert!(e.1.contains("`--devices` = 2"), "{}", e.1);
     }
 }

@@ -5,8 +5,11 @@
 //! reject unknown keys; [`Plan::from_file`] then checks values and fills in
 //! defaults, so nothing downstream sees an `Option` it has to guess about.
 
+mod check;
 mod load;
+mod locate;
 pub mod plan;
+mod resolve;
 
 pub use load::parse_stage;
 pub use plan::{GroupPlan, IdleForm, Load, Plan, StagePlan, StartBy, Stop, Target, Timeouts, TranscriptCheckPlan};
@@ -14,7 +17,7 @@ pub use plan::{GroupPlan, IdleForm, Load, Plan, StagePlan, StartBy, Stop, Target
 use crate::mock::MockSettings;
 use crate::units::Span;
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The fleet file used when none is given: also shipped as `fleets/smoke.toml`.
 pub const DEFAULT_FLEET: &str = include_str!("../../fleets/smoke.toml");
@@ -80,6 +83,12 @@ pub struct FleetFile {
     /// built-in mock, off against real servers), `"off"`, or the largest
     /// character error rate that counts as heard right (e.g. `0.3`).
     pub transcript_check: Option<TranscriptCheckSpec>,
+    /// The file's text, to name the line of a value found invalid later.
+    #[serde(skip)]
+    pub source: Option<String>,
+    /// The file's directory: `audio_dir` is resolved against it.
+    #[serde(skip)]
+    pub dir: Option<PathBuf>,
 }
 
 /// `transcript_check` as written: a word or a number.
@@ -199,15 +208,23 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
-    /// A value that parses but makes no sense (e.g. `devices = 0`).
-    #[error("{file}: `{key}` {message}")]
-    Invalid { file: String, key: String, message: String },
+    /// A value that parses but makes no sense (e.g. `devices = 0`), with
+    /// the line of its key when the file holds it.
+    #[error("{file}{}: `{key}` {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid {
+        file: String,
+        line: Option<usize>,
+        key: String,
+        message: String,
+    },
 }
 
 impl FleetFile {
     /// Parses fleet-file text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<FleetFile, ConfigError> {
-        toml::from_str(text).map_err(|e| syntax_error(text, file, &e))
+        let mut parsed: FleetFile = toml::from_str(text).map_err(|e| syntax_error(text, file, &e))?;
+        parsed.source = Some(text.to_string());
+        Ok(parsed)
     }
 
     /// Reads and parses a fleet file from disk.
@@ -217,7 +234,9 @@ impl FleetFile {
             file: file.clone(),
             source,
         })?;
-        Self::parse(&text, &file)
+        let mut parsed = Self::parse(&text, &file)?;
+        parsed.dir = Some(path.parent().map_or_else(PathBuf::new, Path::to_path_buf));
+        Ok(parsed)
     }
 }
 

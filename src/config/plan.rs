@@ -1,10 +1,9 @@
 //! The validated run plan: every default filled in, every value checked.
 
-use super::{ConfigError, FleetFile};
+use super::{ConfigError, FleetFile, check, resolve};
 use crate::audio::playback::PlaybackConfig;
-use crate::capacity::sizing::{Tier, default_tiers};
+use crate::capacity::sizing::Tier;
 use crate::capacity::slo::Slo;
-use crate::device::profile;
 use crate::dist::Dist;
 use crate::mock::MockConfig;
 use crate::protocol::ListenMode;
@@ -63,6 +62,17 @@ pub enum IdleForm {
     Silent,
     /// No connection; a conversation opens one (connect + hello).
     Disconnected,
+}
+
+impl IdleForm {
+    /// The form as fleet files spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdleForm::Listening => "listening",
+            IdleForm::Silent => "silent",
+            IdleForm::Disconnected => "disconnected",
+        }
+    }
 }
 
 /// Devices that behave alike.
@@ -148,6 +158,9 @@ pub struct Plan {
     pub tls: crate::device::tls::TlsOptions,
     /// Whether devices check `stt` against their clip's transcript.
     pub transcript_check: TranscriptCheckPlan,
+    /// Valid but probably unintended (a ramp that outlasts the run): shown
+    /// by `validate` and `run`.
+    pub warnings: Vec<String>,
 }
 
 /// Whether devices check `stt` against the clip they spoke.
@@ -213,87 +226,57 @@ pub fn parse_record_rule(text: &str) -> Result<RecordRule, String> {
 
 impl Plan {
     /// Validates a parsed fleet file; `file` names it in errors.
-    pub fn from_file(raw: FleetFile, file: &str, ov: &Overrides) -> Result<Plan, ConfigError> {
+    pub fn from_file(mut raw: FleetFile, file: &str, ov: &Overrides) -> Result<Plan, ConfigError> {
+        let source = raw.source.take();
         let invalid = |key: &str, message: String| ConfigError::Invalid {
             file: file.to_string(),
+            line: source.as_deref().and_then(|t| super::locate::key_line(t, key)),
             key: key.to_string(),
             message,
         };
+        let pair = |(k, m): (String, String)| invalid(&k, m);
         let target = match ov.url.clone().or(raw.url.clone()) {
             Some(url) if url.starts_with("ws://") || url.starts_with("wss://") => Target::Url(url),
             Some(url) => return Err(invalid("url", format!("must start with ws:// or wss://, got `{url}`"))),
             None => Target::BuiltInMock,
         };
-        let ramp_per_sec = raw.ramp.unwrap_or(10.0);
-        if !(ramp_per_sec.is_finite() && ramp_per_sec > 0.0) {
-            return Err(invalid(
-                "ramp",
-                format!("must be a positive number of devices per second, got {ramp_per_sec}"),
-            ));
-        }
-        let stop = match (ov.turns, ov.duration) {
-            (_, Some(d)) => Stop::Duration(d),
-            (Some(t), None) => Stop::Turns(t),
-            (None, None) => match (raw.duration, raw.turns) {
-                (Some(d), _) => Stop::Duration(d.0),
-                (None, t) => Stop::Turns(t.unwrap_or(2)),
-            },
-        };
-        match stop {
-            Stop::Turns(0) => return Err(invalid("turns", "must be at least 1".into())),
-            Stop::Duration(d) if d.is_zero() => return Err(invalid("duration", "must be longer than 0s".into())),
-            _ => {}
-        }
+        let ramp_per_sec = check::ramp(raw.ramp.unwrap_or(10.0)).map_err(pair)?;
+        let stop = resolve::stop(&raw, ov).map_err(pair)?;
         let version = raw.protocol_version.unwrap_or(1);
         let protocol_version = ProtocolVersion::try_from(version)
             .map_err(|_| invalid("protocol_version", format!("must be 1, 2 or 3, got {version}")))?;
-        let load = super::load::resolve_load(&raw, ov, stop).map_err(|(k, m)| invalid(&k, m))?;
-        let groups = super::load::resolve_groups(&raw, ov, &load, stop).map_err(|(k, m)| invalid(&k, m))?;
-        let devices = groups.iter().map(|g| g.count).sum::<u32>();
-        if devices == 0 {
-            return Err(invalid("devices", "must be at least 1".into()));
-        }
-        if let Load::Stages(stages) = &load {
-            let talkers: u32 = groups.iter().filter(|g| g.talks()).map(|g| g.count).sum();
-            let most = stages.iter().map(|s| s.speakers).max().unwrap_or(0);
-            if most > talkers {
-                return Err(invalid(
-                    "stages",
-                    format!(
-                        "ask for {most} concurrent speakers but only {talkers} devices can talk (groups with turns > 0)"
-                    ),
-                ));
-            }
-        }
+        let load = super::load::resolve_load(&raw, ov, stop).map_err(pair)?;
+        let groups = super::load::resolve_groups(&raw, ov, &load, stop).map_err(pair)?;
+        let devices = resolve::device_count(&groups, &load, ov).map_err(pair)?;
         let mock = raw
             .mock
+            .take()
             .unwrap_or_default()
             .resolve()
             .map_err(|(key, message)| invalid(&format!("mock.{key}"), message))?;
-        let dev = raw.device.unwrap_or_default();
-        let profile_name = dev.profile.unwrap_or_else(|| profile::DEFAULT_PROFILE.to_string());
-        let base = profile::profile(&profile_name).ok_or_else(|| {
-            invalid(
-                "device.profile",
-                format!("unknown profile `{profile_name}` (known: {})", profile::profile_names()),
-            )
-        })?;
-        let playback = PlaybackConfig {
-            queue_capacity: dev.queue_frames.unwrap_or(base.playback.queue_capacity),
-            start_threshold: dev.start_threshold.unwrap_or(base.playback.start_threshold),
+        check::mock(&mock).map_err(pair)?;
+        let (profile, playback) = resolve::playback(raw.device.take().unwrap_or_default()).map_err(pair)?;
+        let (record, record_dir) = resolve::record(raw.record.take().unwrap_or_default(), ov);
+        let timeouts = resolve::timeouts(&raw).map_err(pair)?;
+        let tiers = resolve::tiers(raw.tier.take()).map_err(pair)?;
+        let transcript_check = match raw.transcript_check.take() {
+            None => TranscriptCheckPlan::Auto,
+            Some(super::TranscriptCheckSpec::Word(w)) if w == "auto" => TranscriptCheckPlan::Auto,
+            Some(super::TranscriptCheckSpec::Word(w)) if w == "off" => TranscriptCheckPlan::Off,
+            Some(super::TranscriptCheckSpec::Cer(c)) if (0.0..=1.0).contains(&c) => TranscriptCheckPlan::MaxCer(c),
+            Some(other) => {
+                return Err(invalid(
+                    "transcript_check",
+                    format!("must be \"auto\", \"off\" or a character error rate between 0 and 1; got {other}"),
+                ));
+            }
         };
-        if playback.queue_capacity == 0 {
-            return Err(invalid("device.queue_frames", "must be at least 1".into()));
-        }
-        let rec = raw.record.unwrap_or_default();
-        let mut record = ov.record.clone();
-        if record.is_empty() {
-            record.extend(rec.worst.filter(|&n| n > 0).map(RecordRule::Worst));
-            record.extend(rec.devices.unwrap_or_default().into_iter().map(RecordRule::Device));
-        }
-        let record_dir = ov.record_dir.clone().or(rec.dir.map(PathBuf::from));
-        let secs = |s: Option<crate::units::Span>, d: u64| s.map(|s| s.0).unwrap_or(Duration::from_secs(d));
-        Ok(Plan {
+        // `audio_dir` is relative to the fleet file, wherever the tool runs.
+        let audio_dir = raw.audio_dir.take().map(|d| match &raw.dir {
+            Some(base) => base.join(d),
+            None => PathBuf::from(d),
+        });
+        let mut plan = Plan {
             name: file.to_string(),
             target,
             devices,
@@ -302,50 +285,27 @@ impl Plan {
             groups,
             load,
             total_turns: raw.total_turns.filter(|&n| n > 0),
-            audio_dir: raw.audio_dir.map(PathBuf::from),
+            audio_dir,
             seed: ov.seed.or(raw.seed).unwrap_or(1),
             protocol_version,
-            token: raw.token.filter(|t| !t.is_empty()),
-            timeouts: Timeouts {
-                hello: secs(raw.hello_timeout, 10),
-                no_reply: secs(raw.no_reply_timeout, 15),
-                reply: secs(raw.reply_timeout, 60),
-                grace: secs(raw.grace, 30),
-            },
+            token: raw.token.take().filter(|t| !t.is_empty()),
+            timeouts,
             mock,
-            profile: profile_name,
+            profile,
             playback,
             record,
             record_dir,
-            slos: match raw.slo {
+            slos: match raw.slo.take() {
                 Some(v) if !v.is_empty() => v.into_iter().map(|s| s.rule).collect(),
                 _ => Slo::defaults(),
             },
-            tiers: match raw.tier {
-                Some(v) if !v.is_empty() => v
-                    .into_iter()
-                    .map(|t| Tier {
-                        name: t.name,
-                        cpu_cores: t.cores,
-                        memory_gb: t.memory_gb,
-                    })
-                    .collect(),
-                _ => default_tiers(),
-            },
+            tiers,
             tls: ov.tls.clone(),
-            transcript_check: match raw.transcript_check {
-                None => TranscriptCheckPlan::Auto,
-                Some(super::TranscriptCheckSpec::Word(w)) if w == "auto" => TranscriptCheckPlan::Auto,
-                Some(super::TranscriptCheckSpec::Word(w)) if w == "off" => TranscriptCheckPlan::Off,
-                Some(super::TranscriptCheckSpec::Cer(c)) if (0.0..=1.0).contains(&c) => TranscriptCheckPlan::MaxCer(c),
-                Some(other) => {
-                    return Err(invalid(
-                        "transcript_check",
-                        format!("must be \"auto\", \"off\" or a character error rate between 0 and 1; got {other}"),
-                    ));
-                }
-            },
-        })
+            transcript_check,
+            warnings: Vec::new(),
+        };
+        plan.warnings = check::warnings(&plan);
+        Ok(plan)
     }
 
     /// Reads, parses and validates a fleet file (or the built-in default).
@@ -380,7 +340,7 @@ mod tests {
     #[test]
     fn zero_devices_is_rejected_by_name() {
         let err = plan("devices = 0").unwrap_err().to_string();
-        assert_eq!(err, "t.toml: `devices` must be at least 1");
+        assert_eq!(err, "t.toml:1: `devices` must be at least 1");
     }
 
     #[test]

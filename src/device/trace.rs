@@ -105,7 +105,9 @@ impl TurnTracer {
         Some(Box::new(TurnTrace {
             device: self.device,
             device_id: self.device_id.clone(),
+            conversation: r.conversation,
             turn: self.turn,
+            failure: crate::record::trace::TurnFailure::of(r),
             clip: std::mem::take(&mut self.clip),
             sample_rate: self.sample_rate,
             outcome: outcome_name(r.outcome),

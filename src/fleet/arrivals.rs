@@ -24,7 +24,7 @@ impl ArrivalClock {
     /// The gap to the next arrival.
     pub fn next_gap(&mut self) -> Duration {
         let u: f64 = self.rng.random_range(f64::EPSILON..1.0);
-        Duration::from_secs_f64(-self.mean_secs * u.ln())
+        crate::units::secs_capped(-self.mean_secs * u.ln())
     }
 }
 

@@ -12,6 +12,7 @@ use crate::device::{Command, DeviceContext, DeviceSettings, GroupRun, Note, iden
 use crate::metrics::Event;
 use crate::metrics::collector::EventSender;
 use crate::metrics::event::StageMark;
+use crate::units::secs_capped;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
@@ -74,6 +75,20 @@ pub(crate) struct Driver<'a> {
     stage: usize,
     phase: StagePhase,
     arrivals: Option<(ArrivalClock, Instant)>,
+}
+
+/// A diagnostics event for a device coming to life (`-vv`, `RUST_LOG=debug`).
+fn log_spawn(index: u32, device_id: &str, url: &str, group: &crate::config::GroupPlan) {
+    if group.idle == crate::config::IdleForm::Disconnected {
+        tracing::debug!(
+            device = index,
+            device_id,
+            url,
+            "device started; connects when a conversation starts"
+        );
+    } else {
+        tracing::debug!(device = index, device_id, url, "device connecting");
+    }
 }
 
 async fn until(t: Option<Instant>) {
@@ -145,7 +160,7 @@ impl<'a> Driver<'a> {
                 break false;
             }
             let spawn_at = (self.slots.len() < self.plan.devices as usize)
-                .then(|| self.start + Duration::from_secs_f64(self.slots.len() as f64 / self.plan.ramp_per_sec));
+                .then(|| self.start + secs_capped(self.slots.len() as f64 / self.plan.ramp_per_sec));
             let sched_at = self.scheduled.peek().map(|Reverse((t, _))| *t);
             let stage_at = match self.phase {
                 StagePhase::Ramp { next_at, .. } => Some(next_at),
@@ -189,9 +204,11 @@ impl<'a> Driver<'a> {
         let index = self.slots.len() as u32;
         let group = self.group_of(index);
         let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
+        let identity = identity_for(self.plan.seed, index, self.plan.token.clone());
+        log_spawn(index, &identity.device_id, &self.settings.url, &self.groups[group].plan);
         self.tasks.spawn(run_device(DeviceContext {
             index,
-            identity: identity_for(self.plan.seed, index, self.plan.token.clone()),
+            identity,
             rng: rng_for(self.plan.seed, index),
             settings: self.settings.clone(),
             group: self.groups[group].clone(),
@@ -330,7 +347,7 @@ impl<'a> Driver<'a> {
                 };
             }
             StagePhase::Ramp { need, .. } => {
-                let step = Duration::from_secs_f64(1.0 / self.plan.ramp_per_sec);
+                let step = secs_capped(1.0 / self.plan.ramp_per_sec);
                 let pick = (0..self.slots.len()).find(|&i| {
                     let s = &self.slots[i];
                     s.speaker.is_none() && !s.busy && self.groups[s.group].plan.talks()

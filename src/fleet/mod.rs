@@ -134,6 +134,7 @@ pub async fn run_fleet_with(
         s.abort();
     }
     let metrics = collecting.await.unwrap_or_default();
+    log_failures(&metrics);
     let generator = probe.finish(&metrics);
     Ok(RunOutcome {
         metrics,
@@ -142,6 +143,20 @@ pub async fn run_fleet_with(
         duration: start.elapsed(),
         interrupted,
     })
+}
+
+/// Diagnostics events for the run's failures by kind (`-v`, `RUST_LOG=info`).
+fn log_failures(m: &Metrics) {
+    for (kind, n) in &m.failures {
+        tracing::info!(kind = kind.as_str(), count = n, "turns failed");
+    }
+    for (kind, n) in &m.connect_failures {
+        tracing::info!(
+            kind = kind.as_str(),
+            count = n,
+            "connections failed outside a conversation"
+        );
+    }
 }
 
 /// The starvation hook: hogs the runtime thread it runs on.

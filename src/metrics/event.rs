@@ -122,9 +122,10 @@ pub enum TurnOutcome {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TurnRecord {
     pub device: u32,
-    /// Conversation number on this device, from 0.
+    /// Conversation number on this device, from 0; with `turn` it names
+    /// the turn uniquely (recording file names use both).
     pub conversation: u32,
-    /// Turn number within the conversation, from 0.
+    /// Turn number in its conversation, from 0.
     pub turn: u32,
     pub clip: String,
     pub outcome: TurnOutcome,

@@ -84,7 +84,7 @@ impl Recorder {
     }
 
     /// The kept traces: the worst first (worst to least bad), then the
-    /// remaining device-rule turns in (device, turn) order. No trace twice.
+    /// remaining device-rule turns in (device, conversation, turn) order. No trace twice.
     pub fn into_kept(self) -> Vec<TurnTrace> {
         let mut by_device = self.by_device;
         let mut kept = Vec::with_capacity(self.heap.len() + by_device.len());
@@ -94,14 +94,14 @@ impl Recorder {
                 None => {
                     let at = by_device
                         .iter()
-                        .position(|t| t.device == candidate.key.device && t.turn == candidate.key.turn);
+                        .position(|t| (t.device, t.conversation, t.turn) == candidate.key.id());
                     if let Some(at) = at {
                         kept.push(by_device.swap_remove(at));
                     }
                 }
             }
         }
-        by_device.sort_by_key(|t| (t.device, t.turn));
+        by_device.sort_by_key(|t| (t.device, t.conversation, t.turn));
         kept.extend(by_device);
         kept
     }
@@ -115,6 +115,7 @@ struct RankKey {
     turn_ms: Option<f64>,
     first_audio_ms: Option<f64>,
     device: u32,
+    conversation: u32,
     turn: u32,
 }
 
@@ -126,8 +127,14 @@ impl RankKey {
             turn_ms: trace.turn_ms,
             first_audio_ms: trace.first_audio_ms,
             device: trace.device,
+            conversation: trace.conversation,
             turn: trace.turn,
         }
+    }
+
+    /// The turn this key ranks.
+    fn id(&self) -> (u32, u32, u32) {
+        (self.device, self.conversation, self.turn)
     }
 }
 
@@ -149,7 +156,7 @@ impl Ord for RankKey {
             .then_with(|| other.underruns.cmp(&self.underruns))
             .then_with(|| desc_opt(self.turn_ms, other.turn_ms))
             .then_with(|| desc_opt(self.first_audio_ms, other.first_audio_ms))
-            .then_with(|| (self.device, self.turn).cmp(&(other.device, other.turn)))
+            .then_with(|| self.id().cmp(&other.id()))
     }
 }
 
@@ -202,7 +209,9 @@ mod tests {
         TurnTrace {
             device,
             device_id: format!("aa:bb:cc:dd:ee:{device:02x}"),
+            conversation: 0,
             turn,
+            failure: None,
             clip: "hello".into(),
             sample_rate: 24000,
             outcome: "ok".into(),
@@ -290,6 +299,22 @@ mod tests {
         // Worst: (9,0) then (1,2) which is also a device-rule turn; then the
         // remaining device turns (1,0), (1,1) in order.
         assert_eq!(ids(&recorder.into_kept()), vec![(9, 0), (1, 2), (1, 0), (1, 1)]);
+    }
+
+    #[test]
+    fn same_turn_number_in_two_conversations_is_kept_twice() {
+        let mut recorder = Recorder::new(vec![
+            RecordRule::Worst(1),
+            RecordRule::Device("aa:bb:cc:dd:ee:01".into()),
+        ]);
+        let mut first = trace(1, 0, 300.0, 2, Some(1000.0));
+        first.conversation = 0;
+        let mut second = trace(1, 0, 10.0, 1, Some(1000.0));
+        second.conversation = 1;
+        recorder.offer(second);
+        recorder.offer(first);
+        let kept: Vec<(u32, u32)> = recorder.into_kept().iter().map(|t| (t.conversation, t.turn)).collect();
+        assert_eq!(kept, vec![(0, 0), (1, 0)]);
     }
 
     #[test]

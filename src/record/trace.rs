@@ -3,6 +3,7 @@
 //! playback model, and the underrun spans. Times are milliseconds from end
 //! of speech (negative for anything before it).
 
+use crate::metrics::{TurnOutcome, TurnRecord};
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -53,12 +54,40 @@ pub struct Gap {
     pub between_sentences: bool,
 }
 
+/// Why a recorded turn failed, for its timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TurnFailure {
+    /// The failure kind (`no_reply`, `closed`, ...), as in the report's `failures`.
+    pub kind: String,
+    /// What exactly happened (OS error, close code and reason, message
+    /// excerpt), when the device knows it.
+    pub detail: Option<String>,
+}
+
+impl TurnFailure {
+    /// The failure of a failed turn; `None` for any other outcome.
+    pub fn of(r: &TurnRecord) -> Option<TurnFailure> {
+        match r.outcome {
+            TurnOutcome::Failed(kind) => Some(TurnFailure {
+                kind: kind.as_str().to_string(),
+                detail: r.detail.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// Everything needed to write a turn's WAV and timeline.
 #[derive(Clone, Debug)]
 pub struct TurnTrace {
     pub device: u32,
     pub device_id: String,
+    /// Conversation number on the device, from 0.
+    pub conversation: u32,
+    /// Turn number in the conversation, from 0.
     pub turn: u32,
+    /// Set when the turn failed: its kind and detail.
+    pub failure: Option<TurnFailure>,
     pub clip: String,
     /// The rate the server announced in its hello: decode at this rate.
     pub sample_rate: u32,

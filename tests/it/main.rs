@@ -5,5 +5,7 @@ mod cli;
 mod latency;
 mod load;
 mod playback;
+mod props;
 mod record;
 mod support;
+mod until_end;
