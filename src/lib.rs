@@ -32,6 +32,7 @@ pub mod fleet;
 pub mod metrics;
 pub mod mock;
 pub mod protocol;
+pub mod providers;
 pub mod record;
 pub mod report;
 pub mod server;
