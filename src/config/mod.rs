@@ -76,6 +76,8 @@ pub struct FleetFile {
     pub tier: Option<Vec<TierSection>>,
     /// Settings of the built-in mock server.
     pub mock: Option<MockSettings>,
+    /// Stand-ins for a real server's AI providers (LLM, TTS, ASR).
+    pub providers: Option<crate::providers::ProvidersSettings>,
 }
 
 /// `[[slo]]`: one rule, e.g. `rule = "first_audio.p95<=2s"`.

@@ -144,6 +144,8 @@ pub struct Plan {
     pub slos: Vec<Slo>,
     /// Machine sizes for the sizing verdict.
     pub tiers: Vec<Tier>,
+    /// The AI provider stand-ins; started when `providers.listen` is set.
+    pub providers: crate::providers::ProvidersConfig,
 }
 
 /// Command-line values that replace the fleet file's.
@@ -243,6 +245,11 @@ impl Plan {
             .unwrap_or_default()
             .resolve()
             .map_err(|(key, message)| invalid(&format!("mock.{key}"), message))?;
+        let providers = raw
+            .providers
+            .unwrap_or_default()
+            .resolve()
+            .map_err(|(key, message)| invalid(&format!("providers.{key}"), message))?;
         let dev = raw.device.unwrap_or_default();
         let profile_name = dev.profile.unwrap_or_else(|| profile::DEFAULT_PROFILE.to_string());
         let base = profile::profile(&profile_name).ok_or_else(|| {
@@ -305,6 +312,7 @@ impl Plan {
                     .collect(),
                 _ => default_tiers(),
             },
+            providers,
         })
     }
 
