@@ -5,7 +5,7 @@
 mod cli;
 
 use clap::Parser;
-use cli::{CapacityArgs, Cli, Command, MockArgs, RunArgs, WatchArgs};
+use cli::{CapacityArgs, Cli, Command, MockArgs, ProvidersArgs, RunArgs, WatchArgs};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 use xiaozhi_fleet::app::{self, RunOptions};
@@ -59,6 +59,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<u8> {
         Command::Run(args) => run(args).await,
         Command::MockServer(args) => mock_server(args).await,
         Command::Capacity(args) => capacity(args).await,
+        Command::Providers(args) => providers(args).await,
         Command::Validate { fleet } => {
             let plan = Plan::load(Some(&fleet), &Overrides::default())?;
             print!("{}", app::describe_plan(&plan)?);
@@ -78,7 +79,10 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         record: args.record,
         record_dir: args.record_dir,
     };
-    let plan = Plan::load(args.fleet.as_deref(), &ov)?;
+    let mut plan = Plan::load(args.fleet.as_deref(), &ov)?;
+    if args.providers.is_some() {
+        plan.providers.listen = args.providers;
+    }
     let opts = RunOptions {
         reports: args.report,
         quiet: args.quiet,
@@ -108,6 +112,18 @@ async fn mock_server(args: MockArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+async fn providers(args: ProvidersArgs) -> anyhow::Result<u8> {
+    let cfg = match &args.config {
+        Some(path) => {
+            let file = FleetFile::read(path)?;
+            Plan::from_file(file, &path.display().to_string(), &Overrides::default())?.providers
+        }
+        None => Default::default(),
+    };
+    app::stand_ins::serve(&args.listen, cfg, interrupt_token()).await?;
+    Ok(0)
+}
+
 fn watch_options(w: &WatchArgs) -> WatchOptions {
     let mut targets: Vec<WatchTarget> = w.watch_pid.iter().map(|&p| WatchTarget::Pid(p)).collect();
     targets.extend(w.watch_cgroup.iter().cloned().map(WatchTarget::Cgroup));
@@ -127,7 +143,14 @@ async fn capacity(args: CapacityArgs) -> anyhow::Result<u8> {
         url: args.url,
         ..Overrides::default()
     };
-    let plan = Plan::load(args.fleet.as_deref(), &ov)?;
+    let mut plan = Plan::load(args.fleet.as_deref(), &ov)?;
+    if args.providers.is_some() {
+        plan.providers.listen = args.providers;
+    }
+    if let Some(list) = &args.llm_delay {
+        plan.providers.llm_delay_sweep = xiaozhi_fleet::providers::config::parse_delay_list(list)
+            .map_err(|e| anyhow::anyhow!("--llm-delay: {e}"))?;
+    }
     let slos = if args.slo.is_empty() {
         plan.slos.clone()
     } else {

@@ -5,6 +5,7 @@
 
 pub mod capacity;
 mod describe;
+pub mod stand_ins;
 
 pub use describe::describe_plan;
 
@@ -51,6 +52,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
             (Some(server), url)
         }
     };
+    let stand_ins = stand_ins::start(plan).await?;
     eprintln!("Running {} devices from {} against {url}", plan.devices, plan.name);
     let server_watch = (!opts.watch.targets.is_empty()).then(|| ServerWatch::start(opts.watch.clone()));
     let (snap_tx, snap_rx) = watch::channel(Snapshot::default());
@@ -78,6 +80,10 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
             st.server = Some(srv.window(m.started_at_s, m.started_at_s + m.duration_s));
         }
         report.server = Some(srv);
+    }
+    if let Some(s) = stand_ins {
+        report.providers = Some(s.report());
+        s.stop().await;
     }
     report.recordings = write_recordings(plan, &outcome.metrics.recorded)?;
     print!("{}", render_summary(&report));

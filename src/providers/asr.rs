@@ -91,7 +91,9 @@ pub(crate) async fn root(AxState(state): AxState<Arc<State>>, req: Request) -> R
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let key = h.get(header::SEC_WEBSOCKET_KEY).map(|k| derive_accept_key(k.as_bytes()));
+    let key = h
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| derive_accept_key(k.as_bytes()));
     let (true, Some(accept)) = (is_upgrade, key) else {
         return index(&state);
     };
@@ -115,7 +117,8 @@ pub(crate) async fn root(AxState(state): AxState<Arc<State>>, req: Request) -> R
     if binary {
         res = res.header(header::SEC_WEBSOCKET_PROTOCOL, "binary");
     }
-    res.body(Body::empty()).unwrap_or_else(|e| super::http::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
+    res.body(Body::empty())
+        .unwrap_or_else(|e| super::http::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
 }
 
 /// The xiaozhi server's FunASR client asks for the `binary` subprotocol.

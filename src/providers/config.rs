@@ -116,6 +116,8 @@ pub struct AsrConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProvidersConfig {
     pub listen: Option<String>,
+    /// `capacity --llm-delay`: search once per LLM first-token delay (not a file key).
+    pub llm_delay_sweep: Vec<Dist>,
     pub seed: u64,
     pub llm: LlmConfig,
     pub tts: TtsConfig,
@@ -179,7 +181,10 @@ impl ProvidersSettings {
         }
         let sample_rate = tts.sample_rate.unwrap_or(24_000);
         if sample_rate != 16_000 && sample_rate != 24_000 {
-            return Err(("tts.sample_rate".into(), format!("must be 16000 or 24000; got {sample_rate}")));
+            return Err((
+                "tts.sample_rate".into(),
+                format!("must be 16000 or 24000; got {sample_rate}"),
+            ));
         }
         let per_char = tts.per_char.map(|s| s.0).unwrap_or(Duration::from_millis(220));
         if per_char.is_zero() {
@@ -187,10 +192,14 @@ impl ProvidersSettings {
         }
         let min_match = asr.min_match.unwrap_or(super::matcher::DEFAULT_MIN_MATCH);
         if !(min_match > 0.0 && min_match <= 1.0) {
-            return Err(("asr.min_match".into(), "is a correlation between 0 (excluded) and 1".into()));
+            return Err((
+                "asr.min_match".into(),
+                "is a correlation between 0 (excluded) and 1".into(),
+            ));
         }
         Ok(ProvidersConfig {
             listen: self.listen,
+            llm_delay_sweep: Vec::new(),
             seed: self.seed.unwrap_or(1),
             llm: LlmConfig {
                 first_token: llm.first_token.unwrap_or(ms(300)),

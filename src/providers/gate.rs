@@ -212,10 +212,19 @@ mod tests {
         let (a, b, c) = tokio::join!(run(gate.clone()), run(gate.clone()), run(gate.clone()));
         let mut ends = [a, b, c];
         ends.sort();
-        assert_eq!(ends, [Duration::from_secs(1), Duration::from_secs(1), Duration::from_secs(2)]);
+        assert_eq!(
+            ends,
+            [Duration::from_secs(1), Duration::from_secs(1), Duration::from_secs(2)]
+        );
         let r = gate.report();
-        assert_eq!((r.requests, r.completed, r.waited, r.max_queued, r.in_flight), (3, 3, 1, 1, 0));
-        assert_eq!((r.wait_ms.max, r.latency_ms.max, r.latency_ms.min), (1000.0, 2000.0, 1000.0));
+        assert_eq!(
+            (r.requests, r.completed, r.waited, r.max_queued, r.in_flight),
+            (3, 3, 1, 1, 0)
+        );
+        assert_eq!(
+            (r.wait_ms.max, r.latency_ms.max, r.latency_ms.min),
+            (1000.0, 2000.0, 1000.0)
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -190,7 +190,12 @@ pub(crate) async fn chat(AxState(state): AxState<Arc<State>>, body: Bytes) -> Re
     let total: Duration = delays.iter().sum();
     tokio::time::sleep(total).await;
     let (message, finish, completion_tokens, outcome) = match &answer {
-        Answer::Text(t) => (json!({"role": "assistant", "content": t}), "stop", tokens(t).len(), "text"),
+        Answer::Text(t) => (
+            json!({"role": "assistant", "content": t}),
+            "stop",
+            tokens(t).len(),
+            "text",
+        ),
         Answer::ToolCall { name, arguments } => (
             json!({"role": "assistant", "content": null, "tool_calls": [tool_call_json(&reply.id, name, arguments)]}),
             "tool_calls",
@@ -310,7 +315,9 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let tools = r#""tools":[{"type":"function","function":{"name":"play_music"}},
             {"type":"function","function":{"name":"self.get_device_status"}}]"#;
-        let required = req(&format!(r#"{{"messages":[{{"role":"user"}}],{tools},"tool_choice":"required"}}"#));
+        let required = req(&format!(
+            r#"{{"messages":[{{"role":"user"}}],{tools},"tool_choice":"required"}}"#
+        ));
         assert!(matches!(plan_answer(&required, &cfg, &mut rng),
             Answer::ToolCall { name, .. } if name == "self.get_device_status"));
         let named = req(&format!(
@@ -318,7 +325,10 @@ mod tests {
         ));
         assert!(matches!(plan_answer(&named, &cfg, &mut rng), Answer::ToolCall { name, .. } if name == "play_music"));
         let auto = req(&format!(r#"{{"messages":[{{"role":"user"}}],{tools}}}"#));
-        assert!(matches!(plan_answer(&auto, &cfg, &mut rng), Answer::Text(_)), "ratio 0: never on its own");
+        assert!(
+            matches!(plan_answer(&auto, &cfg, &mut rng), Answer::Text(_)),
+            "ratio 0: never on its own"
+        );
         let after = req(&format!(
             r#"{{"messages":[{{"role":"user"}},{{"role":"tool","content":"ok"}}],{tools},"tool_choice":"required"}}"#
         ));

@@ -106,7 +106,9 @@ pub fn envelope(pcm: &[i16]) -> Vec<f64> {
 /// judged over the whole clip (a cut-off clip scores lower, but a few
 /// syllables that happen to look alike cannot score high).
 fn best_lag_score(r: &[f64], q: &[f64]) -> Option<f64> {
-    let need = ((r.len() as f64 * MIN_OVERLAP_SHARE) as usize).max(MIN_OVERLAP).min(r.len());
+    let need = ((r.len() as f64 * MIN_OVERLAP_SHARE) as usize)
+        .max(MIN_OVERLAP)
+        .min(r.len());
     if need == 0 || q.len() < need {
         return None;
     }
@@ -118,7 +120,11 @@ fn best_lag_score(r: &[f64], q: &[f64]) -> Option<f64> {
         .map(|lag| {
             for (i, w) in window.iter_mut().enumerate() {
                 let j = lag + i as isize;
-                *w = if j >= 0 && (j as usize) < q.len() { q[j as usize] } else { FLOOR_DB };
+                *w = if j >= 0 && (j as usize) < q.len() {
+                    q[j as usize]
+                } else {
+                    FLOOR_DB
+                };
             }
             pearson(r, &window)
         })
@@ -182,7 +188,8 @@ mod tests {
             assert!(best.score >= DEFAULT_MIN_MATCH, "{}: {}", clip.name, best.score);
             let half = m.best(&pcm[pcm.len() / 2..]);
             assert!(
-                half.as_ref().is_none_or(|b| b.clip == clip.name || b.score < DEFAULT_MIN_MATCH),
+                half.as_ref()
+                    .is_none_or(|b| b.clip == clip.name || b.score < DEFAULT_MIN_MATCH),
                 "{}'s second half taken for {half:?}",
                 clip.name
             );
@@ -214,7 +221,12 @@ mod tests {
             })
             .collect();
         let best = m.best(&noise).unwrap();
-        assert!(best.score < DEFAULT_MIN_MATCH, "white noise scored {} as {}", best.score, best.clip);
+        assert!(
+            best.score < DEFAULT_MIN_MATCH,
+            "white noise scored {} as {}",
+            best.score,
+            best.clip
+        );
         assert!(m.best(&[0i16; 100]).is_none(), "too short to judge");
     }
 }

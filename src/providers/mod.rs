@@ -30,6 +30,7 @@ use axum::extract::{DefaultBodyLimit, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use matcher::Matcher;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -102,7 +103,11 @@ impl State {
     }
 
     pub fn tape(&self, rate: u32) -> &Tape {
-        if rate == self.tape16.rate { &self.tape16 } else { &self.tape24 }
+        if rate == self.tape16.rate {
+            &self.tape16
+        } else {
+            &self.tape24
+        }
     }
 
     fn report(&self) -> ProvidersReport {
@@ -152,6 +157,10 @@ impl ProvidersServer {
             shutdown: shutdown.clone(),
         });
         let app = router(state.clone());
+        // No Nagle: streamed tokens and short answers go out at once.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown.cancelled_owned())

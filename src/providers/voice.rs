@@ -73,8 +73,9 @@ pub fn speech_len(text: &str, per_char: Duration, speed: f64, rate: u32) -> usiz
 
 /// 64-bit FNV-1a: a stable hash (std's is randomised per process).
 fn fnv1a(text: &str) -> u64 {
-    text.bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Linear-interpolation resampling (speech band only; good enough for a codec to chew on).
@@ -122,7 +123,10 @@ pub fn pcm_bytes(pcm: &[i16]) -> Vec<u8> {
 
 /// Raw little-endian 16-bit PCM bytes to samples (a trailing odd byte is dropped).
 pub fn samples_of(bytes: &[u8]) -> Vec<i16> {
-    bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+    bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
 }
 
 /// A WAV file's audio as 16 kHz mono samples (channels averaged, any rate
