@@ -146,7 +146,7 @@ async fn speech_is_a_wav_whose_length_follows_the_text() {
             .input(input)
             .model(SpeechModel::Other("tts-1".into()))
             .voice(Voice::Alloy)
-            .response_format(format.clone())
+            .response_format(format)
             .build()
             .unwrap();
         let t0 = Instant::now();
@@ -534,4 +534,42 @@ async fn capacity_llm_delay_sweep_searches_once_per_delay_with_that_delay_in_for
     assert!(json["providers"]["llm"].is_object());
     let _ = std::fs::remove_dir_all(&dir);
     mock.stop().await;
+}
+
+#[test]
+fn providers_command_has_help_and_rejects_a_misspelt_key_by_file_and_line() {
+    let bin = env!("CARGO_BIN_EXE_xiaozhi-fleet");
+    let out = std::process::Command::new(bin)
+        .args(["providers", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && help.contains("--listen") && help.contains("Examples"),
+        "{help}"
+    );
+    let dir = std::env::temp_dir().join(format!("xf-providers-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "devices = 2\n\n[providers.llm]\nfirst_tokne = \"1s\"\n").unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["providers", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.toml:4:1") && err.contains("first_tokne"), "{err}");
+    std::fs::write(&file, "[providers.tts]\nsample_rate = 44100\n").unwrap();
+    let out = std::process::Command::new(bin)
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`providers.tts.sample_rate` must be 16000 or 24000"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -113,5 +113,6 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
             m.downlink
         );
     }
+    s.push_str(&super::stand_ins::describe(&plan.providers));
     Ok(s)
 }

@@ -27,6 +27,40 @@ fn announce(server: &ProvidersServer) {
     }
 }
 
+/// The `validate` line for the stand-ins' settings (none when the fleet
+/// file has no `[providers]` table).
+pub fn describe(c: &ProvidersConfig) -> String {
+    if *c == ProvidersConfig::default() {
+        return String::new();
+    }
+    let w = |n: Option<usize>| n.map_or("no limit".to_string(), |n| format!("{n} workers"));
+    let at = c
+        .listen
+        .as_deref()
+        .map_or("started by --providers ADDR".to_string(), |a| format!("on {a}"));
+    format!(
+        "AI provider stand-ins ({at}): LLM first token {}, then {} per token, {} repl{} by {}, {:.0}% tool calls, {}; \
+         TTS {} + {} per character at {} Hz, {}; ASR {}, fallback \"{}\", {}\n",
+        c.llm.first_token,
+        c.llm.token_interval,
+        c.llm.replies.len(),
+        if c.llm.replies.len() == 1 { "y" } else { "ies" },
+        match c.llm.pick {
+            crate::providers::config::ReplyPick::Seed => "seed",
+            crate::providers::config::ReplyPick::Turn => "turn",
+        },
+        c.llm.tool_call_ratio * 100.0,
+        w(c.llm.workers),
+        c.tts.delay,
+        crate::units::format_duration(c.tts.per_char),
+        c.tts.sample_rate,
+        w(c.tts.workers),
+        c.asr.delay,
+        c.asr.fallback,
+        w(c.asr.workers),
+    )
+}
+
 /// Serves the stand-ins on `listen` until `shutdown`.
 pub async fn serve(listen: &str, cfg: ProvidersConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let server = ProvidersServer::start(listen, cfg)

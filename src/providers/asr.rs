@@ -131,16 +131,30 @@ fn offers_binary(h: &HeaderMap) -> bool {
 }
 
 fn index(state: &State) -> Response {
-    let text = format!(
-        "xiaozhi-fleet AI provider stand-ins\n\n\
-         POST {u}/v1/chat/completions      LLM (OpenAI-compatible, streaming or not)\n\
-         POST {u}/v1/audio/speech          TTS (wav or pcm)\n\
-         POST {u}/v1/audio/transcriptions  ASR (OpenAI-compatible, multipart WAV)\n\
-         WS   {w}/                         ASR (FunASR runtime protocol)\n\
-         GET  {u}/stats                    counters and latencies\n",
-        u = state.base,
-        w = state.base.replacen("http://", "ws://", 1),
-    );
+    let (u, w) = (&state.base, state.base.replacen("http://", "ws://", 1));
+    let rows = [
+        (
+            "POST",
+            format!("{u}/v1/chat/completions"),
+            "LLM (OpenAI-compatible, streaming or not)",
+        ),
+        (
+            "POST",
+            format!("{u}/v1/audio/speech"),
+            "TTS (OpenAI-compatible, wav or pcm)",
+        ),
+        (
+            "POST",
+            format!("{u}/v1/audio/transcriptions"),
+            "ASR (OpenAI-compatible, multipart WAV)",
+        ),
+        ("WS", format!("{w}/"), "ASR (FunASR runtime protocol, fun_server)"),
+        ("GET", format!("{u}/stats"), "counters and latencies (JSON)"),
+    ];
+    let mut text = String::from("xiaozhi-fleet AI provider stand-ins\n\n");
+    for (method, url, what) in rows {
+        text += &format!("{method:<5}{url:<48} {what}\n");
+    }
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
 }
 
