@@ -50,6 +50,7 @@ Examples:
   xiaozhi-fleet mock-server --listen 127.0.0.1:8000
   xiaozhi-fleet validate fleets/smoke.toml
   RUST_LOG=debug xiaozhi-fleet run --devices 2    # diagnostics on stderr (or -v, -vv)
+  xiaozhi-fleet providers --listen 0.0.0.0:18080   # stand-ins for a real server's LLM/TTS/ASR
 
 ", exit_codes!())
 )]
@@ -106,6 +107,19 @@ verdict is INSUFFICIENT or the target fails its SLOs.
 
 ", exit_codes!()))]
     Capacity(CapacityArgs),
+    /// Serve stand-ins for a real xiaozhi server's AI providers (LLM, TTS, ASR),
+    /// to load-test the server without paying for cloud AI.
+    #[command(after_help = "Examples:
+  xiaozhi-fleet providers --listen 0.0.0.0:18080
+  xiaozhi-fleet providers --listen 0.0.0.0:18080 --config fleets/real-server-stand-ins.toml
+
+Endpoints: POST /v1/chat/completions (OpenAI LLM), POST /v1/audio/speech (OpenAI TTS,
+wav or pcm), POST /v1/audio/transcriptions (OpenAI ASR), WebSocket / (FunASR runtime
+protocol, the server's fun_server ASR), GET /stats (counters and latencies).
+--config reads the [providers] table of a fleet file (delays, worker limits, replies).
+Point the server's config.yaml at them: see the README section
+\"Load-testing your real server without AI costs\".")]
+    Providers(ProvidersArgs),
     /// Check a fleet file and print the resolved plan (exit 2 if invalid).
     #[command(after_help = concat!("Example:\n  xiaozhi-fleet validate fleets/smoke.toml\n\n", exit_codes!()))]
     Validate {
@@ -153,6 +167,9 @@ pub struct RunArgs {
     pub watch: WatchArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// Start the AI provider stand-ins here (e.g. 0.0.0.0:18080) and report their figures.
+    #[arg(long, value_name = "ADDR")]
+    pub providers: Option<String>,
     /// No live status line.
     #[arg(long, short)]
     pub quiet: bool,
@@ -224,6 +241,12 @@ pub struct CapacityArgs {
     pub watch: WatchArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// Start the AI provider stand-ins here (e.g. 0.0.0.0:18080) and report their figures.
+    #[arg(long, value_name = "ADDR")]
+    pub providers: Option<String>,
+    /// Search once per stand-in LLM first-token delay, e.g. 300ms,1s (needs --providers and --url).
+    #[arg(long, value_name = "LIST")]
+    pub llm_delay: Option<String>,
 }
 
 fn cores(s: &str) -> Result<f64, String> {
@@ -247,6 +270,16 @@ pub struct MockArgs {
     #[arg(long, default_value = "127.0.0.1:8000")]
     pub listen: String,
     /// Fleet file whose [mock] table configures the server.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProvidersArgs {
+    /// Address to listen on (the server's config.yaml points here).
+    #[arg(long, default_value = "127.0.0.1:18080")]
+    pub listen: String,
+    /// Fleet file whose [providers] table configures the stand-ins.
     #[arg(long)]
     pub config: Option<PathBuf>,
 }

@@ -18,6 +18,7 @@
 //! - [`metrics`]: per-turn events, the collector that owns all histograms, snapshots.
 //! - [`report`]: JSON report and the console summary.
 //! - [`mock`]: the built-in xiaozhi server.
+//! - [`providers`]: stand-ins for a real server's AI providers (LLM, TTS, ASR).
 //! - [`server`]: watching the server under test (`/proc`, cgroups, Docker).
 //! - [`dist`]: seeded duration distributions (think time, TTS delays).
 //! - [`units`]: parsing of durations and rates as operators write them.
@@ -32,6 +33,7 @@ pub mod fleet;
 pub mod metrics;
 pub mod mock;
 pub mod protocol;
+pub mod providers;
 pub mod record;
 pub mod report;
 pub mod server;

@@ -6,7 +6,7 @@
 mod cli;
 
 use clap::Parser;
-use cli::{CapacityArgs, Cli, Command, MockArgs, RunArgs, TlsArgs, WatchArgs};
+use cli::{CapacityArgs, Cli, Command, MockArgs, ProvidersArgs, RunArgs, TlsArgs, WatchArgs};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 use xiaozhi_fleet::app::{self, RunOptions};
@@ -51,6 +51,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<u8> {
         Command::Run(args) => run(args).await,
         Command::MockServer(args) => mock_server(args).await,
         Command::Capacity(args) => capacity(args).await,
+        Command::Providers(args) => providers(args).await,
         Command::Validate { fleet } => {
             let plan = Plan::load(Some(&fleet), &Overrides::default())?;
             print!("{}", app::describe_plan(&plan)?);
@@ -74,7 +75,10 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         record_dir: args.record_dir,
         tls: tls_options(&args.tls),
     };
-    let plan = Plan::load(args.fleet.as_deref(), &ov)?;
+    let mut plan = Plan::load(args.fleet.as_deref(), &ov)?;
+    if args.providers.is_some() {
+        plan.providers.listen = args.providers;
+    }
     let opts = RunOptions {
         reports: args.report,
         quiet: args.quiet,
@@ -127,6 +131,18 @@ fn tls_options(t: &TlsArgs) -> TlsOptions {
     }
 }
 
+async fn providers(args: ProvidersArgs) -> anyhow::Result<u8> {
+    let cfg = match &args.config {
+        Some(path) => {
+            let file = FleetFile::read(path)?;
+            Plan::from_file(file, &path.display().to_string(), &Overrides::default())?.providers
+        }
+        None => Default::default(),
+    };
+    app::stand_ins::serve(&args.listen, cfg, interrupt_token()).await?;
+    Ok(0)
+}
+
 fn watch_options(w: &WatchArgs) -> WatchOptions {
     let mut targets: Vec<WatchTarget> = w.watch_pid.iter().map(|&p| WatchTarget::Pid(p)).collect();
     targets.extend(w.watch_cgroup.iter().cloned().map(WatchTarget::Cgroup));
@@ -147,7 +163,14 @@ async fn capacity(args: CapacityArgs) -> anyhow::Result<u8> {
         tls: tls_options(&args.tls),
         ..Overrides::default()
     };
-    let plan = Plan::load(args.fleet.as_deref(), &ov)?;
+    let mut plan = Plan::load(args.fleet.as_deref(), &ov)?;
+    if args.providers.is_some() {
+        plan.providers.listen = args.providers;
+    }
+    if let Some(list) = &args.llm_delay {
+        plan.providers.llm_delay_sweep = xiaozhi_fleet::providers::config::parse_delay_list(list)
+            .map_err(|e| anyhow::anyhow!("--llm-delay: {e}"))?;
+    }
     let slos = if args.slo.is_empty() {
         plan.slos.clone()
     } else {

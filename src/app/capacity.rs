@@ -30,6 +30,12 @@ pub struct CapacityReport {
     pub capacity: CapacitySection,
     pub sizing: Option<Sizing>,
     pub server: Option<ServerReport>,
+    /// The AI provider stand-ins (`--providers`) during the (first) search.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub providers: Option<crate::providers::ProvidersReport>,
+    /// `--llm-delay`: one search per stand-in LLM first-token delay.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub llm_delay_sweep: Vec<super::stand_ins::SweepPoint<CapacitySection>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -132,13 +138,25 @@ pub async fn capacity(
         opts.stage_duration.as_secs(),
         slos.join(", ")
     );
+    let stand_ins = super::stand_ins::start(plan).await?;
     let started_at = SystemTime::now();
     let t0 = std::time::Instant::now();
-    let out = run_capacity(plan, &url, &opts, interrupt, print_stage).await;
+    let runs = super::stand_ins::sweep(stand_ins.as_ref(), &plan.providers.llm_delay_sweep, || {
+        let (url, opts, interrupt) = (&url, &opts, interrupt.clone());
+        async move {
+            let out = run_capacity(plan, url, opts, interrupt, print_stage).await;
+            let stop = out.as_ref().map_or(true, |o| o.interrupted);
+            (out, stop)
+        }
+    })
+    .await;
     if let Some(mut c) = child {
         let _ = c.kill().await;
     }
-    let out = out?;
+    if let Some(s) = stand_ins {
+        s.stop().await;
+    }
+    let (out, providers, llm_delay_sweep) = super::stand_ins::first_and_sweep(runs)?;
     let c = &out.capacity;
     println!(
         "\nmost concurrent speakers within the SLOs: {} ({} stages, stopped: {})",
@@ -153,6 +171,12 @@ pub async fn capacity(
              (or give it more cores) and search again."
         );
     }
+    if let Some(p) = &providers {
+        let mut text = String::new();
+        crate::report::stand_ins::providers_lines(&mut text, p);
+        print!("{text}");
+    }
+    print!("{}", super::stand_ins::sweep_lines(&llm_delay_sweep));
     match &out.sizing {
         Some(s) => println!("{}", render_text(s)),
         None => println!(
@@ -175,6 +199,8 @@ pub async fn capacity(
         capacity: out.capacity,
         sizing: out.sizing,
         server: out.server,
+        providers,
+        llm_delay_sweep,
     };
     for path in reports {
         let body = serde_json::to_string_pretty(&report)? + "\n";

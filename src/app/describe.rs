@@ -146,6 +146,7 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
             let _ = writeln!(s, "      cpu_burn {} per answer stage ({threads})", fd(m.cpu_burn));
         }
     }
+    s.push_str(&super::stand_ins::describe(&plan.providers));
     Ok(s)
 }
 

@@ -8,6 +8,7 @@ mod describe;
 pub mod logging;
 mod output;
 mod signals;
+pub mod stand_ins;
 
 pub use describe::describe_plan;
 pub use signals::{EXIT_INTERRUPTED, interrupt_token, stop_token};
@@ -68,6 +69,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
             (Some(server), url)
         }
     };
+    let stand_ins = stand_ins::start(plan).await?;
     eprintln!("Running {} devices from {} against {url}", plan.devices, plan.name);
     tracing::info!(devices = plan.devices, url = %url, fleet = %plan.name, "run starting");
     let server_watch = (!opts.watch.targets.is_empty()).then(|| ServerWatch::start(opts.watch.clone()));
@@ -96,6 +98,10 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
             st.server = Some(srv.window(m.started_at_s, m.started_at_s + m.duration_s));
         }
         report.server = Some(srv);
+    }
+    if let Some(s) = stand_ins {
+        report.providers = Some(s.report());
+        s.stop().await;
     }
     let mut output_errors = Vec::new();
     let (recordings, failed) = outputs.write_recordings(&outcome.metrics.recorded);

@@ -89,6 +89,8 @@ pub struct FleetFile {
     /// The file's directory: `audio_dir` is resolved against it.
     #[serde(skip)]
     pub dir: Option<PathBuf>,
+    /// Stand-ins for a real server's AI providers (LLM, TTS, ASR).
+    pub providers: Option<crate::providers::ProvidersSettings>,
 }
 
 /// `transcript_check` as written: a word or a number.

@@ -161,6 +161,8 @@ pub struct Plan {
     /// Valid but probably unintended (a ramp that outlasts the run): shown
     /// by `validate` and `run`.
     pub warnings: Vec<String>,
+    /// The AI provider stand-ins; started when `providers.listen` is set.
+    pub providers: crate::providers::ProvidersConfig,
 }
 
 /// Whether devices check `stt` against the clip they spoke.
@@ -271,6 +273,12 @@ impl Plan {
                 ));
             }
         };
+        let providers = raw
+            .providers
+            .take()
+            .unwrap_or_default()
+            .resolve()
+            .map_err(|(key, message)| invalid(&format!("providers.{key}"), message))?;
         // `audio_dir` is relative to the fleet file, wherever the tool runs.
         let audio_dir = raw.audio_dir.take().map(|d| match &raw.dir {
             Some(base) => base.join(d),
@@ -302,6 +310,7 @@ impl Plan {
             tiers,
             tls: ov.tls.clone(),
             transcript_check,
+            providers,
             warnings: Vec::new(),
         };
         plan.warnings = check::warnings(&plan);

@@ -3,6 +3,7 @@
 //! console summary table. The format is picked by the file extension.
 
 pub mod live;
+pub mod stand_ins;
 mod text;
 
 pub use text::{render_status, render_summary};
@@ -36,6 +37,9 @@ pub struct Report {
     pub server: Option<crate::server::series::ServerReport>,
     /// Files written for `--record` (empty when not recording).
     pub recordings: Vec<crate::record::Recording>,
+    /// The AI provider stand-ins (`--providers`): what the server asked of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub providers: Option<crate::providers::ProvidersReport>,
 }
 
 /// What users heard: the modelled decode queue of every device.
@@ -242,6 +246,7 @@ impl Report {
             series: m.series.clone(),
             server: None,
             recordings: Vec::new(),
+            providers: None,
         }
     }
 

@@ -102,6 +102,9 @@ pub fn render_summary(r: &Report) -> String {
             row(&mut out, name, p);
         }
     }
+    if let Some(p) = &r.providers {
+        super::stand_ins::providers_lines(&mut out, p);
+    }
     let p = &r.playback;
     let _ = writeln!(
         out,

@@ -1,0 +1,187 @@
+//! The stand-ins inside the commands: `run --providers` reports their
+//! figures beside the turn latencies, `capacity --llm-delay` searches once
+//! per delay, and the `providers` command's help and config errors.
+
+use crate::support::*;
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use futures_util::StreamExt;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use xiaozhi_fleet::audio::clip::ClipSet;
+use xiaozhi_fleet::config::FleetFile;
+use xiaozhi_fleet::providers::ProvidersReport;
+
+#[tokio::test(start_paused = true)]
+async fn run_with_providers_reports_their_figures_beside_the_turn_latencies() {
+    use xiaozhi_fleet::app::{self, RunOptions};
+    let raw = FleetFile::parse("devices = 2\nturns = 2\nseed = 3\n", "run.toml").unwrap();
+    let mut plan = xiaozhi_fleet::config::Plan::from_file(raw, "run.toml", &Default::default()).unwrap();
+    let port = free_port();
+    plan.providers.listen = Some(format!("127.0.0.1:{port}"));
+    let opts = RunOptions {
+        quiet: true,
+        ..RunOptions::default()
+    };
+    let clips = ClipSet::embedded().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let driver = async {
+        wait_for(port).await;
+        for clip in clips.clips.iter().take(2) {
+            one_server_turn(&base, clip).await;
+        }
+    };
+    let (result, ()) = tokio::join!(app::run(&plan, &opts, CancellationToken::new()), driver);
+    let report = result.unwrap().report;
+    let p = report.providers.clone().expect("a providers section");
+    assert_eq!((p.llm.completed, p.tts.completed, p.asr.completed), (2, 2, 2));
+    assert_eq!(p.asr.outcomes.get("matched"), Some(&2));
+    assert_eq!(p.llm.first_token_ms.unwrap().min, 300.0, "default first token");
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["providers"]["llm"]["requests"], 2);
+    assert!(json["latency_ms"]["first_audio"]["count"].as_u64().unwrap() > 0);
+    let text = xiaozhi_fleet::report::render_summary(&report);
+    let (lat, prov) = (
+        text.find("latency (ms)").unwrap(),
+        text.find("AI provider stand-ins").unwrap(),
+    );
+    assert!(prov > lat, "stand-ins listed under the turn latencies:\n{text}");
+    assert!(
+        text.contains("LLM: 2 requests (2 text, 0 tool_call, 0 failed)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ASR: 2 requests (2 matched, 0 fallback, 0 failed)"),
+        "{text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn capacity_llm_delay_sweep_searches_once_per_delay_with_that_delay_in_force() {
+    use xiaozhi_fleet::capacity::run::CapacityOptions;
+    use xiaozhi_fleet::capacity::search::{Resolution, SearchConfig};
+    let mock = xiaozhi_fleet::mock::MockServer::start("127.0.0.1:0", Default::default())
+        .await
+        .unwrap();
+    let raw = FleetFile::parse("think_time = \"0s\"\nramp = 10\nseed = 5\n", "cap.toml").unwrap();
+    let ov = xiaozhi_fleet::config::plan::Overrides {
+        url: Some(mock.url()),
+        ..Default::default()
+    };
+    let mut plan = xiaozhi_fleet::config::Plan::from_file(raw, "cap.toml", &ov).unwrap();
+    let port = free_port();
+    plan.providers.listen = Some(format!("127.0.0.1:{port}"));
+    plan.providers.llm_delay_sweep = xiaozhi_fleet::providers::config::parse_delay_list("300ms,1s").unwrap();
+    let opts = CapacityOptions {
+        slos: plan.slos.clone(),
+        search: SearchConfig {
+            start: 1,
+            resolution: Resolution::Fixed(1),
+            max_speakers: 1,
+        },
+        stage_duration: Duration::from_secs(6),
+        target_speakers: None,
+        tiers: plan.tiers.clone(),
+        watch: Default::default(),
+    };
+    let dir = std::env::temp_dir().join(format!("xf-providers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("capacity.json");
+    let base = format!("http://127.0.0.1:{port}");
+    // During each search, a streamed chat measures the LLM delay in force;
+    // the second waits until /stats shows the sweep moved on.
+    let probe = async {
+        wait_for(port).await;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = Client::with_config(
+            OpenAIConfig::new()
+                .with_api_base(format!("{base}/v1"))
+                .with_api_key("x"),
+        );
+        let mut firsts = Vec::new();
+        for want in ["300ms", "1s"] {
+            for _ in 0..600 {
+                let r: ProvidersReport = reqwest::get(format!("{base}/stats"))
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if r.settings.llm_first_token == want {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let t0 = Instant::now();
+            let mut stream = client.chat().create_stream(chat_request("你好")).await.unwrap();
+            stream.next().await.unwrap().unwrap();
+            firsts.push(t0.elapsed());
+            while stream.next().await.is_some() {}
+        }
+        firsts
+    };
+    let search = xiaozhi_fleet::app::capacity::capacity(
+        &plan,
+        None,
+        opts,
+        std::slice::from_ref(&path),
+        CancellationToken::new(),
+    );
+    let (code, firsts) = tokio::join!(search, probe);
+    code.unwrap();
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let sweep = json["llm_delay_sweep"].as_array().expect("a sweep section");
+    let delays: Vec<&str> = sweep.iter().map(|p| p["llm_first_token"].as_str().unwrap()).collect();
+    assert_eq!(delays, ["300ms", "1s"]);
+    for p in sweep {
+        assert!(p["max_speakers"].is_u64() && p["stages"].is_array(), "{p}");
+        assert_eq!(p["providers"]["settings"]["llm_first_token"], p["llm_first_token"]);
+        assert_eq!(
+            p["providers"]["llm"]["completed"], 1,
+            "figures cleared between searches"
+        );
+    }
+    assert_eq!(firsts, [Duration::from_millis(300), Duration::from_secs(1)]);
+    assert!(json["providers"]["llm"].is_object());
+    let _ = std::fs::remove_dir_all(&dir);
+    mock.stop().await;
+}
+
+#[test]
+fn providers_command_has_help_and_rejects_a_misspelt_key_by_file_and_line() {
+    let bin = env!("CARGO_BIN_EXE_xiaozhi-fleet");
+    let out = std::process::Command::new(bin)
+        .args(["providers", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && help.contains("--listen") && help.contains("Examples"),
+        "{help}"
+    );
+    let dir = std::env::temp_dir().join(format!("xf-providers-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "devices = 2\n\n[providers.llm]\nfirst_tokne = \"1s\"\n").unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["providers", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.toml:4:1") && err.contains("first_tokne"), "{err}");
+    std::fs::write(&file, "[providers.tts]\nsample_rate = 44100\n").unwrap();
+    let out = std::process::Command::new(bin)
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`providers.tts.sample_rate` must be 16000 or 24000"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
