@@ -2,6 +2,7 @@
 //! `mock-server --config FILE`), resolved into [`MockConfig`].
 
 use super::burn::BurnThreads;
+use super::fault::{FaultPlan, FaultSettings};
 use super::pacing::DownlinkMode;
 use crate::dist::Dist;
 use crate::units::Span;
@@ -53,6 +54,8 @@ pub struct MockSettings {
     pub token: Option<String>,
     /// `listen detect` texts treated as wake words.
     pub wake_words: Option<Vec<String>>,
+    /// Injected faults (`[[mock.fault]]`); none by default.
+    pub fault: Option<Vec<FaultSettings>>,
 }
 
 /// Resolved mock settings.
@@ -76,6 +79,8 @@ pub struct MockConfig {
     pub mcp: bool,
     pub token: Option<String>,
     pub wake_words: Vec<String>,
+    /// Faults to inject, drawn from `seed`.
+    pub faults: FaultPlan,
 }
 
 impl Default for MockConfig {
@@ -97,6 +102,13 @@ impl MockSettings {
     pub fn resolve(self) -> Result<MockConfig, (String, String)> {
         let d = |s: Option<Span>, ms: u64| s.map(|s| s.0).unwrap_or(Duration::from_millis(ms));
         let workers = |w: Option<usize>| w.filter(|&n| n > 0);
+        let seed = self.seed.unwrap_or(1);
+        let faults = FaultPlan {
+            faults: (self.fault.unwrap_or_default().into_iter().enumerate())
+                .map(|(i, f)| f.resolve().map_err(|(k, m)| (format!("fault[{i}].{k}"), m)))
+                .collect::<Result<_, _>>()?,
+            seed,
+        };
         let cfg = MockConfig {
             asr_delay: d(self.asr_delay, 200),
             llm_delay: d(self.llm_delay, 550),
@@ -108,7 +120,7 @@ impl MockSettings {
                 self.stall_after.unwrap_or(10),
                 d(self.stall, 500),
             )?,
-            seed: self.seed.unwrap_or(1),
+            seed,
             cpu_burn: d(self.cpu_burn, 0),
             cpu_burn_threads: match self.cpu_burn_threads.as_deref().unwrap_or("pool") {
                 "pool" => BurnThreads::Pool,
@@ -130,6 +142,7 @@ impl MockSettings {
             mcp: self.mcp.unwrap_or(true),
             token: self.token.filter(|t| !t.is_empty()),
             wake_words: self.wake_words.unwrap_or_else(|| vec!["你好小智".to_string()]),
+            faults,
         };
         if cfg.sentences == 0 {
             return Err(("sentences".into(), "must be at least 1".into()));
