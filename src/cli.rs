@@ -50,8 +50,10 @@ With no URL (flag or fleet file), the built-in mock server is started on
     #[command(after_help = "Examples:
   xiaozhi-fleet mock-server --listen 127.0.0.1:8000
   xiaozhi-fleet mock-server --listen 127.0.0.1:8000 --config fleets/ten-speakers.toml
+  xiaozhi-fleet mock-server --listen 127.0.0.1:8443 --tls-cert cert.pem --tls-key key.pem
 
---config reads the [mock] table of a fleet file (delays, worker limits, VAD window).")]
+--config reads the [mock] table of a fleet file (delays, worker limits, VAD window,
+[[mock.fault]] fault injection). With --tls-cert and --tls-key (PEM) it serves wss://.")]
     MockServer(MockArgs),
     /// Find the most concurrent speakers the server holds within the SLOs,
     /// and whether its CPU/memory allotment is enough.
@@ -183,4 +185,10 @@ pub struct MockArgs {
     /// Fleet file whose [mock] table configures the server.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Serve wss:// with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }

@@ -206,7 +206,11 @@ impl FaultSettings {
         if kind.per_connection() {
             only(self.turns.is_some(), "turns", "turn faults (use `connections`)")?;
         } else {
-            only(self.connections.is_some(), "connections", "connection faults (use `turns`)")?;
+            only(
+                self.connections.is_some(),
+                "connections",
+                "connection faults (use `turns`)",
+            )?;
         }
         let indices = self
             .turns
@@ -226,7 +230,10 @@ impl FaultSettings {
         };
         let status = self.status.unwrap_or(401);
         if !(400..=599).contains(&status) {
-            return Err(("status".into(), format!("must be an HTTP error status (400–599); got {status}")));
+            return Err((
+                "status".into(),
+                format!("must be an HTTP error status (400–599); got {status}"),
+            ));
         }
         let after_frames = self.after_frames.unwrap_or(AFTER_FRAMES);
         if after_frames == 0 {
@@ -295,7 +302,9 @@ impl FaultPlan {
 
 /// Combines two numbers into a well-spread seed (splitmix64 finaliser).
 fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a ^ b.wrapping_add(0x9e37_79b9_7f4a_7c15).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let mut z = a ^ b
+        .wrapping_add(0x9e37_79b9_7f4a_7c15)
+        .wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)

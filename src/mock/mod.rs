@@ -30,13 +30,13 @@ mod voice_bank;
 pub use burn::BurnThreads;
 pub use config::{MockConfig, MockSettings};
 pub use fault::{FaultKind, FaultLog, FaultSettings, InjectedFault};
+pub use hearing::ClipIndex;
 pub use pacing::{DownlinkMode, DownlinkPacer, Outgoing, PACE, PRE_BUFFER_FRAMES};
 pub use reply::{ReplyEvent, ReplyKind};
 pub use vad::{Vad, VadDecision};
 pub use voice_bank::VoiceBank;
 
 use crate::audio::ClipSet;
-use hearing::ClipIndex;
 use reply::Stages;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -36,7 +36,12 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
 }
 
 /// Builds the configuration from PEM text; the names label errors.
-pub fn from_pem(cert_pem: &[u8], cert_name: &str, key_pem: &[u8], key_name: &str) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn from_pem(
+    cert_pem: &[u8],
+    cert_name: &str,
+    key_pem: &[u8],
+    key_name: &str,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let certs = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pem_error(cert_name, format!("not a PEM certificate chain: {e}")))?;

@@ -192,7 +192,11 @@ mod tests {
         for i in 0..30u32 {
             let now = t0 + F * i;
             let voiced = i < 20;
-            d.push(if i < 12 { vad.muted_packet(now, voiced) } else { vad.packet(now, voiced) });
+            d.push(if i < 12 {
+                vad.muted_packet(now, voiced)
+            } else {
+                vad.packet(now, voiced)
+            });
         }
         // 8 kept voiced + 5 silent packets up to the end: too short (≤ 15).
         assert_eq!(d[24], VadDecision::TooShort(13));
