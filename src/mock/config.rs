@@ -203,3 +203,48 @@ mod tests {
         assert_eq!(s.resolve().unwrap_err().0, "sentences");
     }
 }
+
+#[cfg(test)]
+mod fault_tests {
+    use crate::config::FleetFile;
+    use crate::config::plan::{Overrides, Plan};
+    use crate::mock::FaultKind;
+    use crate::mock::fault::Pick;
+
+    const FAULTS: &str = "devices = 1\n\n[mock]\nseed = 7\n\n[[mock.fault]]\nkind = \"close_mid_tts\"\np = 0.05\n\n[[mock.fault]]\nkind = \"reject_upgrade\"\nconnections = [0, 2]\nstatus = 503\n";
+
+    #[test]
+    fn fault_tables_resolve_in_file_order_with_the_mock_seed() {
+        let raw = FleetFile::parse(FAULTS, "f.toml").unwrap();
+        let plan = Plan::from_file(raw, "f.toml", &Overrides::default()).unwrap();
+        let f = &plan.mock.faults;
+        assert_eq!(f.seed, 7);
+        assert_eq!(f.faults[0].kind, FaultKind::CloseMidTts);
+        assert_eq!(f.faults[0].pick, Pick::Probability(0.05));
+        assert_eq!(f.faults[1].status, 503);
+        assert_eq!(f.faults[1].pick, Pick::Indices(vec![0, 2]));
+    }
+
+    #[test]
+    fn unknown_fault_kind_or_key_names_file_and_line() {
+        let text = "[mock]\n[[mock.fault]]\nkind = \"explode\"\np = 0.1\n";
+        let err = FleetFile::parse(text, "f.toml").unwrap_err().to_string();
+        assert!(err.starts_with("f.toml:3:"), "{err}");
+        assert!(err.contains("explode") && err.contains("close_mid_tts"), "{err}");
+        let text = "[mock]\n[[mock.fault]]\nkind = \"no_stt\"\nturn = [3]\n";
+        let err = FleetFile::parse(text, "f.toml").unwrap_err().to_string();
+        assert!(err.starts_with("f.toml:4:"), "{err}");
+        assert!(err.contains("turn"), "{err}");
+    }
+
+    #[test]
+    fn a_key_of_another_kind_is_named_with_its_table() {
+        let text = "[mock]\n[[mock.fault]]\nkind = \"no_stt\"\np = 0.1\n[[mock.fault]]\nkind = \"bad_json\"\np = 0.1\ndelay = \"1s\"\n";
+        let raw = FleetFile::parse(text, "f.toml").unwrap();
+        let err = Plan::from_file(raw, "f.toml", &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mock.fault[1].delay"), "{err}");
+        assert!(err.contains("slow_handshake"), "{err}");
+    }
+}

@@ -48,12 +48,12 @@ impl SessionCore {
         let id = self.next_id;
         self.next_id += 1;
         let holding = matches!(kind, ReplyKind::Greeting(_));
-        self.actions.push_back(Action::StartReply(ReplyOrder {
+        self.actions.push_back(Action::StartReply(Box::new(ReplyOrder {
             id,
             kind,
             voice_index: id as usize,
             rng: rng_for(self.seed, id as u32),
-        }));
+        })));
         self.holding |= holding;
         self.reply = Some(Active {
             id,

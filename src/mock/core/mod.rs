@@ -92,7 +92,7 @@ pub enum Action {
     /// End the connection without a close handshake.
     Abandon,
     /// Start a reply job.
-    StartReply(ReplyOrder),
+    StartReply(Box<ReplyOrder>),
     /// Cancel reply job `id` (abort, barge-in, a fault).
     CancelReply(u64),
 }
