@@ -33,23 +33,23 @@ const AUTH_FAILED: &str = "认证失败";
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut sessions = JoinSet::new();
     let mut index = 0u64;
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::default();
     let mut paused_until: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept(), if paused_until.is_none() => match accepted {
                 Ok((stream, _)) => {
-                    backoff = FIRST_BACKOFF;
+                    backoff.reset();
                     let _ = stream.set_nodelay(true);
                     sessions.spawn(connection(stream, index, shared.clone(), shutdown.child_token()));
                     index += 1;
                 }
                 Err(e) => {
                     MockCounters::bump(&shared.counters.accept_errors);
-                    tracing::warn!("mock server: accept failed ({e}); pausing {} ms", backoff.as_millis());
-                    paused_until = Some(Instant::now() + backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    let pause = backoff.next_pause();
+                    tracing::warn!("mock server: accept failed ({e}); pausing {} ms", pause.as_millis());
+                    paused_until = Some(Instant::now() + pause);
                 }
             },
             _ = sleep_until(paused_until) => paused_until = None,
@@ -57,6 +57,26 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: 
         }
     }
     while sessions.join_next().await.is_some() {}
+}
+
+/// Pauses after consecutive accept errors: 100 ms, doubling up to 1 s.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    fn next_pause(&mut self) -> Duration {
+        let pause = FIRST_BACKOFF
+            .saturating_mul(1 << self.failures.min(10))
+            .min(MAX_BACKOFF);
+        self.failures += 1;
+        pause
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
 }
 
 async fn sleep_until(t: Option<Instant>) {
@@ -196,4 +216,18 @@ fn new_session_id() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("00000000-0000-4000-8000-{n:012x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_errors_back_off_from_100ms_doubling_to_1s_and_reset() {
+        let mut b = Backoff::default();
+        let ms: Vec<u128> = (0..6).map(|_| b.next_pause().as_millis()).collect();
+        assert_eq!(ms, vec![100, 200, 400, 800, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.next_pause(), FIRST_BACKOFF);
+    }
 }
