@@ -87,8 +87,10 @@ end. Report paths and the recording directory are checked before the run.
     #[command(after_help = concat!("Examples:
   xiaozhi-fleet mock-server --listen 127.0.0.1:8000
   xiaozhi-fleet mock-server --listen 127.0.0.1:8000 --config fleets/ten-speakers.toml
+  xiaozhi-fleet mock-server --listen 127.0.0.1:8443 --tls-cert cert.pem --tls-key key.pem
 
---config reads the [mock] table of a fleet file (delays, worker limits, VAD window).
+--config reads the [mock] table of a fleet file (delays, worker limits, VAD window,
+[[mock.fault]] fault injection). With --tls-cert and --tls-key (PEM) it serves wss://.
 The server runs until stopped; a stop by Ctrl-C, SIGTERM or SIGHUP is its normal end (0).
 
 ", exit_codes!()))]
@@ -272,6 +274,12 @@ pub struct MockArgs {
     /// Fleet file whose [mock] table configures the server.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Serve wss:// with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -117,7 +117,11 @@ async fn mock_server(args: MockArgs) -> anyhow::Result<u8> {
         }
         None => Default::default(),
     };
-    app::mock_server(&args.listen, cfg, app::stop_token()).await?;
+    let mut opts = xiaozhi_fleet::mock::MockOptions::default();
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        opts.tls = Some(xiaozhi_fleet::mock::tls::load(cert, key)?);
+    }
+    app::mock_server_with(&args.listen, cfg, opts, app::stop_token()).await?;
     Ok(0)
 }
 

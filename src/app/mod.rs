@@ -16,7 +16,7 @@ pub use signals::{EXIT_INTERRUPTED, interrupt_token, stop_token};
 use crate::config::{Plan, Target};
 use crate::fleet::{load_clips, run_fleet};
 use crate::metrics::Snapshot;
-use crate::mock::{MockConfig, MockServer};
+use crate::mock::{MockConfig, MockOptions, MockServer};
 use crate::report::{Report, RunContext, render_summary};
 use crate::server::series::{ServerWatch, WatchOptions};
 use std::path::PathBuf;
@@ -63,7 +63,11 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
     let (mock, url) = match &plan.target {
         Target::Url(u) => (None, u.clone()),
         Target::BuiltInMock => {
-            let server = MockServer::start("127.0.0.1:0", plan.mock.clone()).await?;
+            let opts = MockOptions {
+                clips: Some(clips.clone()),
+                ..MockOptions::default()
+            };
+            let server = MockServer::start_with("127.0.0.1:0", plan.mock.clone(), opts).await?;
             let url = server.url();
             eprintln!("No server URL given: using the built-in mock server at {url}");
             (Some(server), url)
@@ -133,7 +137,17 @@ fn expected_length(plan: &Plan) -> Option<Duration> {
 
 /// Serves the mock on `listen` until `shutdown`.
 pub async fn mock_server(listen: &str, cfg: MockConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let server = MockServer::start(listen, cfg)
+    mock_server_with(listen, cfg, MockOptions::default(), shutdown).await
+}
+
+/// Serves the mock on `listen` with `opts` (TLS, clips) until `shutdown`.
+pub async fn mock_server_with(
+    listen: &str,
+    cfg: MockConfig,
+    opts: MockOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let server = MockServer::start_with(listen, cfg, opts)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     eprintln!("xiaozhi mock server listening on {}", server.url());

@@ -106,7 +106,7 @@ pub async fn run_fleet_with(
             .collect(),
         transcript_check: plan
             .transcript_check
-            .max_cer(plan.target == crate::config::Target::BuiltInMock)
+            .max_cer(plan.target == crate::config::Target::BuiltInMock && plan.audio_dir.is_none())
             .map(|max_cer| TranscriptCheck {
                 max_cer,
                 book: clips

@@ -2,6 +2,7 @@
 //! `mock-server --config FILE`), resolved into [`MockConfig`].
 
 use super::burn::BurnThreads;
+use super::fault::{FaultPlan, FaultSettings};
 use super::pacing::DownlinkMode;
 use crate::dist::Dist;
 use crate::units::Span;
@@ -53,6 +54,8 @@ pub struct MockSettings {
     pub token: Option<String>,
     /// `listen detect` texts treated as wake words.
     pub wake_words: Option<Vec<String>>,
+    /// Injected faults (`[[mock.fault]]`); none by default.
+    pub fault: Option<Vec<FaultSettings>>,
 }
 
 /// Resolved mock settings.
@@ -76,6 +79,8 @@ pub struct MockConfig {
     pub mcp: bool,
     pub token: Option<String>,
     pub wake_words: Vec<String>,
+    /// Faults to inject, drawn from `seed`.
+    pub faults: FaultPlan,
 }
 
 impl Default for MockConfig {
@@ -97,6 +102,13 @@ impl MockSettings {
     pub fn resolve(self) -> Result<MockConfig, (String, String)> {
         let d = |s: Option<Span>, ms: u64| s.map(|s| s.0).unwrap_or(Duration::from_millis(ms));
         let workers = |w: Option<usize>| w.filter(|&n| n > 0);
+        let seed = self.seed.unwrap_or(1);
+        let faults = FaultPlan {
+            faults: (self.fault.unwrap_or_default().into_iter().enumerate())
+                .map(|(i, f)| f.resolve().map_err(|(k, m)| (format!("fault[{i}].{k}"), m)))
+                .collect::<Result<_, _>>()?,
+            seed,
+        };
         let cfg = MockConfig {
             asr_delay: d(self.asr_delay, 200),
             llm_delay: d(self.llm_delay, 550),
@@ -108,7 +120,7 @@ impl MockSettings {
                 self.stall_after.unwrap_or(10),
                 d(self.stall, 500),
             )?,
-            seed: self.seed.unwrap_or(1),
+            seed,
             cpu_burn: d(self.cpu_burn, 0),
             cpu_burn_threads: match self.cpu_burn_threads.as_deref().unwrap_or("pool") {
                 "pool" => BurnThreads::Pool,
@@ -130,6 +142,7 @@ impl MockSettings {
             mcp: self.mcp.unwrap_or(true),
             token: self.token.filter(|t| !t.is_empty()),
             wake_words: self.wake_words.unwrap_or_else(|| vec!["你好小智".to_string()]),
+            faults,
         };
         if cfg.sentences == 0 {
             return Err(("sentences".into(), "must be at least 1".into()));
@@ -188,5 +201,50 @@ mod tests {
             ..MockSettings::default()
         };
         assert_eq!(s.resolve().unwrap_err().0, "sentences");
+    }
+}
+
+#[cfg(test)]
+mod fault_tests {
+    use crate::config::FleetFile;
+    use crate::config::plan::{Overrides, Plan};
+    use crate::mock::FaultKind;
+    use crate::mock::fault::Pick;
+
+    const FAULTS: &str = "devices = 1\n\n[mock]\nseed = 7\n\n[[mock.fault]]\nkind = \"close_mid_tts\"\np = 0.05\n\n[[mock.fault]]\nkind = \"reject_upgrade\"\nconnections = [0, 2]\nstatus = 503\n";
+
+    #[test]
+    fn fault_tables_resolve_in_file_order_with_the_mock_seed() {
+        let raw = FleetFile::parse(FAULTS, "f.toml").unwrap();
+        let plan = Plan::from_file(raw, "f.toml", &Overrides::default()).unwrap();
+        let f = &plan.mock.faults;
+        assert_eq!(f.seed, 7);
+        assert_eq!(f.faults[0].kind, FaultKind::CloseMidTts);
+        assert_eq!(f.faults[0].pick, Pick::Probability(0.05));
+        assert_eq!(f.faults[1].status, 503);
+        assert_eq!(f.faults[1].pick, Pick::Indices(vec![0, 2]));
+    }
+
+    #[test]
+    fn unknown_fault_kind_or_key_names_file_and_line() {
+        let text = "[mock]\n[[mock.fault]]\nkind = \"explode\"\np = 0.1\n";
+        let err = FleetFile::parse(text, "f.toml").unwrap_err().to_string();
+        assert!(err.starts_with("f.toml:3:"), "{err}");
+        assert!(err.contains("explode") && err.contains("close_mid_tts"), "{err}");
+        let text = "[mock]\n[[mock.fault]]\nkind = \"no_stt\"\nturn = [3]\n";
+        let err = FleetFile::parse(text, "f.toml").unwrap_err().to_string();
+        assert!(err.starts_with("f.toml:4:"), "{err}");
+        assert!(err.contains("turn"), "{err}");
+    }
+
+    #[test]
+    fn a_key_of_another_kind_is_named_with_its_table() {
+        let text = "[mock]\n[[mock.fault]]\nkind = \"no_stt\"\np = 0.1\n[[mock.fault]]\nkind = \"bad_json\"\np = 0.1\ndelay = \"1s\"\n";
+        let raw = FleetFile::parse(text, "f.toml").unwrap();
+        let err = Plan::from_file(raw, "f.toml", &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mock.fault[1].delay"), "{err}");
+        assert!(err.contains("slow_handshake"), "{err}");
     }
 }

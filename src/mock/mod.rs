@@ -1,38 +1,59 @@
 //! The built-in xiaozhi server: the server side of the protocol, behaving
 //! like the real Python server where PROTOCOL.md describes it (hello, MCP
 //! discovery, VAD end of utterance, `stt` → `tts start` → `llm` → paced
-//! sentences → `tts stop` 420 ms after the last frame, abort, wake words,
-//! idle timeout). Used in-process by `run` and tests, and standalone by
-//! `xiaozhi-fleet mock-server`.
+//! sentences → `tts stop` 420 ms after the last frame, abort, wake words
+//! with the greeting hold and 2 s mute, idle timeout), plus seeded fault
+//! injection (`[[mock.fault]]`). Used in-process by `run` and tests, and
+//! standalone by `xiaozhi-fleet mock-server` (ws:// or wss://).
 //!
-//! `serve(listener, config, shutdown)` accepts connections, one task per
-//! connection; [`MockCounters`] records what the server saw so tests can
-//! compare both sides.
+//! Layout: `core` is each connection's sans-IO state machine; `shell` runs
+//! it over a socket; `accept` is the listener (back-off, handshake timeout,
+//! connection faults, TLS); `reply` the ASR/LLM/TTS worker pools; `hearing`
+//! recognises the bundled clips; `fault` picks and logs faults; `pacing`,
+//! `vad`, `voice_bank`, `burn` are the pure pieces and the CPU burner.
+//! [`MockCounters`] records what the server saw so tests can compare both
+//! sides.
 
-mod answer;
+mod accept;
 mod burn;
 mod config;
+pub mod core;
+pub mod fault;
+pub mod hearing;
 mod pacing;
 mod reply;
-mod session;
+mod shell;
+pub mod tls;
 mod vad;
 mod voice_bank;
 
 pub use burn::BurnThreads;
 pub use config::{MockConfig, MockSettings};
+pub use fault::{FaultKind, FaultLog, FaultSettings, InjectedFault};
+pub use hearing::ClipIndex;
 pub use pacing::{DownlinkMode, DownlinkPacer, Outgoing, PACE, PRE_BUFFER_FRAMES};
+pub use reply::{ReplyEvent, ReplyKind};
 pub use vad::{Vad, VadDecision};
 pub use voice_bank::VoiceBank;
 
+use crate::audio::ClipSet;
 use reply::Stages;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// What the mock saw. Plain atomic counters (no locks): sessions bump them.
+/// A connection that has not finished the WebSocket handshake (TLS
+/// included) this long after it was accepted is closed.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// WebSocket messages (and frames) over this size are refused with close
+/// code 1009, like PY's library (PROTOCOL.md §9.1).
+pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
+
+/// What the mock saw. Plain atomic counters that sessions bump (the fault
+/// log keeps its bounded record list behind a lock; faults are rare).
 #[derive(Debug, Default)]
 pub struct MockCounters {
     /// Upgraded WebSocket connections.
@@ -76,6 +97,19 @@ pub struct MockCounters {
     pub idle_closes: AtomicU64,
     /// Malformed client input (bad JSON shapes, bad framing).
     pub protocol_errors: AtomicU64,
+    /// Uplink frames discarded by the wake-word mute (§13.1).
+    pub muted_frames: AtomicU64,
+    /// Utterances whose audio matched no bundled clip (answered with the
+    /// fallback text).
+    pub unrecognised: AtomicU64,
+    /// Connections closed for not finishing the handshake in time.
+    pub handshake_timeouts: AtomicU64,
+    /// `accept()` errors (e.g. out of file descriptors); the loop backs off.
+    pub accept_errors: AtomicU64,
+    /// Connections closed (1009) for a message over [`MAX_MESSAGE_SIZE`].
+    pub oversized: AtomicU64,
+    /// Faults injected: a count per kind and the first 10,000 records.
+    pub faults: FaultLog,
 }
 
 impl MockCounters {
@@ -99,42 +133,84 @@ pub(crate) struct Shared {
     pub counters: Arc<MockCounters>,
     pub stages: Arc<Stages>,
     pub bank: Arc<VoiceBank>,
+    pub hearing: Arc<ClipIndex>,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub handshake_timeout: Duration,
+}
+
+/// How to run a mock server beyond its `[mock]` settings.
+#[derive(Clone)]
+pub struct MockOptions {
+    /// The clips devices will say, for recognition (default: the bundled ones).
+    pub clips: Option<Arc<ClipSet>>,
+    /// Serve wss:// with this TLS configuration (see [`tls`]).
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Close connections that have not upgraded within this long.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for MockOptions {
+    fn default() -> Self {
+        MockOptions {
+            clips: None,
+            tls: None,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+        }
+    }
 }
 
 /// A running mock server.
 pub struct MockServer {
     pub addr: SocketAddr,
     pub counters: Arc<MockCounters>,
+    tls: bool,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl MockServer {
-    /// Binds `addr` (use port 0 in tests) and starts serving.
+    /// Binds `addr` (use port 0 in tests) and starts serving ws://,
+    /// recognising the bundled clips.
     pub async fn start(addr: &str, cfg: MockConfig) -> std::io::Result<MockServer> {
+        Self::start_with(addr, cfg, MockOptions::default()).await
+    }
+
+    /// Binds `addr` and starts serving with `opts` (the run's clips, TLS,
+    /// handshake timeout).
+    pub async fn start_with(addr: &str, cfg: MockConfig, opts: MockOptions) -> std::io::Result<MockServer> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let counters = Arc::new(MockCounters::default());
         let shutdown = CancellationToken::new();
         let bank = VoiceBank::shared().map_err(std::io::Error::other)?;
+        let hearing = match &opts.clips {
+            Some(set) => Arc::new(ClipIndex::build(set)),
+            None => ClipIndex::embedded().map_err(std::io::Error::other)?,
+        };
+        let tls = opts.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         let shared = Arc::new(Shared {
             stages: Arc::new(Stages::new(&cfg)),
             cfg: Arc::new(cfg),
             counters: counters.clone(),
             bank,
+            hearing,
+            tls,
+            handshake_timeout: opts.handshake_timeout,
         });
-        let task = tokio::spawn(serve(listener, shared, shutdown.clone()));
+        let task = tokio::spawn(accept::serve(listener, shared, shutdown.clone()));
         Ok(MockServer {
             addr,
             counters,
+            tls: opts.tls.is_some(),
             shutdown,
             task,
         })
     }
 
-    /// The URL devices should use.
+    /// The URL devices should use (wss:// when serving TLS).
     pub fn url(&self) -> String {
-        format!("ws://{}/xiaozhi/v1/", self.addr)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}/xiaozhi/v1/", self.addr)
     }
 
     /// Stops accepting, closes sessions and waits for them.
@@ -142,22 +218,4 @@ impl MockServer {
         self.shutdown.cancel();
         let _ = self.task.await;
     }
-}
-
-/// Accepts connections until `shutdown`, one task per connection.
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut sessions = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    let _ = stream.set_nodelay(true);
-                    sessions.spawn(session::run(stream, shared.clone(), shutdown.child_token()));
-                }
-            }
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
-        }
-    }
-    while sessions.join_next().await.is_some() {}
 }

@@ -2,7 +2,8 @@
 //! delays, each behind an optional bounded worker pool, so latency rises
 //! with load the way a CPU-bound container's does. Runs as a task per turn
 //! and reports each stage to the session over a channel; the session owns
-//! the socket and the pacing.
+//! the socket and the pacing. The session's core orders a job
+//! ([`ReplyOrder`]); its shell runs it here.
 
 use super::burn::burn_cpu;
 use super::config::MockConfig;
@@ -17,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 /// What starts an answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplyKind {
-    /// Speech ended (VAD or `listen stop`): ASR, then LLM, then TTS.
-    Speech,
+    /// Speech ended (VAD or `listen stop`): ASR time, then `stt` with this
+    /// text (the session recognised the clip), then LLM, then TTS.
+    Speech(String),
     /// `listen detect` with non-wake-word text: taken as the utterance (no ASR).
     Text(String),
     /// `listen detect` with a wake word: a short greeting.
@@ -106,10 +108,9 @@ async fn pipeline(job: &mut ReplyJob) {
     };
     let cfg = job.cfg.clone();
     let sentences = match &job.kind {
-        ReplyKind::Speech => {
+        ReplyKind::Speech(text) => {
             work(&job.stages.asr, cfg.asr_delay, &cfg).await;
-            let text = "[mock ASR] 语音已识别".to_string();
-            if send(ReplyEvent::Stt(text)).await.is_err() {
+            if send(ReplyEvent::Stt(text.clone())).await.is_err() {
                 return;
             }
             cfg.sentences

@@ -66,22 +66,34 @@ impl Vad {
 
     /// A packet arrived at `now`.
     pub fn packet(&mut self, now: Instant, voiced: bool) -> VadDecision {
+        self.step(now, voiced, true)
+    }
+
+    /// A packet arrived inside the wake-word mute (PROTOCOL.md §13.1): the
+    /// VAD still tracks voice and silence, but the audio is discarded, so
+    /// it adds nothing to the utterance (not even pre-roll).
+    pub fn muted_packet(&mut self, now: Instant, voiced: bool) -> VadDecision {
+        self.step(now, voiced, false)
+    }
+
+    fn step(&mut self, now: Instant, voiced: bool, kept: bool) -> VadDecision {
+        let kept = u32::from(kept);
         if self.manual || voiced {
             if !self.active {
                 self.active = true;
-                self.frames = self.preroll;
+                self.frames = self.preroll * kept;
             }
-            self.frames += 1;
+            self.frames += kept;
             self.last_voice_at = Some(now);
             return VadDecision::Continue;
         }
         match self.last_voice_at.filter(|_| self.active) {
             None => {
-                self.preroll = (self.preroll + 1).min(PREROLL);
+                self.preroll = (self.preroll + kept).min(PREROLL);
                 VadDecision::Continue
             }
             Some(last) => {
-                self.frames += 1;
+                self.frames += kept;
                 if now.saturating_duration_since(last) >= self.window {
                     self.finish()
                 } else {
@@ -169,6 +181,25 @@ mod tests {
         p.extend([true; 10]);
         assert!(feed(&mut vad, Instant::now(), &p).is_empty());
         assert!(vad.in_utterance());
+    }
+
+    #[test]
+    fn muted_packets_track_voice_but_add_no_audio() {
+        let mut vad = Vad::new(Duration::from_millis(300), 15);
+        let t0 = Instant::now();
+        // 20 voiced packets, the first 12 inside the mute, then silence.
+        let mut d = Vec::new();
+        for i in 0..30u32 {
+            let now = t0 + F * i;
+            let voiced = i < 20;
+            d.push(if i < 12 {
+                vad.muted_packet(now, voiced)
+            } else {
+                vad.packet(now, voiced)
+            });
+        }
+        // 8 kept voiced + 5 silent packets up to the end: too short (≤ 15).
+        assert_eq!(d[24], VadDecision::TooShort(13));
     }
 
     #[test]

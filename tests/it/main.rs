@@ -4,6 +4,7 @@
 mod cli;
 mod latency;
 mod load;
+mod mock_server;
 mod playback;
 mod props;
 mod record;
