@@ -18,7 +18,7 @@ use crate::audio::playback::PlaybackConfig;
 use crate::config::Timeouts;
 use crate::config::{GroupPlan, IdleForm, StartBy};
 use crate::metrics::collector::EventSender;
-use crate::metrics::{Event, Failure, Tally, TurnOutcome, TurnRecord};
+use crate::metrics::{Event, Failure, FailureKind, Tally, TurnOutcome, TurnRecord};
 use crate::protocol::{DeviceIdentity, ListenMode, ProtocolVersion};
 use bytes::Bytes;
 use rand::Rng;
@@ -145,7 +145,7 @@ impl Device {
     async fn connect(&mut self) -> Result<(), Failure> {
         let opened = tokio::select! {
             r = connect::open(&self.ctx.settings, &self.ctx.identity) => r,
-            _ = self.ctx.cancel.cancelled() => return Err(Failure::new(crate::metrics::FailureKind::Connect, "cancelled")),
+            _ = self.ctx.cancel.cancelled() => return Err(Failure::new(FailureKind::Connect, "cancelled")),
         };
         let opened = opened.inspect_err(|f| {
             tracing::debug!(device = %self.ctx.identity.device_id, kind = f.kind.as_str(), detail = %f.detail, "connect failed");
@@ -168,7 +168,7 @@ impl Device {
                 tracing::debug!(device = %self.ctx.identity.device_id, kind = f.kind.as_str(), detail = %f.detail, "hello failed");
                 Err(f)
             }
-            _ => Err(Failure::new(crate::metrics::FailureKind::Connect, "cancelled")),
+            _ => Err(Failure::new(FailureKind::Connect, "cancelled")),
         }
     }
 
@@ -266,8 +266,19 @@ impl Device {
             } else {
                 // A user who interrupts speaks again at once.
                 think_next = end.record.outcome != TurnOutcome::Interrupted;
+                let gave_up = matches!(
+                    end.record.outcome,
+                    TurnOutcome::Failed(FailureKind::NoReply | FailureKind::ReplyTimeout)
+                );
                 self.report_turn(end, true).await;
                 turn_no += 1;
+                if gave_up && !lost {
+                    // A user who gets no answer presses the button: the
+                    // firmware closes the connection, and the next press
+                    // opens a new one (PROTOCOL.md §8.3). A late answer on
+                    // the old session can then never reach the next turn.
+                    self.hang_up().await;
+                }
             }
             attempt = if lost { attempt + 1 } else { 0 };
         }
