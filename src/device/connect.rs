@@ -46,18 +46,8 @@ pub(crate) async fn open(settings: &DeviceSettings, identity: &DeviceIdentity) -
     let (host, port) = host_port(&request)?;
     let started = Instant::now();
     tracing::debug!(device = %identity.device_id, %host, port, "connecting");
-    let addr = resolve(&host, port, limit).await?;
-    let tcp = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
-        Err(_) => {
-            let d = format!(
-                "timed out after {} connecting to {addr}",
-                humantime::format_duration(limit)
-            );
-            return Err(fail(FailureKind::Connect, d));
-        }
-        Ok(Err(e)) => return Err(fail(FailureKind::Connect, format!("{addr}: {e}"))),
-        Ok(Ok(s)) => s,
-    };
+    let addrs = resolve(&host, port, limit).await?;
+    let tcp = tcp_connect(&addrs, limit).await?;
     let _ = tcp.set_nodelay(true);
     let connector = match (request.uri().scheme_str(), &settings.tls) {
         (Some("wss"), Some(tls)) => Connector::Rustls(tls.clone()),
@@ -95,15 +85,41 @@ fn host_port(request: &http::Request<()>) -> Result<(String, u16), Failure> {
     Ok((host, port))
 }
 
-async fn resolve(host: &str, port: u16, limit: Duration) -> Result<SocketAddr, Failure> {
+async fn resolve(host: &str, port: u16, limit: Duration) -> Result<Vec<SocketAddr>, Failure> {
     let lookup = tokio::net::lookup_host((host, port));
-    match tokio::time::timeout(limit, lookup).await {
-        Err(_) => Err(fail(FailureKind::Connect, format!("DNS lookup of {host} timed out"))),
-        Ok(Err(e)) => Err(fail(FailureKind::Connect, format!("DNS lookup of {host} failed: {e}"))),
-        Ok(Ok(mut addrs)) => addrs
-            .next()
-            .ok_or_else(|| fail(FailureKind::Connect, format!("DNS lookup of {host} found no address"))),
+    let addrs: Vec<SocketAddr> = match tokio::time::timeout(limit, lookup).await {
+        Err(_) => return Err(fail(FailureKind::Connect, format!("DNS lookup of {host} timed out"))),
+        Ok(Err(e)) => return Err(fail(FailureKind::Connect, format!("DNS lookup of {host} failed: {e}"))),
+        Ok(Ok(addrs)) => addrs.collect(),
+    };
+    if addrs.is_empty() {
+        return Err(fail(
+            FailureKind::Connect,
+            format!("DNS lookup of {host} found no address"),
+        ));
     }
+    Ok(addrs)
+}
+
+/// Tries each address in turn (`localhost` may resolve to ::1 first while
+/// the server listens on 127.0.0.1), within `limit` for all of them.
+async fn tcp_connect(addrs: &[SocketAddr], limit: Duration) -> Result<TcpStream, Failure> {
+    let deadline = Instant::now() + limit;
+    let mut last = String::new();
+    for addr in addrs {
+        match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+            Err(_) => {
+                let d = format!(
+                    "timed out after {} connecting to {addr}",
+                    humantime::format_duration(limit)
+                );
+                return Err(fail(FailureKind::Connect, d));
+            }
+            Ok(Err(e)) => last = format!("{addr}: {e}"),
+            Ok(Ok(s)) => return Ok(s),
+        }
+    }
+    Err(fail(FailureKind::Connect, last))
 }
 
 /// Why the upgrade failed: an HTTP status is `handshake` (with the start

@@ -2,6 +2,7 @@
 //! the in-process mock on a paused clock, and the real binary's CLI.
 
 mod cli;
+mod console;
 mod faults;
 mod latency;
 mod load;
