@@ -4,7 +4,7 @@
 //! (hello, `listen`, paced 60 ms Opus packets, TTS playback) against a
 //! xiaozhi server, so the server does its real ASR → LLM → TTS work, and the
 //! fleet measures what a user would feel: time to first audio, turn time and
-//! (later) stutter. A built-in mock server speaks the server side the same
+//! stutter. A built-in mock server speaks the server side the same
 //! way, for demos, tests and for separating server overhead from slow AI
 //! providers.
 //!
@@ -13,15 +13,22 @@
 //! - [`config`]: fleet file (TOML) → validated [`config::Plan`].
 //! - [`protocol`]: typed JSON messages, binary framing, handshake headers, Opus TOC.
 //! - [`audio`]: clip loading and Opus encoding, the voiced-packet rule, the uplink pacer.
-//! - [`device`]: one virtual device: identity, connection, turns.
+//! - [`device`]: one virtual device: the protocol as a sans-IO core (turns,
+//!   attribution of every message, failures with their reasons), its async
+//!   shell, connecting (TCP, TLS, upgrade), conversations and reconnects.
 //! - [`fleet`]: ramp, spawning, run deadline and cancellation.
 //! - [`metrics`]: per-turn events, the collector that owns all histograms, snapshots.
 //! - [`report`]: JSON report and the console summary.
-//! - [`mock`]: the built-in xiaozhi server.
+//! - [`mock`]: the built-in xiaozhi server: a sans-IO session core (VAD,
+//!   answers, PY's pacing, the wake-word hold, injected faults) and its shell.
 //! - [`providers`]: stand-ins for a real server's AI providers (LLM, TTS, ASR).
 //! - [`server`]: watching the server under test (`/proc`, cgroups, Docker).
 //! - [`dist`]: seeded duration distributions (think time, TTS delays).
 //! - [`units`]: parsing of durations and rates as operators write them.
+//! - [`app`]: the commands behind the CLI (run, mock-server, validate,
+//!   capacity, providers), signals, logging and output files.
+//! - [`capacity`]: the capacity search, SLOs and the sizing verdict.
+//! - [`record`]: recordings (WAV + timeline) of the turns worth hearing.
 
 pub mod app;
 pub mod audio;

@@ -198,3 +198,12 @@ async fn wss_with_a_self_signed_certificate_passes_with_ca_cert_and_fails_clearl
     mock.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_wrong_token_shows_what_the_server_said() {
+    let text = "devices = 1\nturns = 1\nseed = 37\ntoken = \"wrong\"\n\n[mock]\ntoken = \"right\"\n";
+    let (out, mock) = run_against_mock(&plan(text)).await;
+    let console = render_summary(&report(&out, &mock.url(), 1));
+    assert!(console.contains("the server said \"认证失败\""), "{console}");
+    mock.stop().await;
+}
