@@ -36,6 +36,8 @@ pub struct Known {
 #[derive(Debug, Default)]
 pub struct ClipIndex {
     transcripts: Vec<String>,
+    /// Voiced packets in each clip.
+    voiced: Vec<u32>,
     packets: HashMap<Bytes, Known>,
 }
 
@@ -50,17 +52,22 @@ impl ClipIndex {
                 voiced: false,
             },
         );
+        let mut voiced_per_clip = vec![0; set.clips.len()];
         for (i, clip) in set.clips.iter().enumerate() {
             let mut ear = VoiceDetector::new();
             ear.is_voiced(&set.silence);
             ear.is_voiced(&set.silence);
             for p in clip.packets.iter() {
                 let voiced = ear.is_voiced(p);
-                packets.entry(p.clone()).or_insert(Known { clip: Some(i), voiced });
+                let known = *packets.entry(p.clone()).or_insert(Known { clip: Some(i), voiced });
+                if known.clip == Some(i) && known.voiced {
+                    voiced_per_clip[i] += 1;
+                }
             }
         }
         ClipIndex {
             transcripts: set.clips.iter().map(|c| c.transcript.clone()).collect(),
+            voiced: voiced_per_clip,
             packets,
         }
     }
@@ -91,6 +98,23 @@ impl ClipIndex {
         clip.and_then(|c| self.transcripts.get(c))
             .cloned()
             .unwrap_or_else(|| FALLBACK_TRANSCRIPT.to_string())
+    }
+
+    /// What `stt` says when only `heard` of the clip's voiced packets
+    /// reached the recogniser (the rest muted after a wake word, §13.1): the
+    /// end of the transcript in proportion, as an ASR that missed the start
+    /// would say it. Whole clips get the whole transcript.
+    pub fn heard_transcript(&self, clip: Option<usize>, heard: u32) -> String {
+        let full = self.transcript(clip);
+        let Some(total) = clip.and_then(|c| self.voiced.get(c)).copied() else {
+            return full;
+        };
+        if heard >= total || total == 0 {
+            return full;
+        }
+        let chars: Vec<char> = full.chars().collect();
+        let keep = ((chars.len() as u64 * u64::from(heard)).div_ceil(u64::from(total)) as usize).max(1);
+        chars[chars.len() - keep.min(chars.len())..].iter().collect()
     }
 
     /// Another clip's transcript than the one heard (cross-talk).
@@ -134,6 +158,11 @@ impl Tally {
         (n > 0 && 2 * n > self.voiced).then_some(clip)
     }
 
+    /// Voiced packets of `clip` in the utterance.
+    pub fn count(&self, clip: Option<usize>) -> u32 {
+        clip.and_then(|c| self.per_clip.get(c)).copied().unwrap_or(0)
+    }
+
     pub fn clear(&mut self) {
         self.per_clip.clear();
         self.voiced = 0;
@@ -159,11 +188,30 @@ mod tests {
             }
             assert_eq!(tally.heard(), Some(i), "{}", clip.name);
             assert_eq!(index.transcript(tally.heard()), clip.transcript);
+            let whole = tally.count(Some(i));
+            assert_eq!(index.heard_transcript(Some(i), whole), clip.transcript);
             assert_ne!(index.other_transcript(Some(i)), clip.transcript);
             // The last packet is voiced, as the session's decoder hears it.
             let last = clip.packets.last().unwrap();
             assert!(index.lookup(last).unwrap().voiced, "{}", clip.name);
         }
+    }
+
+    #[test]
+    fn a_clip_heard_in_part_gets_the_end_of_its_transcript_in_proportion() {
+        let set = ClipSet::embedded().unwrap();
+        let index = ClipIndex::build(&set);
+        let i = set
+            .clips
+            .iter()
+            .position(|c| c.transcript == "一加一等于几")
+            .expect("bundled clip");
+        let total = index.voiced[i];
+        assert!(total >= 6, "{total}");
+        // About half the voiced packets: the last three of six characters.
+        assert_eq!(index.heard_transcript(Some(i), total / 2), "等于几");
+        assert_eq!(index.heard_transcript(Some(i), 1), "几");
+        assert_eq!(index.heard_transcript(None, 3), FALLBACK_TRANSCRIPT);
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! Stray messages are counted by type and never turned into a latency.
 
 use super::link::excerpt;
-use super::turn::{Phase, Sentence};
+use super::turn::{Phase, Sentence, WAKE_MUTE_GUARD};
 use super::{DeviceCore, Link, Output};
 use crate::audio::playback::FrameFate;
 use crate::device::transcript::Heard;
@@ -183,7 +183,24 @@ impl DeviceCore {
         };
         let Some(t) = self.turn.as_mut() else { return };
         let Some(clip) = t.spec.clip.as_ref() else { return };
-        let verdict = match check.judge(heard, &clip.transcript) {
+        let judged = check.judge(heard, &clip.transcript);
+        if judged == Heard::Right {
+            return;
+        }
+        // Speech that began inside the real server's post-greeting mute was
+        // cut (PROTOCOL.md §13.1): the wrong words are the mute's doing.
+        if let Some(stop) = t.after_greeting
+            && t.speech_at < stop + WAKE_MUTE_GUARD
+        {
+            let detail = format!(
+                "speech began {} ms after the greeting's tts stop, inside the server's 2 s wake-word mute; it heard only \"{}\"",
+                (t.speech_at - stop).as_millis(),
+                excerpt(heard)
+            );
+            t.verdict.get_or_insert((FailureKind::MutedAfterWake, detail));
+            return;
+        }
+        let verdict = match judged {
             Heard::Right => return,
             Heard::OtherDevice { clip: other, .. } => (
                 FailureKind::CrossTalk,

@@ -79,6 +79,7 @@ impl SessionCore {
         let index = self.utterance;
         self.utterance += 1;
         let clip = self.tally.heard();
+        let heard = self.tally.count(clip);
         self.tally.clear();
         if clip.is_none() {
             MockCounters::bump(&self.p.counters.unrecognised);
@@ -100,7 +101,7 @@ impl SessionCore {
             _ => {}
         }
         self.set_turn_open(true);
-        let text = self.p.hearing.transcript(clip);
+        let text = self.p.hearing.heard_transcript(clip, heard);
         self.start_reply(ReplyKind::Speech(text), Some((index, clip)), fault);
     }
 }

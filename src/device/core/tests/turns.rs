@@ -144,6 +144,29 @@ fn speech_inside_the_post_greeting_mute_without_reply_is_muted_after_wake() {
 }
 
 #[test]
+fn speech_cut_by_the_post_greeting_mute_is_muted_after_wake_when_the_words_are_checked() {
+    let mut s = settings();
+    s.transcript_check = check(0.2, &[("a", "一加一等于几")]);
+    let mut h = Harness::connected(s);
+    let mut greeting = spec(None, ListenMode::Auto, 0);
+    greeting.detect = Some("你好小智".into());
+    h.start(100, greeting);
+    h.text(400, r#"{"type":"tts","state":"start"}"#);
+    h.frames(600, 1);
+    h.text(1020, r#"{"type":"tts","state":"stop"}"#);
+    // Think 500 ms (9 packets): speech from 1560, end of speech 2700.
+    h.start(1020, spec(Some(clip("a", "一加一等于几", 20)), ListenMode::Auto, 500));
+    h.text(3200, r#"{"type":"stt","text":"等于几"}"#);
+    h.text(3200, r#"{"type":"tts","state":"start"}"#);
+    h.frames(3400, 1);
+    h.text(3880, r#"{"type":"tts","state":"stop"}"#);
+    let (kind, detail) = failed(&h.ends[1].1);
+    assert_eq!(kind, FailureKind::MutedAfterWake);
+    assert!(detail.contains("540 ms after") && detail.contains("等于几"), "{detail}");
+    assert_eq!(h.ends[1].1.record.stt, ms(500));
+}
+
+#[test]
 fn speech_after_the_mute_without_reply_is_plain_no_reply() {
     let h = wake_word(2500, None);
     let (kind, _) = failed(&h.ends[1].1);
