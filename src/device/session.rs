@@ -379,22 +379,9 @@ impl Device {
     /// A turn that could not get a connection.
     async fn failed_before_turn(&mut self, turn_no: u32, f: Failure) {
         let record = TurnRecord {
-            device: self.ctx.index,
-            conversation: self.conversation,
-            turn: turn_no,
-            clip: String::new(),
             outcome: TurnOutcome::Failed(f.kind),
             detail: Some(f.detail),
-            stt: None,
-            llm: None,
-            tts_start: None,
-            first_audio: None,
-            turn_time: None,
-            first_play: None,
-            frames_received: 0,
-            think_frames: 0,
-            uplink_frames: 0,
-            playback: None,
+            ..TurnRecord::new(self.ctx.index, self.conversation, turn_no, "")
         };
         self.ctx
             .events

@@ -148,6 +148,30 @@ pub struct TurnRecord {
     pub playback: Option<TurnPlayback>,
 }
 
+impl TurnRecord {
+    /// A turn with nothing measured yet (outcome `completed` until told otherwise).
+    pub fn new(device: u32, conversation: u32, turn: u32, clip: &str) -> TurnRecord {
+        TurnRecord {
+            device,
+            conversation,
+            turn,
+            clip: clip.to_string(),
+            outcome: TurnOutcome::Completed,
+            detail: None,
+            stt: None,
+            llm: None,
+            tts_start: None,
+            first_audio: None,
+            turn_time: None,
+            first_play: None,
+            frames_received: 0,
+            think_frames: 0,
+            uplink_frames: 0,
+            playback: None,
+        }
+    }
+}
+
 /// Stray-message types, as the report's `turns.stray_messages` names them.
 pub const STRAY_STT: &str = "stt";
 pub const STRAY_LLM: &str = "llm";

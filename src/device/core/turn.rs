@@ -166,23 +166,10 @@ impl Turn {
 }
 
 fn new_record(index: u32, spec: &TurnSpec, think_frames: u64) -> TurnRecord {
+    let clip = spec.clip.as_ref().map_or("(greeting)", |c| c.name.as_str());
     TurnRecord {
-        device: index,
-        conversation: spec.conversation,
-        turn: spec.turn_no,
-        clip: spec.clip.as_ref().map_or("(greeting)", |c| c.name.as_str()).to_string(),
-        outcome: TurnOutcome::Completed,
-        detail: None,
-        stt: None,
-        llm: None,
-        tts_start: None,
-        first_audio: None,
-        turn_time: None,
-        first_play: None,
-        frames_received: 0,
         think_frames,
-        uplink_frames: 0,
-        playback: None,
+        ..TurnRecord::new(index, spec.conversation, spec.turn_no, clip)
     }
 }
 
