@@ -23,6 +23,10 @@ fn duration(s: &str) -> Result<Duration, String> {
   xiaozhi-fleet run --speakers 10 --duration 2m --url ws://192.168.1.20:8000/xiaozhi/v1/
   xiaozhi-fleet run fleets/steps-10-20-40.toml --report steps.json
   xiaozhi-fleet run fleets/ten-speakers.toml --url ws://10.0.0.5:8000/xiaozhi/v1/
+  xiaozhi-fleet run --speakers 10 --duration 2m --slo 'first_audio.p95<=1.5s' --report r.html --report r.csv
+  xiaozhi-fleet run --duration 5m --dashboard 127.0.0.1:8089 --prometheus 127.0.0.1:9464
+  xiaozhi-fleet report r.json --report r.html
+  xiaozhi-fleet merge a.json b.json -o all.json --report all.html
   xiaozhi-fleet mock-server --listen 127.0.0.1:8000
   xiaozhi-fleet validate fleets/smoke.toml"
 )]
@@ -41,10 +45,16 @@ pub enum Command {
   xiaozhi-fleet run fleets/steps-10-20-40.toml --report steps.json
   xiaozhi-fleet run fleets/ten-speakers.toml --url ws://192.168.1.20:8000/xiaozhi/v1/
   xiaozhi-fleet run fleets/stutter-repro.toml --record worst=3 --report r.json
+  xiaozhi-fleet run --speakers 10 --duration 2m --slo 'first_audio.p95<=1.5s' --slo 'stutter_ratio<=0.01'
+  xiaozhi-fleet run --duration 10m --report r.json --report r.csv --report r.html --report r.md
+  xiaozhi-fleet run --duration 5m --dashboard 127.0.0.1:8089 --prometheus 127.0.0.1:9464
 
 With no URL (flag or fleet file), the built-in mock server is started on
-127.0.0.1. Exit codes: 0 done, 2 error (bad config, nothing could connect),
-130 interrupted (the report is still written).")]
+127.0.0.1. Report formats by extension: .json, .csv (one row per turn,
+written as turns finish), .html (charts, opens offline), .md/.txt (the
+summary). Exit codes: 0 done and every SLO passed, 1 an SLO failed,
+2 error (bad config, nothing could connect), 130 interrupted (the reports
+are still written).")]
     Run(RunArgs),
     /// Run the built-in xiaozhi mock server.
     #[command(after_help = "Examples:
@@ -65,6 +75,17 @@ Each stage holds N speakers (closed loop): ramp, reset, measure --stage-duration
 the SLOs. The search doubles N while stages pass, then bisects. Exit code 1 when the
 verdict is INSUFFICIENT or the target fails its SLOs.")]
     Capacity(CapacityArgs),
+    /// Re-render a saved JSON report (run, capacity or merged) in other formats.
+    #[command(after_help = "Examples:
+  xiaozhi-fleet report r.json --report r.html
+  xiaozhi-fleet report capacity.json --report capacity.html --report capacity.md")]
+    Report(ReportArgs),
+    /// Merge run reports from several machines (shards of one test) exactly:
+    /// counts add, percentiles come from the merged histograms, series are
+    /// aligned on wall-clock time.
+    #[command(after_help = "Example:
+  xiaozhi-fleet merge host1.json host2.json host3.json -o all.json --report all.html")]
+    Merge(MergeArgs),
     /// Check a fleet file and print the resolved plan (exit 2 if invalid).
     #[command(after_help = "Example:\n  xiaozhi-fleet validate fleets/smoke.toml")]
     Validate {
@@ -95,9 +116,20 @@ pub struct RunArgs {
     /// Seed for device ids, clip choice and schedules.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Write the report here (.json = JSON, else text); repeatable.
+    /// Write a report here, format by extension: .json, .csv (one row per
+    /// turn, streamed), .html, .md, .txt; repeatable.
     #[arg(long)]
     pub report: Vec<PathBuf>,
+    /// An SLO gate such as first_audio.p95<=1.5s or stutter_ratio<=0.01
+    /// (exit 1 when one fails); repeatable; replaces the fleet file's [[slo]].
+    #[arg(long)]
+    pub slo: Vec<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics during the run, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus: Option<String>,
+    /// Serve a live web dashboard at http://ADDR/ during the run, e.g. 127.0.0.1:8089.
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<String>,
     /// Keep WAV + timeline of turns: worst=N (stuttered worst, then slowest)
     /// or device=ID (every turn of one device); repeatable.
     #[arg(long, value_parser = record_rule)]
@@ -160,11 +192,34 @@ pub struct CapacityArgs {
     /// Safety cap on speakers.
     #[arg(long, default_value_t = 1000)]
     pub max_speakers: u32,
-    /// Write the JSON report here; repeatable.
+    /// Write a report here, format by extension: .json, .html (knee curve),
+    /// .csv (one row per stage), .md, .txt; repeatable.
     #[arg(long)]
     pub report: Vec<PathBuf>,
     #[command(flatten)]
     pub watch: WatchArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A JSON report written by run, capacity or merge.
+    pub input: PathBuf,
+    /// Write it here, format by extension (.html, .md, .txt, .json; .csv for capacity); repeatable.
+    #[arg(long, required = true)]
+    pub report: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// JSON run reports to merge (two or more).
+    #[arg(required = true, num_args = 2..)]
+    pub inputs: Vec<PathBuf>,
+    /// The merged JSON report.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Also write the merged report in other formats (.html, .md, .txt); repeatable.
+    #[arg(long)]
+    pub report: Vec<PathBuf>,
 }
 
 fn size_mb(s: &str) -> Result<f64, String> {

@@ -9,10 +9,12 @@ mod describe;
 pub use describe::describe_plan;
 
 use crate::config::{Plan, Target};
-use crate::fleet::{load_clips, run_fleet};
+use crate::fleet::{Hooks, load_clips, run_fleet_observed};
 use crate::metrics::Snapshot;
 use crate::mock::{MockConfig, MockServer};
 use crate::record::{Recording, write_recording};
+use crate::report::format::Format;
+use crate::report::outputs::{LiveAddresses, OutputOptions, RunOutputs};
 use crate::report::{Report, RunContext, render_summary};
 use crate::server::series::{ServerWatch, WatchOptions};
 use std::path::PathBuf;
@@ -28,6 +30,12 @@ pub struct RunOptions {
     pub quiet: bool,
     /// The server to watch beside the fleet.
     pub watch: WatchOptions,
+    /// SLO gates (`--slo`, `[[slo]]`); none = no verdict.
+    pub slos: Vec<crate::capacity::slo::Slo>,
+    /// `--prometheus ADDR`.
+    pub prometheus: Option<String>,
+    /// `--dashboard ADDR`.
+    pub dashboard: Option<String>,
 }
 
 /// How a run ended, for the exit code.
@@ -54,9 +62,11 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
     eprintln!("Running {} devices from {} against {url}", plan.devices, plan.name);
     let server_watch = (!opts.watch.targets.is_empty()).then(|| ServerWatch::start(opts.watch.clone()));
     let (snap_tx, snap_rx) = watch::channel(Snapshot::default());
+    let (mut outputs, observers) = RunOutputs::start(&opts.outputs(), snap_rx.clone(), server_watch).await?;
+    print_live_addresses(&outputs.addresses);
     let progress =
         (!opts.quiet).then(|| tokio::spawn(crate::report::live::show_progress(snap_rx, expected_length(plan))));
-    let outcome = run_fleet(plan, &url, &clips, interrupt, snap_tx).await?;
+    let outcome = run_fleet_observed(plan, &url, &clips, interrupt, snap_tx, Hooks::default(), observers).await?;
     if let Some(p) = progress {
         let _ = p.await;
     }
@@ -72,7 +82,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
     };
     let nothing_connected = outcome.metrics.connections == 0;
     let mut report = Report::build(&ctx, &outcome);
-    if let Some(w) = server_watch {
+    outputs.finish(&mut report).await;
+    if let Some(w) = outputs.take_server_watch().await {
         let srv = w.finish().await;
         for (st, m) in report.stages.iter_mut().zip(&outcome.metrics.stages) {
             st.server = Some(srv.window(m.started_at_s, m.started_at_s + m.duration_s));
@@ -81,16 +92,42 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
     }
     report.recordings = write_recordings(plan, &outcome.metrics.recorded)?;
     print!("{}", render_summary(&report));
-    for path in &opts.reports {
+    if !opts.slos.is_empty() {
+        let verdict = crate::report::slo::check(&opts.slos, &crate::report::slo::measure(&report));
+        print!("{}", crate::report::slo::render(&verdict));
+        report.slo = Some(verdict);
+    }
+    for path in opts.reports.iter().filter(|p| Format::of(p).ok() != Some(Format::Csv)) {
         report
             .write(path)
             .map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", path.display()))?;
         eprintln!("report written to {}", path.display());
     }
+    outputs.close(&report).await;
     Ok(RunResult {
         report,
         nothing_connected,
     })
+}
+
+impl RunOptions {
+    fn outputs(&self) -> OutputOptions {
+        OutputOptions {
+            reports: self.reports.clone(),
+            prometheus: self.prometheus.clone(),
+            dashboard: self.dashboard.clone(),
+            slos: self.slos.clone(),
+        }
+    }
+}
+
+fn print_live_addresses(a: &LiveAddresses) {
+    if let Some(addr) = a.prometheus {
+        eprintln!("Prometheus metrics at http://{addr}/metrics");
+    }
+    if let Some(addr) = a.dashboard {
+        eprintln!("Live dashboard at http://{addr}/");
+    }
 }
 
 /// Writes the kept turns' WAVs and timelines into the run directory.

@@ -2,8 +2,21 @@
 //! written as JSON (the contract other tools read; names fixed) or as the
 //! console summary table. The format is picked by the file extension.
 
+pub mod chart;
+pub mod csv;
+pub mod dashboard;
+pub mod exact;
+pub mod feed;
+pub mod format;
+pub mod html;
 pub mod live;
+pub mod merge;
+pub mod outputs;
+pub mod prometheus;
+pub mod slo;
 mod text;
+pub mod timeline;
+pub mod view;
 
 pub use text::{render_status, render_summary};
 
@@ -36,6 +49,13 @@ pub struct Report {
     pub server: Option<crate::server::series::ServerReport>,
     /// Files written for `--record` (empty when not recording).
     pub recordings: Vec<crate::record::Recording>,
+    /// The SLO verdict (`--slo`, `[[slo]]`); absent when none was set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo: Option<slo::SloVerdict>,
+    /// Latency, turns and stutter second by second (see [`timeline`]).
+    pub latency_series: Vec<timeline::LatencyPoint>,
+    /// Every percentile object above, losslessly (see [`exact`]).
+    pub histograms: BTreeMap<String, crate::metrics::LatencyHistogram>,
 }
 
 /// What users heard: the modelled decode queue of every device.
@@ -124,6 +144,8 @@ pub struct StageReport {
     pub playback: PlaybackSection,
     /// The server during this window (when watched).
     pub server: Option<crate::server::summary::ServerSummary>,
+    /// This window's percentile objects, losslessly (see [`exact`]).
+    pub histograms: BTreeMap<String, crate::metrics::LatencyHistogram>,
 }
 
 /// Facts about the run that the metrics do not hold.
@@ -219,23 +241,24 @@ impl Report {
                     latency_ms: latency_of(&st.metrics),
                     playback: playback_of(&st.metrics),
                     server: None,
+                    histograms: exact::histograms_of(&st.metrics),
                 })
                 .collect(),
             series: m.series.clone(),
             server: None,
             recordings: Vec::new(),
+            slo: None,
+            latency_series: Vec::new(),
+            histograms: {
+                let mut h = exact::histograms_of(m);
+                h.insert(exact::SEND_LAG.to_string(), m.tally.send_lag.clone());
+                h
+            },
         }
     }
 
-    /// Writes the report; `.json` → JSON, anything else → the text summary.
+    /// Writes the report in the format its extension names (see [`format`]).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let body = match path.extension().and_then(|e| e.to_str()) {
-            Some("json") => serde_json::to_string_pretty(self).map_err(std::io::Error::other)? + "\n",
-            _ => render_summary(self),
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(path, body)
+        format::write_run(self, path)
     }
 }

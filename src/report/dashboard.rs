@@ -1,0 +1,117 @@
+//! `--dashboard ADDR`: a live web page of the run, as k6 and Locust users
+//! expect. `/` is one embedded page (no external assets); `/events` pushes
+//! the state every second as server-sent events; `/state` is the latest
+//! state as JSON. The state is built from the live [`Feed`] by
+//! [`state_of`], from the same metrics as the report, so the page's last
+//! numbers are the report's.
+
+use super::feed::{Feed, RunStatus, ServerLive};
+use super::slo::check;
+use super::{latency_of, playback_of, turns_of};
+use crate::metrics::{Metrics, Snapshot};
+use axum::Router;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use futures_util::Stream;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The page (HTML, CSS and script in one file, embedded in the binary).
+pub const PAGE: &str = include_str!("dashboard.html");
+
+/// The state the page shows.
+pub fn state_of(snap: &Snapshot, server: &ServerLive, status: &RunStatus) -> Value {
+    let empty = Metrics::default();
+    let m = snap.metrics.as_deref().unwrap_or(&empty);
+    let fa = latency_of(m).remove("first_audio").unwrap_or_default();
+    let turns = turns_of(m);
+    let playback = playback_of(m);
+    let verdict = (!status.slos.is_empty()).then(|| {
+        let measure = crate::capacity::slo::StageMeasure {
+            latency_ms: latency_of(m),
+            stutter_ratio: playback.stutter_ratio,
+            failed_ratio: turns.failed_ratio,
+            turns_completed: turns.completed,
+        };
+        check(&status.slos, &measure)
+    });
+    json!({
+        "phase": status.phase,
+        "elapsed_s": snap.elapsed.as_secs_f64(),
+        "stage": snap.stage.clone().or(status.step.clone()),
+        "connected": snap.connected,
+        "speakers": snap.talking,
+        "turns_per_sec": snap.turns_per_sec,
+        "turns": turns,
+        "first_audio_ms": fa,
+        "first_audio_p95_recent_ms": snap.first_audio_p95_ms,
+        "stutter_ratio": playback.stutter_ratio,
+        "send_lag_p99_ms": snap.send_lag_p99_ms,
+        "generator_valid": status.generator_valid,
+        "server": server.watched.then(|| json!({
+            "cpu_cores": server.cpu_cores,
+            "memory_mb": server.memory_mb,
+            "cpu_allotment": server.cpu_allotment,
+            "memory_limit_mb": server.memory_limit_mb,
+            "restarts": server.restarts,
+            "oom_kills": server.oom_kills,
+        })),
+        "verdict": verdict,
+    })
+}
+
+fn current(feed: &Feed) -> Value {
+    state_of(&feed.fleet.borrow(), &feed.server.borrow(), &feed.status.borrow())
+}
+
+/// One event per fleet snapshot or status change; the last one is named
+/// `final` and sent once the status writer is gone (the run and its report
+/// are done), then the stream ends.
+fn events(feed: Feed) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures_util::stream::unfold((feed, true, false), |(mut feed, first, done)| async move {
+        if done {
+            return None;
+        }
+        let mut finished = false;
+        if !first {
+            let fleet_open = feed.fleet.has_changed().is_ok();
+            tokio::select! {
+                r = feed.fleet.changed(), if fleet_open => { let _ = r; }
+                r = feed.status.changed() => finished = r.is_err(),
+            }
+        }
+        let kind = if finished { "final" } else { "state" };
+        let event = Event::default().event(kind).data(current(&feed).to_string());
+        Some((Ok(event), (feed, false, finished)))
+    })
+}
+
+async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+async fn state(State(feed): State<Feed>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], current(&feed).to_string())
+}
+
+async fn sse(State(feed): State<Feed>) -> impl IntoResponse {
+    Sse::new(events(feed)).keep_alive(KeepAlive::default())
+}
+
+/// Serves the dashboard on `listener` until `shutdown` (open event streams
+/// end by themselves when the run's status writer is dropped).
+pub async fn serve(listener: TcpListener, feed: Feed, shutdown: CancellationToken) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/", get(page))
+        .route("/state", get(state))
+        .route("/events", get(sse))
+        .with_state(feed);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
