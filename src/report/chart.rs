@@ -31,11 +31,12 @@ pub struct Level {
     pub to: Option<f64>,
 }
 
-/// A marked point: a stage that passed (green) or failed (red).
+/// A marked point: a stage that passed (green), failed (red) or could not
+/// be judged (grey, `None`).
 pub struct Marker {
     pub x: f64,
     pub y: f64,
-    pub passed: bool,
+    pub passed: Option<bool>,
 }
 
 /// A line chart over time (or over speakers).
@@ -150,7 +151,11 @@ impl Chart {
             }
         }
         chart.draw_series(self.markers.iter().map(|m| {
-            let c = if m.passed { GREEN } else { RED };
+            let c = match m.passed {
+                Some(true) => GREEN,
+                Some(false) => RED,
+                None => GREY,
+            };
             Circle::new((m.x, m.y), 6, c.filled())
         }))?;
         chart

@@ -279,14 +279,53 @@ pub fn render(r: &Registry) -> String {
     out
 }
 
-async fn metrics(State(r): State<Arc<Registry>>) -> impl IntoResponse {
-    (
-        [(
-            CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        render(&r),
-    )
+/// The same exposition in the classic text format (0.0.4), for scrapers
+/// that do not ask for OpenMetrics (curl, `promtool check metrics`): a
+/// counter's HELP and TYPE lines name it with its `_total` suffix, and the
+/// OpenMetrics-only `# UNIT` and `# EOF` lines go.
+pub fn classic_text(openmetrics: &str) -> String {
+    let counters: Vec<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(&name).then(|| format!("{p}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+const OPENMETRICS: &str = "application/openmetrics-text";
+
+async fn metrics(State(r): State<Arc<Registry>>, headers: axum::http::HeaderMap) -> impl IntoResponse {
+    let wants_openmetrics = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains(OPENMETRICS));
+    let text = render(&r);
+    if wants_openmetrics {
+        (
+            [(
+                CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+    } else {
+        (
+            [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            classic_text(&text),
+        )
+    }
 }
 
 /// Serves `/metrics` on `listener` until `shutdown`.

@@ -60,10 +60,14 @@ fn header(h: &mut String, v: &ReportView) {
     } else {
         "the server"
     };
+    let what = match (&v.capacity, r.stage_duration_s) {
+        (Some(_), Some(stage)) => format!("Capacity search against {target}, {stage:.0} s per stage"),
+        (Some(_), None) => format!("Capacity search against {target}"),
+        (None, _) => format!("{} devices against {target}", r.devices),
+    };
     let _ = writeln!(
         h,
-        "<p>{} devices against {target} at <code>{}</code>, started {}, {:.1} s, fleet <code>{}</code>{}.</p>",
-        r.devices,
+        "<p>{what} at <code>{}</code>, started {}, {:.1} s, fleet <code>{}</code>{}.</p>",
         esc(&r.target_url),
         esc(&r.started_at),
         r.duration_s,
@@ -284,7 +288,10 @@ fn slo_limit(slos: &[String], want: fn(&SloMetric) -> bool) -> Option<f64> {
 fn knee_charts(h: &mut String, c: &super::view::CapacityView, v: &ReportView) {
     let mut stages: Vec<&StageView> = c.stages.iter().collect();
     stages.sort_by_key(|s| s.speakers);
-    let passed = |s: &StageView| s.passed.unwrap_or(false);
+    let passed = |s: &StageView| match (s.generator_valid, s.passed) {
+        (Some(false), _) => None,
+        (_, p) => Some(p.unwrap_or(false)),
+    };
     let fa: Vec<(f64, f64)> = stages
         .iter()
         .filter_map(|s| {
