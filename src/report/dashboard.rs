@@ -18,11 +18,46 @@ use axum::routing::get;
 use futures_util::Stream;
 use serde_json::{Value, json};
 use std::convert::Infallible;
+use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// The page (HTML, CSS and script in one file, embedded in the binary).
 pub const PAGE: &str = include_str!("dashboard.html");
+
+/// Points of the page's chart kept for a page opened mid-run (10 minutes
+/// at one per second).
+const HISTORY_POINTS: usize = 600;
+
+/// One point of the page's chart.
+fn point(snap: &Snapshot) -> Value {
+    json!({ "t": snap.elapsed.as_secs_f64(), "fa": snap.first_audio_p95_ms, "sp": snap.talking })
+}
+
+/// Keeps the chart's recent points, so a page opened mid-run starts with
+/// them; one owner, published as whole snapshots.
+fn keep_history(mut fleet: watch::Receiver<Snapshot>) -> watch::Receiver<Arc<Vec<Value>>> {
+    let (tx, rx) = watch::channel(Arc::new(Vec::new()));
+    tokio::spawn(async move {
+        let mut points = std::collections::VecDeque::with_capacity(HISTORY_POINTS);
+        while fleet.changed().await.is_ok() {
+            let p = point(&fleet.borrow_and_update());
+            if points.len() == HISTORY_POINTS {
+                points.pop_front();
+            }
+            points.push_back(p);
+            let _ = tx.send(Arc::new(points.iter().cloned().collect()));
+        }
+    });
+    rx
+}
+
+#[derive(Clone)]
+struct Shared {
+    feed: Feed,
+    history: watch::Receiver<Arc<Vec<Value>>>,
+}
 
 /// The state the page shows.
 pub fn state_of(snap: &Snapshot, server: &ServerLive, status: &RunStatus) -> Value {
@@ -69,25 +104,31 @@ fn current(feed: &Feed) -> Value {
     state_of(&feed.fleet.borrow(), &feed.server.borrow(), &feed.status.borrow())
 }
 
-/// One event per fleet snapshot or status change; the last one is named
-/// `final` and sent once the status writer is gone (the run and its report
-/// are done), then the stream ends.
-fn events(feed: Feed) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures_util::stream::unfold((feed, true, false), |(mut feed, first, done)| async move {
-        if done {
-            return None;
-        }
-        let mut finished = false;
-        if !first {
-            let fleet_open = feed.fleet.has_changed().is_ok();
-            tokio::select! {
-                r = feed.fleet.changed(), if fleet_open => { let _ = r; }
-                r = feed.status.changed() => finished = r.is_err(),
+/// First a `history` event (the chart's recent points), then one `state`
+/// event per fleet snapshot or status change; the last one is named `final`
+/// and sent once the status writer is gone (the run and its report are
+/// done), then the stream ends.
+fn events(shared: Shared) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures_util::stream::unfold((shared, 0u8), |(mut sh, step)| async move {
+        match step {
+            0 => {
+                let history = json!(**sh.history.borrow());
+                let event = Event::default().event("history").data(history.to_string());
+                return Some((Ok(event), (sh, 1)));
             }
+            1 => {}
+            _ => return None,
+        }
+        let feed = &mut sh.feed;
+        let fleet_open = feed.fleet.has_changed().is_ok();
+        let mut finished = false;
+        tokio::select! {
+            r = feed.fleet.changed(), if fleet_open => { let _ = r; }
+            r = feed.status.changed() => finished = r.is_err(),
         }
         let kind = if finished { "final" } else { "state" };
-        let event = Event::default().event(kind).data(current(&feed).to_string());
-        Some((Ok(event), (feed, false, finished)))
+        let event = Event::default().event(kind).data(current(feed).to_string());
+        Some((Ok(event), (sh, if finished { 2 } else { 1 })))
     })
 }
 
@@ -95,22 +136,23 @@ async fn page() -> Html<&'static str> {
     Html(PAGE)
 }
 
-async fn state(State(feed): State<Feed>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "application/json")], current(&feed).to_string())
+async fn state(State(sh): State<Shared>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], current(&sh.feed).to_string())
 }
 
-async fn sse(State(feed): State<Feed>) -> impl IntoResponse {
-    Sse::new(events(feed)).keep_alive(KeepAlive::default())
+async fn sse(State(sh): State<Shared>) -> impl IntoResponse {
+    Sse::new(events(sh)).keep_alive(KeepAlive::default())
 }
 
 /// Serves the dashboard on `listener` until `shutdown` (open event streams
 /// end by themselves when the run's status writer is dropped).
 pub async fn serve(listener: TcpListener, feed: Feed, shutdown: CancellationToken) -> std::io::Result<()> {
+    let history = keep_history(feed.fleet.clone());
     let app = Router::new()
         .route("/", get(page))
         .route("/state", get(state))
         .route("/events", get(sse))
-        .with_state(feed);
+        .with_state(Shared { feed, history });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

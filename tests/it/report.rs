@@ -16,7 +16,7 @@ use xiaozhi_fleet::capacity::slo::Slo;
 use xiaozhi_fleet::fleet::{Hooks, Observers, load_clips, run_fleet_observed};
 use xiaozhi_fleet::metrics::{LatencyHistogram, Snapshot, TurnOutcome};
 use xiaozhi_fleet::mock::MockServer;
-use xiaozhi_fleet::report::feed::Feed;
+use xiaozhi_fleet::report::feed::{Feed, ServerLive};
 use xiaozhi_fleet::report::merge::{Shard, merge};
 use xiaozhi_fleet::report::{Report, RunContext};
 
@@ -167,7 +167,7 @@ async fn metrics_scraped_mid_run_and_at_the_end_match_the_report() {
     let plan = plan(FLEET);
     let mock = MockServer::start("127.0.0.1:0", plan.mock.clone()).await.unwrap();
     let (tx, rx) = watch::channel(Snapshot::default());
-    let (feed, _writer) = Feed::new(rx.clone(), Vec::new());
+    let (feed, writer) = Feed::new(rx.clone(), Vec::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
@@ -198,6 +198,16 @@ async fn metrics_scraped_mid_run_and_at_the_end_match_the_report() {
     .await
     .unwrap();
     let mid = mid.await.unwrap().expect("a scrape while turns were completing");
+    let watched = ServerLive {
+        watched: true,
+        cpu_cores: Some(0.5),
+        memory_mb: Some(100.0),
+        cpu_allotment: Some(2.0),
+        memory_limit_mb: Some(1024.0),
+        restarts: 1,
+        oom_kills: 0,
+    };
+    writer.server.send(watched).unwrap();
     let end = scrape(addr).await;
     stop.cancel();
     server.await.unwrap().unwrap();
@@ -212,7 +222,7 @@ async fn metrics_scraped_mid_run_and_at_the_end_match_the_report() {
 
     let completed = "xiaozhi_fleet_turns_total{outcome=\"completed\"}";
     let mid_completed = sample(&mid, completed).unwrap();
-    assert!(mid_completed >= 1.0 && mid_completed < 8.0, "mid-run {mid_completed}");
+    assert!((1.0..8.0).contains(&mid_completed), "mid-run {mid_completed}");
     assert_eq!(sample(&mid, "xiaozhi_fleet_run_finished"), Some(0.0));
     let n = |p: &str| json.pointer(p).and_then(Value::as_f64).unwrap();
     assert_eq!(sample(&end, completed), Some(n("/turns/completed")));
@@ -271,6 +281,31 @@ async fn metrics_scraped_mid_run_and_at_the_end_match_the_report() {
             (sum / n(&format!("/latency_ms/{metric}/count")) * 1000.0 - mean_ms).abs() < 0.001,
             "{metric}"
         );
+    }
+    assert_eq!(
+        sample(&end, "xiaozhi_fleet_server_memory_bytes"),
+        Some(100.0 * 1048576.0)
+    );
+    assert_eq!(sample(&end, "xiaozhi_fleet_server_restarts_total"), Some(1.0));
+    // Every name the Grafana dashboard and the alert rules use is served.
+    // (a sample's name, or a declared family's: failures by kind has no
+    // sample until a turn fails)
+    let served: Vec<&str> = end
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ").or((!l.starts_with('#')).then_some(l)))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    for file in ["scripts/grafana/xiaozhi-fleet.json", "scripts/prometheus/alerts.yml"] {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+        let used = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("xiaozhi_fleet_"));
+        for name in used {
+            assert!(
+                served.contains(&name),
+                "{file} uses {name}, which /metrics does not serve"
+            );
+        }
     }
     if let Some(promtool) = crate::tools::tool("promtool") {
         crate::tools::promtool_check_metrics(&promtool, &end);
