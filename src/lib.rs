@@ -16,7 +16,9 @@
 //! - [`device`]: one virtual device: identity, connection, turns.
 //! - [`fleet`]: ramp, spawning, run deadline and cancellation.
 //! - [`metrics`]: per-turn events, the collector that owns all histograms, snapshots.
-//! - [`report`]: JSON report and the console summary.
+//! - [`report`]: the report in every format (JSON, streamed CSV, HTML with charts, text),
+//!   SLO gates on `run`, exact merges, and the live outputs (Prometheus `/metrics`,
+//!   web dashboard).
 //! - [`mock`]: the built-in xiaozhi server.
 //! - [`server`]: watching the server under test (`/proc`, cgroups, Docker).
 //! - [`dist`]: seeded duration distributions (think time, TTS delays).

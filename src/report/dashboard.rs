@@ -157,3 +157,39 @@ pub async fn serve(listener: TcpListener, feed: Feed, shutdown: CancellationToke
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capacity::slo::Slo;
+    use std::time::Duration;
+
+    #[test]
+    fn state_shows_whole_run_figures_and_the_verdict_so_far() {
+        let mut m = Metrics::default();
+        m.turns_started = 3;
+        m.completed = 2;
+        m.failed = 1;
+        let fa = m.latency.entry("first_audio").or_default();
+        fa.record(Duration::from_millis(900));
+        fa.record(Duration::from_millis(1100));
+        let snap = Snapshot {
+            elapsed: Duration::from_secs(7),
+            talking: 4,
+            metrics: Some(std::sync::Arc::new(m)),
+            ..Snapshot::default()
+        };
+        let status = RunStatus {
+            phase: "running".into(),
+            slos: vec![Slo::parse("first_audio.p95<=1s").unwrap()],
+            ..RunStatus::default()
+        };
+        let s = state_of(&snap, &ServerLive::default(), &status);
+        assert_eq!(s["speakers"], 4);
+        assert_eq!(s["turns"]["completed"], 2);
+        assert_eq!(s["first_audio_ms"]["max"], 1100.0);
+        assert_eq!(s["verdict"]["passed"], false);
+        assert_eq!(s["verdict"]["checks"][0]["observed"], 1100.0);
+        assert!(s["server"].is_null(), "no server watched");
+    }
+}

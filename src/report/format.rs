@@ -228,3 +228,26 @@ fn capacity_text(out: &mut String, v: &ReportView) {
         let _ = writeln!(out, "{t}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extensions_pick_formats_and_unknown_ones_are_named() {
+        assert_eq!(Format::of(Path::new("a/r.JSON")).unwrap(), Format::Json);
+        assert_eq!(Format::of(Path::new("r.htm")).unwrap(), Format::Html);
+        assert_eq!(Format::of(Path::new("r.md")).unwrap(), Format::Markdown);
+        let err = check_formats(&[PathBuf::from("r.csv"), PathBuf::from("out/r.pdf")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "report out/r.pdf: unknown format `pdf`; use .json, .csv, .html, .md or .txt"
+        );
+        assert!(
+            Format::of(Path::new("report"))
+                .unwrap_err()
+                .to_string()
+                .contains("`(none)`")
+        );
+    }
+}

@@ -486,3 +486,7 @@ fn slo(shards: &[Shard], out: &Map<String, Value>) -> Option<Value> {
     };
     serde_json::to_value(check(&rules, &measure)).ok()
 }
+
+#[cfg(test)]
+#[path = "merge_tests.rs"]
+mod tests;

@@ -1,6 +1,10 @@
 //! The run report: one [`Report`] value built from the collector's metrics,
-//! written as JSON (the contract other tools read; names fixed) or as the
-//! console summary table. The format is picked by the file extension.
+//! written in the format its file extension names ([`format`]): JSON (the
+//! contract other tools read, `schema/report.v1.json`), the CSV streamed
+//! during the run ([`csv`]), HTML with charts ([`html`]), or the console
+//! summary. Beside it: SLO gates ([`slo`]), lossless histograms and exact
+//! merges ([`exact`], [`merge`]), and the live outputs fed during the run
+//! ([`outputs`]: [`prometheus`], [`dashboard`]).
 
 pub mod chart;
 pub mod csv;

@@ -146,7 +146,7 @@ impl RunOutputs {
     }
 
     /// Publishes the final status, then stops the servers once they have
-    /// sent it (bounded by [`CLOSE_TIMEOUT`]).
+    /// sent it (bounded by `CLOSE_TIMEOUT`).
     pub async fn close(self, report: &Report) {
         let last = self.writer.status.borrow().clone();
         let _ = self.writer.status.send(RunStatus {

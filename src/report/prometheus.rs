@@ -337,3 +337,32 @@ pub async fn serve(listener: TcpListener, feed: Feed, shutdown: CancellationToke
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_names_counters_with_total_and_drops_openmetrics_lines() {
+        let om = "# HELP x_turns Turns\n# TYPE x_turns counter\nx_turns_total 3\n# HELP x_up Up\n# TYPE x_up gauge\n# UNIT x_up seconds\nx_up 1\n# EOF\n";
+        assert_eq!(
+            classic_text(om),
+            "# HELP x_turns_total Turns\n# TYPE x_turns_total counter\nx_turns_total 3\n# HELP x_up Up\n# TYPE x_up gauge\nx_up 1\n"
+        );
+    }
+
+    #[test]
+    fn buckets_split_the_histogram_at_the_prometheus_bounds() {
+        let mut h = LatencyHistogram::new();
+        for ms in [10u64, 60, 60, 1200, 45_000] {
+            h.record(std::time::Duration::from_millis(ms));
+        }
+        let b = prometheus_buckets(&h);
+        assert_eq!(b.len(), BUCKETS_S.len() + 1);
+        assert_eq!(b[0], (0.05, 1));
+        assert_eq!(b[1], (0.1, 2));
+        assert_eq!(b[6], (1.5, 1));
+        assert_eq!(b[BUCKETS_S.len()], (f64::MAX, 1), "45 s lands in +Inf");
+        assert_eq!(b.iter().map(|x| x.1).sum::<u64>(), 5);
+    }
+}
