@@ -152,7 +152,7 @@ async fn live_dashboard_in_headless_chromium_changes_and_ends_equal_to_the_repor
             "--devices",
             "4",
             "--duration",
-            "12s",
+            "15s",
             "-q",
             "--dashboard",
             "127.0.0.1:0",
