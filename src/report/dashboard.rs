@@ -166,10 +166,12 @@ mod tests {
 
     #[test]
     fn state_shows_whole_run_figures_and_the_verdict_so_far() {
-        let mut m = Metrics::default();
-        m.turns_started = 3;
-        m.completed = 2;
-        m.failed = 1;
+        let mut m = Metrics {
+            turns_started: 3,
+            completed: 2,
+            failed: 1,
+            ..Metrics::default()
+        };
         let fa = m.latency.entry("first_audio").or_default();
         fa.record(Duration::from_millis(900));
         fa.record(Duration::from_millis(1100));
