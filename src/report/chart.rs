@@ -95,7 +95,8 @@ impl Chart {
         let ys = ys.chain(self.levels.iter().map(|l| l.to.unwrap_or(l.from)));
         let y1 = ys.fold(0.0f64, f64::max);
         let pad = ((x1 - x0) * 0.03).max(0.5);
-        (x0 - pad..x1 + pad, 0.0..(y1 * 1.12).max(1e-3))
+        // Headroom above the data for the legend (top left).
+        (x0 - pad..x1 + pad, 0.0..(y1 * 1.4).max(1.0))
     }
 
     /// The chart as an SVG element, or None when it has no data points.
