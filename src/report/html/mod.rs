@@ -302,7 +302,7 @@ fn knee_charts(h: &mut String, c: &super::view::CapacityView, v: &ReportView) {
         })
         .collect();
     let mut knee = Chart::new(
-        "Knee curve: p95 first audio per stage (green pass, red fail)",
+        "Knee curve: p95 first audio per stage (green pass, red fail, grey: generator too slow)",
         "concurrent speakers",
         "p95 first audio (ms)",
     )
