@@ -100,8 +100,13 @@ pub fn state_of(snap: &Snapshot, server: &ServerLive, status: &RunStatus) -> Val
     })
 }
 
+/// The state now. Copies first (the metrics are shared, not copied), so
+/// the collector never waits on a page being served.
 fn current(feed: &Feed) -> Value {
-    state_of(&feed.fleet.borrow(), &feed.server.borrow(), &feed.status.borrow())
+    let snap = feed.fleet.borrow().clone();
+    let server = feed.server.borrow().clone();
+    let status = feed.status.borrow().clone();
+    state_of(&snap, &server, &status)
 }
 
 /// First a `history` event (the chart's recent points), then one `state`
