@@ -39,7 +39,25 @@ fn slo_gates_exit_1_naming_the_failed_check_and_0_when_generous() {
     };
     let strict = run("first_audio.p95<=1ms", "strict.json");
     let generous = run("first_audio.p95<=30s", "generous.json");
+    // The fleet file's [[slo]] gates the run too.
+    let fleet = dir.join("slo.toml");
+    std::fs::write(&fleet, "devices = 2\nturns = 1\n[[slo]]\nrule = \"turn.p50<=1ms\"\n").unwrap();
+    let from_file = bin()
+        .arg("run")
+        .arg(&fleet)
+        .args(["-q", "--report"])
+        .arg(dir.join("file.json"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let (strict, generous) = (strict.wait_with_output().unwrap(), generous.wait_with_output().unwrap());
+    let from_file = from_file.wait_with_output().unwrap();
+    assert_eq!(from_file.status.code(), Some(1), "{:?}", text(&from_file));
+    assert_eq!(
+        read_json(&dir.join("file.json"))["slo"]["checks"][0]["rule"],
+        "turn.p50<=1ms"
+    );
     let (out, err) = text(&strict);
     assert_eq!(strict.status.code(), Some(1), "{out}{err}");
     assert!(out.contains("SLOs: 1 of 1 FAILED"), "{out}");
