@@ -120,6 +120,22 @@ async fn one_run_writes_json_csv_html_and_markdown_that_agree() {
     let md = std::fs::read_to_string(&reports[3]).unwrap();
     assert!(md.contains("turns: 8 started, 8 completed, 0 failed"), "{md}");
     assert!(md.contains("SLOs: all passed"), "{md}");
+    if crate::tools::tool("chromium").is_some() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/render-report.sh");
+        let png = dir.join("r.png");
+        let out = std::process::Command::new(script)
+            .arg(&reports[2])
+            .arg(&png)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let bytes = std::fs::read(&png).unwrap();
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+            "a rendered page, {} bytes",
+            bytes.len()
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
