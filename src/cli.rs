@@ -47,6 +47,10 @@ Examples:
   xiaozhi-fleet run --speakers 10 --duration 2m --url ws://192.168.1.20:8000/xiaozhi/v1/
   xiaozhi-fleet run fleets/steps-10-20-40.toml --report steps.json
   xiaozhi-fleet run fleets/ten-speakers.toml --url ws://10.0.0.5:8000/xiaozhi/v1/
+  xiaozhi-fleet run --speakers 10 --duration 2m --slo 'first_audio.p95<=1.5s' --report r.html --report r.csv
+  xiaozhi-fleet run --duration 5m --dashboard 127.0.0.1:8089 --prometheus 127.0.0.1:9464
+  xiaozhi-fleet report r.json --report r.html
+  xiaozhi-fleet merge a.json b.json -o all.json --report all.html
   xiaozhi-fleet mock-server --listen 127.0.0.1:8000
   xiaozhi-fleet validate fleets/smoke.toml
   RUST_LOG=debug xiaozhi-fleet run --devices 2    # diagnostics on stderr (or -v, -vv)
@@ -76,10 +80,15 @@ pub enum Command {
   xiaozhi-fleet run fleets/steps-10-20-40.toml --report steps.json
   xiaozhi-fleet run fleets/ten-speakers.toml --url ws://192.168.1.20:8000/xiaozhi/v1/
   xiaozhi-fleet run fleets/stutter-repro.toml --record worst=3 --report r.json --record-dir runs/repro
+  xiaozhi-fleet run --speakers 10 --duration 2m --slo 'first_audio.p95<=1.5s' --slo 'stutter_ratio<=0.01'
+  xiaozhi-fleet run --duration 10m --report r.json --report r.csv --report r.html --report r.md
+  xiaozhi-fleet run --duration 5m --dashboard 127.0.0.1:8089 --prometheus 127.0.0.1:9464
 
 With no URL (flag or fleet file), the built-in mock server is started on
 127.0.0.1. --duration without --turns keeps every device talking until the
-end. Report paths and the recording directory are checked before the run.
+end. Report formats by extension: .json, .csv (one row per turn, written as
+turns finish), .html (charts, opens offline), .md/.txt (the summary). Report
+paths and the recording directory are checked before the run.
 
 ", exit_codes!()))]
     Run(RunArgs),
@@ -122,6 +131,17 @@ protocol, the server's fun_server ASR), GET /stats (counters and latencies).
 Point the server's config.yaml at them: see the README section
 \"Load-testing your real server without AI costs\".")]
     Providers(ProvidersArgs),
+    /// Re-render a saved JSON report (run, capacity or merged) in other formats.
+    #[command(after_help = "Examples:
+  xiaozhi-fleet report r.json --report r.html
+  xiaozhi-fleet report capacity.json --report capacity.html --report capacity.md")]
+    Report(ReportArgs),
+    /// Merge run reports from several machines (shards of one test) exactly:
+    /// counts add, percentiles come from the merged histograms, series are
+    /// aligned on wall-clock time.
+    #[command(after_help = "Example:
+  xiaozhi-fleet merge host1.json host2.json host3.json -o all.json --report all.html")]
+    Merge(MergeArgs),
     /// Check a fleet file and print the resolved plan (exit 2 if invalid).
     #[command(after_help = concat!("Example:\n  xiaozhi-fleet validate fleets/smoke.toml\n\n", exit_codes!()))]
     Validate {
@@ -153,10 +173,21 @@ pub struct RunArgs {
     /// Seed for device ids, clip choice and schedules.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Write the report here (.json = JSON, else text); repeatable. Checked
-    /// for writability before the run.
+    /// Write a report here, format by extension: .json, .csv (one row per
+    /// turn, streamed), .html, .md, .txt; repeatable. Checked for
+    /// writability before the run.
     #[arg(long)]
     pub report: Vec<PathBuf>,
+    /// An SLO gate such as first_audio.p95<=1.5s or stutter_ratio<=0.01
+    /// (exit 1 when one fails); repeatable; replaces the fleet file's [[slo]].
+    #[arg(long)]
+    pub slo: Vec<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics during the run, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus: Option<String>,
+    /// Serve a live web dashboard at http://ADDR/ during the run, e.g. 127.0.0.1:8089.
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<String>,
     /// Keep WAV + timeline of turns: worst=N (stuttered worst, then slowest)
     /// or device=ID (every turn of one device); repeatable.
     #[arg(long, value_parser = record_rule)]
@@ -236,7 +267,8 @@ pub struct CapacityArgs {
     /// Safety cap on speakers.
     #[arg(long, default_value_t = 1000)]
     pub max_speakers: u32,
-    /// Write the JSON report here; repeatable.
+    /// Write a report here, format by extension: .json, .html (knee curve),
+    /// .csv (one row per stage), .md, .txt; repeatable.
     #[arg(long)]
     pub report: Vec<PathBuf>,
     #[command(flatten)]
@@ -256,6 +288,28 @@ fn cores(s: &str) -> Result<f64, String> {
         Ok(n) if n.is_finite() && n > 0.0 && n <= 100_000.0 => Ok(n),
         _ => Err(format!("`{s}` is not a number of cores (e.g. 4 or 0.5)")),
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A JSON report written by run, capacity or merge.
+    pub input: PathBuf,
+    /// Write it here, format by extension (.html, .md, .txt, .json; .csv for capacity); repeatable.
+    #[arg(long, required = true)]
+    pub report: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// JSON run reports to merge (two or more).
+    #[arg(required = true, num_args = 2..)]
+    pub inputs: Vec<PathBuf>,
+    /// The merged JSON report.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Also write the merged report in other formats (.html, .md, .txt); repeatable.
+    #[arg(long)]
+    pub report: Vec<PathBuf>,
 }
 
 fn size_mb(s: &str) -> Result<f64, String> {

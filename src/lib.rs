@@ -18,7 +18,9 @@
 //!   shell, connecting (TCP, TLS, upgrade), conversations and reconnects.
 //! - [`fleet`]: ramp, spawning, run deadline and cancellation.
 //! - [`metrics`]: per-turn events, the collector that owns all histograms, snapshots.
-//! - [`report`]: JSON report and the console summary.
+//! - [`report`]: the report in every format (JSON, streamed CSV, HTML with charts, text),
+//!   SLO gates on `run`, exact merges, and the live outputs (Prometheus `/metrics`,
+//!   web dashboard).
 //! - [`mock`]: the built-in xiaozhi server: a sans-IO session core (VAD,
 //!   answers, PY's pacing, the wake-word hold, injected faults) and its shell.
 //! - [`providers`]: stand-ins for a real server's AI providers (LLM, TTS, ASR).

@@ -6,7 +6,7 @@
 mod cli;
 
 use clap::Parser;
-use cli::{CapacityArgs, Cli, Command, MockArgs, ProvidersArgs, RunArgs, TlsArgs, WatchArgs};
+use cli::{CapacityArgs, Cli, Command, MergeArgs, MockArgs, ProvidersArgs, ReportArgs, RunArgs, TlsArgs, WatchArgs};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 use xiaozhi_fleet::app::{self, RunOptions};
@@ -18,6 +18,7 @@ use xiaozhi_fleet::device::tls::TlsOptions;
 use xiaozhi_fleet::server::series::WatchOptions;
 use xiaozhi_fleet::server::{Allotment, WatchTarget};
 
+const EXIT_SLO_FAILED: u8 = 1;
 const EXIT_ERROR: u8 = 2;
 const EXIT_INTERRUPTED: u8 = app::EXIT_INTERRUPTED as u8;
 
@@ -52,6 +53,8 @@ async fn dispatch(cmd: Command) -> anyhow::Result<u8> {
         Command::MockServer(args) => mock_server(args).await,
         Command::Capacity(args) => capacity(args).await,
         Command::Providers(args) => providers(args).await,
+        Command::Report(args) => rerender(args),
+        Command::Merge(args) => merge(args),
         Command::Validate { fleet } => {
             let plan = Plan::load(Some(&fleet), &Overrides::default())?;
             print!("{}", app::describe_plan(&plan)?);
@@ -75,6 +78,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         record_dir: args.record_dir,
         tls: tls_options(&args.tls),
     };
+    let slos = run_slos(&args.slo, args.fleet.as_deref())?;
     let mut plan = Plan::load(args.fleet.as_deref(), &ov)?;
     if args.providers.is_some() {
         plan.providers.listen = args.providers;
@@ -83,7 +87,11 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         reports: args.report,
         quiet: args.quiet,
         watch: watch_options(&args.watch),
+        slos,
+        prometheus: args.prometheus,
+        dashboard: args.dashboard,
     };
+    xiaozhi_fleet::report::format::check_formats(&opts.reports)?;
     let result = app::run(&plan, &opts, interrupt).await?;
     for e in &result.output_errors {
         eprintln!("error: {e}");
@@ -105,6 +113,64 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
             turns.failed, turns.started
         );
         return Ok(EXIT_ERROR);
+    }
+    if result.report.slo.as_ref().is_some_and(|v| !v.passed) {
+        return Ok(EXIT_SLO_FAILED);
+    }
+    Ok(0)
+}
+
+/// `--slo` rules, else the fleet file's `[[slo]]` (none: no gate).
+fn run_slos(flags: &[String], fleet: Option<&std::path::Path>) -> anyhow::Result<Vec<Slo>> {
+    if !flags.is_empty() {
+        return Ok(flags.iter().map(|s| Slo::parse(s)).collect::<Result<_, _>>()?);
+    }
+    let Some(path) = fleet else { return Ok(Vec::new()) };
+    Ok(FleetFile::read(path)?
+        .slo
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| s.rule)
+        .collect())
+}
+
+/// `report IN.json --report OUT...`
+fn rerender(args: ReportArgs) -> anyhow::Result<u8> {
+    xiaozhi_fleet::report::format::check_formats(&args.report)?;
+    let text = std::fs::read_to_string(&args.input)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.input.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a JSON report: {e}", args.input.display()))?;
+    for path in &args.report {
+        xiaozhi_fleet::report::format::write_value(&value, path)?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(0)
+}
+
+/// `merge A.json B.json ... -o ALL.json [--report ALL.html]`
+fn merge(args: MergeArgs) -> anyhow::Result<u8> {
+    use xiaozhi_fleet::report::merge::{Shard, merge};
+    let mut outputs = vec![args.output.clone()];
+    outputs.extend(args.report.iter().cloned());
+    xiaozhi_fleet::report::format::check_formats(&outputs)?;
+    let shards = args
+        .inputs
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
+            let v =
+                serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a JSON report: {e}", p.display()))?;
+            Ok(Shard::new(&p.display().to_string(), v)?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let merged = merge(&shards)?;
+    for note in merged["merge_notes"].as_array().into_iter().flatten() {
+        eprintln!("note: {}", note.as_str().unwrap_or_default());
+    }
+    for path in &outputs {
+        xiaozhi_fleet::report::format::write_value(&merged, path)?;
+        eprintln!("report written to {}", path.display());
     }
     Ok(0)
 }
@@ -162,6 +228,7 @@ fn watch_options(w: &WatchArgs) -> WatchOptions {
 }
 
 async fn capacity(args: CapacityArgs) -> anyhow::Result<u8> {
+    xiaozhi_fleet::report::format::check_formats(&args.report)?;
     let ov = Overrides {
         url: args.url,
         tls: tls_options(&args.tls),

@@ -202,9 +202,9 @@ pub async fn capacity(
         providers,
         llm_delay_sweep,
     };
+    let value = serde_json::to_value(&report)?;
     for path in reports {
-        let body = serde_json::to_string_pretty(&report)? + "\n";
-        std::fs::write(path, body).with_context(|| format!("cannot write report {}", path.display()))?;
+        crate::report::format::write_value(&value, path)?;
         eprintln!("report written to {}", path.display());
     }
     if out.interrupted {

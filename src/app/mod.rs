@@ -14,9 +14,11 @@ pub use describe::describe_plan;
 pub use signals::{EXIT_INTERRUPTED, interrupt_token, stop_token};
 
 use crate::config::{Plan, Target};
-use crate::fleet::{load_clips, run_fleet};
+use crate::fleet::{Hooks, load_clips, run_fleet_observed};
 use crate::metrics::Snapshot;
 use crate::mock::{MockConfig, MockOptions, MockServer};
+use crate::report::format::Format;
+use crate::report::outputs::{LiveAddresses, OutputOptions, RunOutputs};
 use crate::report::{Report, RunContext, render_summary};
 use crate::server::series::{ServerWatch, WatchOptions};
 use std::path::PathBuf;
@@ -32,6 +34,12 @@ pub struct RunOptions {
     pub quiet: bool,
     /// The server to watch beside the fleet.
     pub watch: WatchOptions,
+    /// SLO gates (`--slo`, `[[slo]]`); none = no verdict.
+    pub slos: Vec<crate::capacity::slo::Slo>,
+    /// `--prometheus ADDR`.
+    pub prometheus: Option<String>,
+    /// `--dashboard ADDR`.
+    pub dashboard: Option<String>,
 }
 
 /// How a run ended, for the exit code.
@@ -57,7 +65,7 @@ pub fn print_warnings(plan: &Plan) {
 /// Every output is checked for writability first (an error before anything
 /// connects); at the end a failing output does not stop the others.
 pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -> anyhow::Result<RunResult> {
-    let outputs = output::Outputs::check(plan, &opts.reports)?;
+    let files = output::Outputs::check(plan, &opts.reports)?;
     print_warnings(plan);
     let clips = load_clips(plan)?;
     let (mock, url) = match &plan.target {
@@ -78,9 +86,11 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
     tracing::info!(devices = plan.devices, url = %url, fleet = %plan.name, "run starting");
     let server_watch = (!opts.watch.targets.is_empty()).then(|| ServerWatch::start(opts.watch.clone()));
     let (snap_tx, snap_rx) = watch::channel(Snapshot::default());
+    let (mut outputs, observers) = RunOutputs::start(&opts.outputs(), snap_rx.clone(), server_watch).await?;
+    print_live_addresses(&outputs.addresses);
     let progress =
         (!opts.quiet).then(|| tokio::spawn(crate::report::live::show_progress(snap_rx, expected_length(plan))));
-    let outcome = run_fleet(plan, &url, &clips, interrupt, snap_tx).await?;
+    let outcome = run_fleet_observed(plan, &url, &clips, interrupt, snap_tx, Hooks::default(), observers).await?;
     if let Some(p) = progress {
         let _ = p.await;
     }
@@ -96,7 +106,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
     };
     let nothing_connected = outcome.metrics.connections == 0;
     let mut report = Report::build(&ctx, &outcome);
-    if let Some(w) = server_watch {
+    outputs.finish(&mut report).await;
+    if let Some(w) = outputs.take_server_watch().await {
         let srv = w.finish().await;
         for (st, m) in report.stages.iter_mut().zip(&outcome.metrics.stages) {
             st.server = Some(srv.window(m.started_at_s, m.started_at_s + m.duration_s));
@@ -108,21 +119,48 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
         s.stop().await;
     }
     let mut output_errors = Vec::new();
-    let (recordings, failed) = outputs.write_recordings(&outcome.metrics.recorded);
+    let (recordings, failed) = files.write_recordings(&outcome.metrics.recorded);
     report.recordings = recordings;
     output_errors.extend(failed);
     print!("{}", render_summary(&report));
-    for path in &opts.reports {
+    if !opts.slos.is_empty() {
+        let verdict = crate::report::slo::check(&opts.slos, &crate::report::slo::measure(&report));
+        print!("{}", crate::report::slo::render(&verdict));
+        report.slo = Some(verdict);
+    }
+    // The CSV was streamed during the run; the others are written now.
+    for path in opts.reports.iter().filter(|p| Format::of(p).ok() != Some(Format::Csv)) {
         match report.write(path) {
             Ok(()) => eprintln!("report written to {}", path.display()),
             Err(e) => output_errors.push(format!("cannot write report {}: {e}", path.display())),
         }
     }
+    outputs.close(&report).await;
     Ok(RunResult {
         report,
         nothing_connected,
         output_errors,
     })
+}
+
+impl RunOptions {
+    fn outputs(&self) -> OutputOptions {
+        OutputOptions {
+            reports: self.reports.clone(),
+            prometheus: self.prometheus.clone(),
+            dashboard: self.dashboard.clone(),
+            slos: self.slos.clone(),
+        }
+    }
+}
+
+fn print_live_addresses(a: &LiveAddresses) {
+    if let Some(addr) = a.prometheus {
+        eprintln!("Prometheus metrics at http://{addr}/metrics");
+    }
+    if let Some(addr) = a.dashboard {
+        eprintln!("Live dashboard at http://{addr}/");
+    }
 }
 
 /// The run's planned length, for the progress bar (unknown for turn-based runs).

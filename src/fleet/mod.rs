@@ -51,6 +51,15 @@ pub struct Hooks {
     pub starve: Option<(Duration, Duration)>,
 }
 
+/// Who else watches the run besides the progress display: sinks for every
+/// finished turn (the streamed CSV, the latency series) and whether each
+/// snapshot carries the metrics so far (Prometheus, the web dashboard).
+#[derive(Default)]
+pub struct Observers {
+    pub turn_sinks: Vec<Box<dyn crate::metrics::TurnSink>>,
+    pub share_metrics: bool,
+}
+
 /// Loads the plan's clips (built in, or from `audio_dir`).
 pub fn load_clips(plan: &Plan) -> Result<Arc<ClipSet>, crate::audio::ClipError> {
     match &plan.audio_dir {
@@ -78,6 +87,19 @@ pub async fn run_fleet_with(
     interrupt: CancellationToken,
     snapshots: watch::Sender<Snapshot>,
     hooks: Hooks,
+) -> Result<RunOutcome, FleetError> {
+    run_fleet_observed(plan, url, clips, interrupt, snapshots, hooks, Observers::default()).await
+}
+
+/// [`run_fleet_with`], handing every finished turn to `observers` too.
+pub async fn run_fleet_observed(
+    plan: &Plan,
+    url: &str,
+    clips: &ClipSet,
+    interrupt: CancellationToken,
+    snapshots: watch::Sender<Snapshot>,
+    hooks: Hooks,
+    observers: Observers,
 ) -> Result<RunOutcome, FleetError> {
     let groups = plan
         .groups
@@ -121,7 +143,11 @@ pub async fn run_fleet_with(
             None
         },
     });
-    let (collector, events) = Collector::new(plan.record.clone());
+    let (mut collector, events) = Collector::new(plan.record.clone());
+    collector.share_metrics(observers.share_metrics);
+    for sink in observers.turn_sinks {
+        collector.add_turn_sink(sink);
+    }
     let collecting = tokio::spawn(collector.run(snapshots));
     let probe = GeneratorProbe::start();
     let starver = hooks.starve.map(|(block, every)| tokio::spawn(starve(block, every)));

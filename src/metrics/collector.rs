@@ -138,6 +138,10 @@ pub struct Snapshot {
     pub stutter_ratio: Option<f64>,
     pub failures: BTreeMap<FailureKind, u64>,
     pub reconnects: u64,
+    /// Everything measured so far (only when asked for with
+    /// [`Collector::share_metrics`]: the Prometheus exporter and the web
+    /// dashboard read it; the last snapshot holds the final metrics).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Live gauges: updated in place by devices, read by the collector.
@@ -196,6 +200,10 @@ pub struct Collector {
     recent: std::collections::VecDeque<(u64, LatencyHistogram)>,
     /// Turns failed in the current second.
     failed_this_second: u64,
+    /// Every finished turn goes to these too (streamed CSV, latency series).
+    sinks: Vec<Box<dyn super::TurnSink>>,
+    /// Put a copy of the metrics in each snapshot.
+    share_metrics: bool,
 }
 
 impl Collector {
@@ -226,8 +234,20 @@ impl Collector {
             window: None,
             recent: std::collections::VecDeque::from(vec![(0, LatencyHistogram::new())]),
             failed_this_second: 0,
+            sinks: Vec::new(),
+            share_metrics: false,
         };
         (c, sender)
+    }
+
+    /// Hands every finished turn to `sink` as well.
+    pub fn add_turn_sink(&mut self, sink: Box<dyn super::TurnSink>) {
+        self.sinks.push(sink);
+    }
+
+    /// Publishes a copy of the metrics with every snapshot.
+    pub fn share_metrics(&mut self, on: bool) {
+        self.share_metrics = on;
     }
 
     /// Runs until every sender is dropped, publishing a snapshot each second.
@@ -264,6 +284,9 @@ impl Collector {
         }
         self.metrics.dropped_events = self.dropped.load(Ordering::Relaxed);
         self.metrics.recorded = std::mem::replace(&mut self.recorder, Recorder::new(Vec::new())).into_kept();
+        for sink in &mut self.sinks {
+            sink.finish();
+        }
         let _ = snapshots.send(self.snapshot(started.elapsed()));
         self.metrics
     }
@@ -294,6 +317,7 @@ impl Collector {
             send_lag_p99_ms: (m.tally.send_lag.count() > 0).then(|| m.tally.send_lag.quantile_ms(0.99)),
             stutter_ratio: (m.playback.turns > 0).then(|| ratio(m.playback.stutter_turns, m.playback.turns)),
             failures: m.failures.clone(),
+            metrics: self.share_metrics.then(|| Arc::new(m.clone())),
         }
     }
 
@@ -374,6 +398,10 @@ impl Collector {
     }
 
     fn fold_turn(&mut self, rec: TurnRecord) {
+        let at = self.started.elapsed();
+        for sink in &mut self.sinks {
+            sink.turn(at, &rec);
+        }
         if matches!(rec.outcome, TurnOutcome::Failed(_)) {
             self.failed_this_second += 1;
         }

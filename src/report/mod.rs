@@ -1,10 +1,27 @@
 //! The run report: one [`Report`] value built from the collector's metrics,
-//! written as JSON (the contract other tools read; names fixed) or as the
-//! console summary table. The format is picked by the file extension.
+//! written in the format its file extension names ([`format`]): JSON (the
+//! contract other tools read, `schema/report.v1.json`), the CSV streamed
+//! during the run ([`csv`]), HTML with charts ([`html`]), or the console
+//! summary. Beside it: SLO gates ([`slo`]), lossless histograms and exact
+//! merges ([`exact`], [`merge`]), and the live outputs fed during the run
+//! ([`outputs`]: [`prometheus`], [`dashboard`]).
 
+pub mod chart;
+pub mod csv;
+pub mod dashboard;
+pub mod exact;
+pub mod feed;
+pub mod format;
+pub mod html;
 pub mod live;
+pub mod merge;
+pub mod outputs;
+pub mod prometheus;
+pub mod slo;
 pub mod stand_ins;
 mod text;
+pub mod timeline;
+pub mod view;
 
 pub use text::{render_status, render_summary};
 
@@ -40,6 +57,13 @@ pub struct Report {
     /// The AI provider stand-ins (`--providers`): what the server asked of them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub providers: Option<crate::providers::ProvidersReport>,
+    /// The SLO verdict (`--slo`, `[[slo]]`); absent when none was set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo: Option<slo::SloVerdict>,
+    /// Latency, turns and stutter second by second (see [`timeline`]).
+    pub latency_series: Vec<timeline::LatencyPoint>,
+    /// Every percentile object above, losslessly (see [`exact`]).
+    pub histograms: BTreeMap<String, crate::metrics::LatencyHistogram>,
 }
 
 /// What users heard: the modelled decode queue of every device.
@@ -138,6 +162,8 @@ pub struct StageReport {
     pub playback: PlaybackSection,
     /// The server during this window (when watched).
     pub server: Option<crate::server::summary::ServerSummary>,
+    /// This window's percentile objects, losslessly (see [`exact`]).
+    pub histograms: BTreeMap<String, crate::metrics::LatencyHistogram>,
 }
 
 /// Facts about the run that the metrics do not hold.
@@ -241,24 +267,25 @@ impl Report {
                     latency_ms: latency_of(&st.metrics),
                     playback: playback_of(&st.metrics),
                     server: None,
+                    histograms: exact::histograms_of(&st.metrics),
                 })
                 .collect(),
             series: m.series.clone(),
             server: None,
             recordings: Vec::new(),
             providers: None,
+            slo: None,
+            latency_series: Vec::new(),
+            histograms: {
+                let mut h = exact::histograms_of(m);
+                h.insert(exact::SEND_LAG.to_string(), m.tally.send_lag.clone());
+                h
+            },
         }
     }
 
-    /// Writes the report; `.json` → JSON, anything else → the text summary.
+    /// Writes the report in the format its extension names (see [`format`]).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let body = match path.extension().and_then(|e| e.to_str()) {
-            Some("json") => serde_json::to_string_pretty(self).map_err(std::io::Error::other)? + "\n",
-            _ => render_summary(self),
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(path, body)
+        format::write_run(self, path)
     }
 }

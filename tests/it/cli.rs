@@ -169,6 +169,9 @@ fn sigterm_and_sighup_mid_run_write_every_report_and_exit_130() {
 #[test]
 fn unwritable_report_or_record_dir_exits_2_before_any_device_connects() {
     let dir = scratch("unwritable");
+    // A directory where the report file should go.
+    let taken = dir.join("taken.json");
+    std::fs::create_dir_all(&taken).unwrap();
     // A path under a plain file cannot be created, even by root.
     let file = dir.join("plain");
     std::fs::write(&file, "x").unwrap();
@@ -188,7 +191,7 @@ fn unwritable_report_or_record_dir_exits_2_before_any_device_connects() {
             ],
             "cannot write recordings",
         ),
-        (vec!["--report".into(), dir.clone().into()], "it is a directory"),
+        (vec!["--report".into(), taken.clone().into()], "it is a directory"),
     ];
     for (extra, reason) in cases {
         let out = bin()

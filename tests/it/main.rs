@@ -1,14 +1,18 @@
 //! Integration tests, in one binary (fastest to link): the fleet against
 //! the in-process mock on a paused clock, and the real binary's CLI.
 
+mod cdp;
 mod cli;
 mod console;
 mod faults;
 mod latency;
 mod load;
 mod mock_server;
+mod outputs;
 mod playback;
 mod props;
 mod record;
+mod report;
 mod support;
+mod tools;
 mod until_end;
