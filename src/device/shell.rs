@@ -6,7 +6,8 @@
 //! runs over TCP, TLS or an in-memory pipe.
 
 use super::core::{DeviceCore, Output, TurnEnd, close_failure, error_failure};
-use crate::metrics::Failure;
+use crate::metrics::collector::EventSender;
+use crate::metrics::{Event, Failure};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::future::Future;
 use std::time::Duration;
@@ -41,7 +42,13 @@ pub(crate) async fn until(t: Option<Instant>) {
 }
 
 /// Runs the core on `ws` until it reports something (or `extra` finishes).
-pub(crate) async fn pump<S, F, T>(core: &mut DeviceCore, ws: &mut S, cancel: &CancellationToken, extra: F) -> Pumped<T>
+pub(crate) async fn pump<S, F, T>(
+    core: &mut DeviceCore,
+    ws: &mut S,
+    cancel: &CancellationToken,
+    events: &EventSender,
+    extra: F,
+) -> Pumped<T>
 where
     S: Stream<Item = Result<Message, tungstenite::Error>> + Sink<Message, Error = tungstenite::Error> + Unpin,
     F: Future<Output = T>,
@@ -60,6 +67,10 @@ where
                 Output::Ready { hello } => return Pumped::Ready { hello },
                 Output::TurnEnded(t) => return Pumped::Turn(t),
                 Output::Gone(f) => return Pumped::Gone(f),
+                Output::Flush(t) => {
+                    events.send(Event::Flush(*t));
+                    continue;
+                }
             };
             if let Err(e) = sent {
                 core.handle_gone(Instant::now(), error_failure(&e));

@@ -3,6 +3,9 @@
 //! on its own, a closed-loop step plan, or open arrivals), end the run, and
 //! hand back the collector's metrics and the generator's self-check.
 //!
+//! Large runs: [`shard`] splits one run over processes or machines, and
+//! [`source_addrs`] spreads a big loopback fleet over 127.0.0.x addresses.
+//!
 //! Two cancellation tokens: `no_new_turns` (the run is over: finish what you
 //! are doing) and `cancel` (stop now: grace over or Ctrl-C; turns cut short
 //! are `cancelled`, never `failed`).
@@ -10,6 +13,7 @@
 pub mod arrivals;
 mod driver;
 pub mod generator;
+pub mod shard;
 
 use crate::audio::ClipSet;
 use crate::config::Plan;
@@ -17,8 +21,10 @@ use crate::device::transcript::TranscriptCheck;
 use crate::device::{DeviceSettings, GroupRun};
 use crate::metrics::{Collector, Metrics, Snapshot};
 use crate::record::RecordRule;
-use generator::{GeneratorProbe, GeneratorReport};
+use generator::{GeneratorProbe, GeneratorReport, ShardReport};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -120,6 +126,8 @@ pub async fn run_fleet_with(
         } else {
             None
         },
+        ramp_over: AtomicBool::new(false),
+        source_addrs: source_addrs(plan, url),
     });
     let (collector, events) = Collector::new(plan.record.clone());
     let collecting = tokio::spawn(collector.run(snapshots));
@@ -127,7 +135,7 @@ pub async fn run_fleet_with(
     let starver = hooks.starve.map(|(block, every)| tokio::spawn(starve(block, every)));
     let started_at = SystemTime::now();
     let start = Instant::now();
-    let interrupted = driver::Driver::new(plan, settings, groups, events, interrupt)
+    let driven = driver::Driver::new(plan, settings, groups, events, interrupt)
         .run()
         .await;
     if let Some(s) = starver {
@@ -135,14 +143,46 @@ pub async fn run_fleet_with(
     }
     let metrics = collecting.await.unwrap_or_default();
     log_failures(&metrics);
-    let generator = probe.finish(&metrics);
+    let mut generator = probe.finish(&metrics, driven.ramp);
+    if !plan.shard.is_whole() {
+        generator.shard = Some(ShardReport {
+            index: plan.shard.index,
+            count: plan.shard.count,
+            devices: plan.shard.share_u32(plan.devices),
+        });
+    }
     Ok(RunOutcome {
         metrics,
         generator,
         started_at,
         duration: start.elapsed(),
-        interrupted,
+        interrupted: driven.interrupted,
     })
+}
+
+/// Devices per source address past which a loopback fleet is spread over
+/// several 127.0.0.x addresses (`connect()` slows down as one address's
+/// ephemeral ports fill up).
+pub const DEVICES_PER_SOURCE: u32 = 4000;
+
+/// Where devices connect from: the plan's `--source-addr` list, or for a
+/// large fleet against an IPv4 loopback address, 127.0.0.1, 127.0.0.2, …
+/// (one per [`DEVICES_PER_SOURCE`] devices); otherwise the system picks.
+pub fn source_addrs(plan: &Plan, url: &str) -> Vec<IpAddr> {
+    if !plan.source_addrs.is_empty() {
+        return plan.source_addrs.clone();
+    }
+    let devices = plan.shard.share_u32(plan.devices);
+    let loopback = url
+        .parse::<tokio_tungstenite::tungstenite::http::Uri>()
+        .ok()
+        .and_then(|u| u.host().and_then(|h| h.parse::<IpAddr>().ok()))
+        .is_some_and(|ip| ip.is_ipv4() && ip.is_loopback());
+    let n = devices.div_ceil(DEVICES_PER_SOURCE).min(250);
+    if !loopback || n < 2 {
+        return Vec::new();
+    }
+    (1..=n as u8).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i))).collect()
 }
 
 /// Diagnostics events for the run's failures by kind (`-v`, `RUST_LOG=info`).

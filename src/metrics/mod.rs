@@ -6,10 +6,12 @@
 
 pub mod collector;
 pub mod event;
+pub mod lag;
 pub mod summary;
 
 pub use collector::{Collector, Metrics, PlaybackTotals, SeriesPoint, Snapshot, StageResult};
 pub use event::{Event, Failure, FailureKind, Tally, TurnOutcome, TurnRecord};
+pub use lag::LagHistogram;
 pub use summary::{LatencyHistogram, Percentiles, ratio};
 
 /// Capacity of the device → collector event channel. A full channel is
