@@ -7,18 +7,16 @@
 //! searching for a free ephemeral port.
 
 use super::session::DeviceSettings;
+use super::socket::Socket;
 use crate::metrics::{Failure, FailureKind};
 use crate::protocol::{DeviceIdentity, client_request};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, http};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
-
-/// The socket type a device owns.
-pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// WebSocket read buffer: the default 128 KiB is zero-filled per read and
 /// costs ~128 KiB RSS per device; 4 KiB fits this traffic (ARCHITECTURE.md).
@@ -64,26 +62,39 @@ pub(crate) async fn open(settings: &DeviceSettings, identity: &DeviceIdentity, i
         Ok(Ok(s)) => s,
     };
     let _ = tcp.set_nodelay(true);
-    let connector = match (request.uri().scheme_str(), &settings.tls) {
-        (Some("wss"), Some(tls)) => Connector::Rustls(tls.clone()),
-        _ => Connector::Plain,
-    };
-    let upgrading = tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(ws_config()), Some(connector));
-    let ws = match tokio::time::timeout(limit, upgrading).await {
-        Err(_) => {
-            let d = format!(
-                "no answer to the WebSocket upgrade within {}",
-                humantime::format_duration(limit)
-            );
-            return Err(fail(FailureKind::Handshake, d));
+    let ws = match (request.uri().scheme_str(), &settings.tls) {
+        (Some("wss"), Some(tls)) => {
+            let connector = Some(Connector::Rustls(tls.clone()));
+            let upgrading = tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(ws_config()), connector);
+            Socket::Tls(Box::new(upgraded(limit, upgrading).await?))
         }
-        Ok(Err(e)) => return Err(upgrade_failure(&e)),
-        Ok(Ok((ws, _response))) => ws,
+        _ => {
+            let upgrading = tokio_tungstenite::client_async_with_config(request, tcp, Some(ws_config()));
+            Socket::Plain(Box::new(upgraded(limit, upgrading).await?))
+        }
     };
     Ok(Opened {
         ws,
         connect: started.elapsed(),
     })
+}
+
+/// The upgrade, within `limit`.
+async fn upgraded<S, R>(
+    limit: Duration,
+    upgrading: impl std::future::Future<Output = Result<(S, R), tungstenite::Error>>,
+) -> Result<S, Failure> {
+    match tokio::time::timeout(limit, upgrading).await {
+        Err(_) => {
+            let d = format!(
+                "no answer to the WebSocket upgrade within {}",
+                humantime::format_duration(limit)
+            );
+            Err(fail(FailureKind::Handshake, d))
+        }
+        Ok(Err(e)) => Err(upgrade_failure(&e)),
+        Ok(Ok((ws, _response))) => Ok(ws),
+    }
 }
 
 /// The local address device `index` connects to `dst` from: entry

@@ -9,9 +9,10 @@
 //! The protocol itself is the pure [`DeviceCore`]; this module only
 //! sequences it and owns the socket through [`pump`].
 
-use super::connect::{self, Socket};
+use super::connect;
 use super::core::{DeviceCore, TurnEnd, TurnSpec};
 use super::shell::{Pumped, pump};
+use super::socket::Socket;
 use super::transcript::TranscriptCheck;
 use crate::audio::Clip;
 use crate::audio::playback::PlaybackConfig;
@@ -23,6 +24,7 @@ use crate::protocol::{DeviceIdentity, ListenMode, ProtocolVersion};
 use bytes::Bytes;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -135,33 +137,39 @@ struct Device {
 
 /// Runs one device to the end. Never panics on server behaviour: every
 /// problem becomes a failed turn (or a counted idle close).
-pub async fn run_device(ctx: DeviceContext) {
+pub fn run_device(ctx: DeviceContext) -> impl Future<Output = ()> {
+    // Not an `async fn`: its argument would stay in the task beside the
+    // device that holds it (~0.5 KiB more per device).
     let core = DeviceCore::new(ctx.settings.clone(), ctx.index, &ctx.identity.device_id);
-    let mut d = Device {
+    Device {
         ctx,
         core,
         ws: None,
         lost: false,
         conversation: 0,
-    };
-    let mut connected = false;
-    if d.ctx.group.plan.idle != IdleForm::Disconnected {
-        match d.connect().await {
-            Ok(()) => connected = true,
-            Err(f) => d.ctx.events.send(Event::ConnectFailed(f)),
-        }
     }
-    let index = d.ctx.index;
-    let _ = d.ctx.notes.send(Note::Settled { index, connected }).await;
-    while let Some(Command::Converse { turns, until }) = d.idle().await {
-        d.converse(turns, &until).await;
-        let _ = d.ctx.notes.send(Note::ConversationEnded(d.ctx.index)).await;
-        d.conversation += 1;
-    }
-    d.hang_up().await;
+    .run()
 }
 
 impl Device {
+    async fn run(mut self) {
+        let mut connected = false;
+        if self.ctx.group.plan.idle != IdleForm::Disconnected {
+            match self.connect().await {
+                Ok(()) => connected = true,
+                Err(f) => self.ctx.events.send(Event::ConnectFailed(f)),
+            }
+        }
+        let index = self.ctx.index;
+        let _ = self.ctx.notes.send(Note::Settled { index, connected }).await;
+        while let Some(Command::Converse { turns, until }) = self.idle().await {
+            self.converse(turns, &until).await;
+            let _ = self.ctx.notes.send(Note::ConversationEnded(index)).await;
+            self.conversation += 1;
+        }
+        self.hang_up().await;
+    }
+
     /// Opens and greets a connection.
     async fn connect(&mut self) -> Result<(), Failure> {
         // Boxed: the connect future (DNS, TCP, TLS, upgrade) is ~10 KiB and

@@ -13,6 +13,7 @@
 pub mod arrivals;
 mod driver;
 pub mod generator;
+pub mod limits;
 pub mod shard;
 
 use crate::audio::ClipSet;
@@ -129,6 +130,10 @@ pub async fn run_fleet_with(
         ramp_over: AtomicBool::new(false),
         source_addrs: source_addrs(plan, url),
     });
+    if let Some(w) = limits::open_files_warning(u64::from(plan.shard.share_u32(plan.devices))) {
+        tracing::warn!("{w}");
+        eprintln!("warning: {w}");
+    }
     let (collector, events) = Collector::new(plan.record.clone());
     let collecting = tokio::spawn(collector.run(snapshots));
     let probe = GeneratorProbe::start();

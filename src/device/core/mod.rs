@@ -81,7 +81,8 @@ pub(crate) struct DeviceCore {
     index: u32,
     link: Link,
     session_id: String,
-    turn: Option<Turn>,
+    /// Boxed: idle devices (most of a fleet) do not carry a turn's state.
+    turn: Option<Box<Turn>>,
     /// Idle-listening microphone (silence), between conversations.
     idle_mic: Option<Pacer>,
     /// The server is playing an answer to nobody's turn while idle (its
