@@ -22,7 +22,9 @@
 //! - [`server`]: watching the server under test (`/proc`, cgroups, Docker).
 //! - [`dist`]: seeded duration distributions (think time, TTS delays).
 //! - [`units`]: parsing of durations and rates as operators write them.
+//! - [`alarm`]: the deadline timer the device and mock `select!` loops keep across iterations.
 
+pub mod alarm;
 pub mod app;
 pub mod audio;
 pub mod capacity;

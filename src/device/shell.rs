@@ -6,6 +6,7 @@
 //! runs over TCP, TLS or an in-memory pipe.
 
 use super::core::{DeviceCore, Output, TurnEnd, close_failure, error_failure};
+use crate::alarm::Alarm;
 use crate::metrics::collector::EventSender;
 use crate::metrics::{Event, Failure};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
@@ -33,14 +34,6 @@ pub(crate) enum Pumped<T> {
     Cancelled,
 }
 
-/// Sleeps until `t`, or forever when there is nothing to wait for.
-pub(crate) async fn until(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Runs the core on `ws` until it reports something (or `extra` finishes).
 pub(crate) async fn pump<S, F, T>(
     core: &mut DeviceCore,
@@ -54,6 +47,13 @@ where
     F: Future<Output = T>,
 {
     tokio::pin!(extra);
+    // Made once per pump, not per wake-up: each fresh `cancelled()` and
+    // `sleep_until` would lock and register anew.
+    let cancellation = cancel.cancelled();
+    tokio::pin!(cancellation);
+    let sleep = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(sleep);
+    let mut alarm = Alarm::new(sleep);
     let mut cancelled = false;
     loop {
         while let Some(out) = core.poll_output() {
@@ -79,8 +79,9 @@ where
         if cancelled {
             return Pumped::Cancelled;
         }
+        alarm.set(core.next_deadline());
         tokio::select! {
-            _ = cancel.cancelled() => {
+            _ = &mut cancellation => {
                 core.cancel(Instant::now());
                 cancelled = true;
             }
@@ -96,7 +97,7 @@ where
                     None => core.handle_gone(now, close_failure(None)),
                 }
             }
-            _ = until(core.next_deadline()) => core.handle_timeout(Instant::now()),
+            _ = alarm.fired() => core.handle_timeout(Instant::now()),
             r = &mut extra => return Pumped::Extra(r),
         }
     }
