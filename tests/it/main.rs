@@ -8,5 +8,6 @@ mod mock_server;
 mod playback;
 mod props;
 mod record;
+mod shard;
 mod support;
 mod until_end;
