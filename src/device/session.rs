@@ -217,7 +217,9 @@ impl Device {
             self.ctx.events.connected(-1);
             self.lost |= lost;
         }
-        self.ctx.events.send(Event::Flush(self.core.tally.take()));
+        if !self.core.tally.is_empty() {
+            self.ctx.events.send(Event::Flush(self.core.tally.take()));
+        }
     }
 
     async fn hang_up(&mut self) {
@@ -228,7 +230,9 @@ impl Device {
             self.ws = None;
             self.ctx.events.connected(-1);
         }
-        self.ctx.events.send(Event::Flush(self.core.tally.take()));
+        if !self.core.tally.is_empty() {
+            self.ctx.events.send_last(Event::Flush(self.core.tally.take())).await;
+        }
     }
 
     /// Idles until a command arrives (`None`: the run is over for this device).

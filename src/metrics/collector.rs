@@ -164,6 +164,15 @@ impl EventSender {
         }
     }
 
+    /// Sends, waiting for room: for a device's last event, when pacing no
+    /// longer matters (a whole fleet hanging up at once would overflow the
+    /// channel otherwise).
+    pub async fn send_last(&self, event: Event) {
+        if self.tx.send(event).await.is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// A stage boundary: never dropped (the control channel is unbounded and
     /// carries two marks per stage).
     pub fn stage(&self, mark: StageMark) {

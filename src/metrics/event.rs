@@ -196,6 +196,17 @@ impl Tally {
         self.send_lag.count() + self.ramp_send_lag.count() >= super::lag::SMALL_SAMPLES as u64
     }
 
+    /// Nothing counted (an idle, silent device's tally): not worth an event.
+    pub fn is_empty(&self) -> bool {
+        self.frames_sent == 0
+            && self.frames_received == 0
+            && self.bytes_sent == 0
+            && self.bytes_received == 0
+            && self.stray.is_empty()
+            && self.send_lag.count() == 0
+            && self.ramp_send_lag.count() == 0
+    }
+
     /// Takes the accumulated values, leaving an empty tally.
     pub fn take(&mut self) -> Tally {
         std::mem::take(self)
