@@ -65,6 +65,8 @@ cat > "$dir/speakers.toml" <<'EOF'
 ramp = 2000
 think_time = "0s"
 seed = 1
+# Every answer checked: stt must carry the clip's words (the mock's ASR).
+transcript_check = 0.2
 [mock]
 asr_delay = "0s"
 llm_delay = "0s"

@@ -14,7 +14,7 @@
 //! - [`protocol`]: typed JSON messages, binary framing, handshake headers, Opus TOC.
 //! - [`audio`]: clip loading and Opus encoding, the voiced-packet rule, the uplink pacer.
 //! - [`device`]: one virtual device: identity, connection, turns.
-//! - [`fleet`]: ramp, spawning, run deadline and cancellation.
+//! - [`fleet`]: ramp, spawning, run deadline and cancellation; shards, runtime and open-file limits.
 //! - [`metrics`]: per-turn events, the collector that owns all histograms, snapshots.
 //! - [`report`]: JSON report and the console summary.
 //! - [`mock`]: the built-in xiaozhi server.

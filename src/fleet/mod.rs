@@ -211,3 +211,37 @@ async fn starve(block: Duration, every: Duration) {
         std::thread::sleep(block);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(devices: u32) -> Plan {
+        let text = format!("devices = {devices}\n");
+        let raw = crate::config::FleetFile::parse(&text, "t.toml").unwrap();
+        Plan::from_file(raw, "t.toml", &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn big_loopback_fleets_connect_from_one_127_address_per_4000_devices() {
+        let url = "ws://127.0.0.1:8000/xiaozhi/v1/";
+        assert!(source_addrs(&plan(4000), url).is_empty());
+        let spread = source_addrs(&plan(9000), url);
+        let expect: Vec<IpAddr> = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(spread, expect);
+        // A shard counts its own devices only.
+        let mut half = plan(9000);
+        half.shard = shard::Shard { index: 1, count: 2 };
+        assert_eq!(source_addrs(&half, url).len(), 2);
+        // Not loopback (or not IPv4): the system picks.
+        assert!(source_addrs(&plan(9000), "ws://10.0.0.5:8000/").is_empty());
+        assert!(source_addrs(&plan(9000), "ws://[::1]:8000/").is_empty());
+        // A --source-addr list wins.
+        let mut listed = plan(9000);
+        listed.source_addrs = vec!["10.1.2.3".parse().unwrap()];
+        assert_eq!(source_addrs(&listed, url), listed.source_addrs);
+    }
+}
