@@ -124,14 +124,6 @@ fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Cores the generator may use: the machine's (or its CPU set's), and no
-/// more than the runtime's worker threads.
-fn usable_cores() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = tokio::runtime::Handle::try_current().map_or(cores, |h| h.metrics().num_workers());
-    cores.min(workers.max(1))
-}
-
 /// CPU reading at the start of the run.
 pub struct GeneratorProbe {
     start: CpuMark,
@@ -178,7 +170,7 @@ impl GeneratorProbe {
         };
         judge(GeneratorReport {
             cpu_percent,
-            cores: usable_cores(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             threads: me.as_ref().map_or(0, |p| p.threads),
             rss_mb: me.map_or(0.0, |p| mb(p.rss_bytes)),
             rss_peak_mb: peak_rss_bytes().map_or(0.0, mb),
