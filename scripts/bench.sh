@@ -5,8 +5,8 @@
 # loopback (pinned to two different cores with --pin) and prints one row:
 #
 #   devices, speakers, frames/s up and down (run mean), generator CPU in
-#   cores (after the ramp), generator RSS and RSS per device (above an empty
-#   fleet), send lag p50/p99/max after the ramp, mock CPU in cores and peak
+#   cores (after the ramp) and per frame (whole run), generator RSS and RSS
+#   per device (above a one-device fleet), send lag p50/p99/max after the ramp, mock CPU in cores and peak
 #   RSS, failures (failed turns + failed connections), and the generator's
 #   verdict (ok, or INVALID with its reason).
 #
@@ -32,7 +32,6 @@ for arg in "$@"; do
     --pin) pin=1 ;;
     speakers=*) IFS=, read -r -a speakers <<< "${arg#speakers=}" ;;
     idle=*) IFS=, read -r -a idle <<< "${arg#idle=}" ;;
-    speakers=) speakers=() ;;
     hold=*) hold="${arg#hold=}" ;;
     -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
@@ -153,9 +152,14 @@ verdict = "ok" if g["valid"] else "INVALID: " + "; ".join(g["invalid_reasons"])[
 if not g["ramp"]["finished"]:
     verdict += " (ramp unfinished)"
 lags = f'{lag["p50"]:.1f}/{lag["p99"]:.1f}/{lag["max"]:.1f}' if lag["count"] else "-"
+# The generator's CPU over the whole run (ramp + after) per frame it sent or received.
+ramp = g["ramp"]
+cpu_s = (ramp["cpu_percent"] * ramp["duration_s"] + g["cpu_percent"] * max(dur - ramp["duration_s"], 0)) / 100
+frames = a["frames_sent"] + a["frames_received"]
+per_frame = f'{cpu_s / frames * 1e6:.1f}' if frames else "-"
 print(f'{n:>7} {0 if idle else n:>8} {a["frames_sent"]/dur:>9.0f} {a["frames_received"]/dur:>9.0f} '
-      f'{g["cpu_percent"]/100:>6.2f} {rss:>7.1f} {per:>7.1f} {lags:>15} {mock_cores:>6.2f} {int(peak)/1024:>7.1f} '
-      f'{fails:>6}  {verdict} {note}'.rstrip())
+      f'{g["cpu_percent"]/100:>6.2f} {per_frame:>6} {rss:>7.1f} {per:>7.1f} {lags:>15} {mock_cores:>6.2f} '
+      f'{int(peak)/1024:>7.1f} {fails:>6}  {verdict} {note}'.rstrip())
 sys.stdout.flush()
 PY
 }
@@ -180,8 +184,8 @@ base() {
 base_idle=$(base "g['ramp']['rss_mb'] or g['rss_mb']" "$dir/idle.toml" --devices 1 --duration 2s)
 base_speakers=$(base "g['rss_peak_mb']" "$dir/speakers.toml" --speakers 1 --duration 3s)
 
-printf '%7s %8s %9s %9s %6s %7s %7s %15s %6s %7s %6s  %s\n' \
-  devices speakers "up/s" "down/s" "cores" "RSS MB" "KiB/dev" "lag p50/p99/max" "mock" "mockMB" fails verdict
+printf '%7s %8s %9s %9s %6s %6s %7s %7s %15s %6s %7s %6s  %s\n' \
+  devices speakers "up/s" "down/s" "cores" "us/fr" "RSS MB" "KiB/dev" "lag p50/p99/max" "mock" "mockMB" fails verdict
 for n in "${speakers[@]}"; do point speakers "$n"; done
 for n in "${idle[@]}"; do point idle "$n"; done
-echo "(cores: CPU after the ramp; RSS: idle devices all connected, speakers at the peak; KiB/dev: above a one-device fleet (idle ${base_idle} MB, speakers ${base_speakers} MB); up/down: frames per second over the whole run; lag: ms, after the ramp)"
+echo "(cores: CPU after the ramp; us/fr: generator CPU per frame sent or received over the whole run; RSS: idle devices all connected, speakers at the peak; KiB/dev: above a one-device fleet (idle ${base_idle} MB, speakers ${base_speakers} MB); up/down: frames per second over the whole run; lag: ms, after the ramp)"
