@@ -72,7 +72,15 @@ where
                     Some(Err(_)) => core.handle_input(now, Input::PeerClosed),
                 }
             }
-            Some((id, event)) = rx.recv() => core.handle_input(Instant::now(), Input::Reply { id, event }),
+            // Only while a reply job runs: events of cancelled jobs are
+            // ignored by the core whenever they come, and polling an empty
+            // channel on every uplink packet showed in the profile.
+            Some((id, event)) = rx.recv(), if !jobs.is_empty() => {
+                if matches!(event, ReplyEvent::Done) {
+                    jobs.remove(&id);
+                }
+                core.handle_input(Instant::now(), Input::Reply { id, event });
+            }
             _ = alarm.fired() => core.handle_timeout(Instant::now()),
         }
     };
