@@ -179,3 +179,24 @@ async fn two_shards_of_a_step_plan_hold_the_stage_speakers_together() {
     assert_eq!(a.metrics.failed + b.metrics.failed, 0);
     mock.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn two_shards_of_an_open_model_run_take_every_arrival_once() {
+    let text = "devices = 30\narrivals = \"1/s\"\nduration = \"20s\"\nturns = 1\nramp = 100\nseed = 8\n\
+                think_time = \"0s\"\n";
+    let (whole, mock) = bounded("the whole run", run_against_mock(&plan(text))).await;
+    mock.stop().await;
+    let m = &whole.metrics;
+    assert!(m.turns_started >= 10, "{} arrivals in 20 s at 1/s", m.turns_started);
+    assert_eq!(m.missed_arrivals, 0);
+    let mut started = Vec::new();
+    for i in 0..2 {
+        let (out, mock) = bounded("a shard", run_against_mock(&sharded(text, i, 2))).await;
+        mock.stop().await;
+        assert_eq!(out.metrics.missed_arrivals, 0);
+        started.push(out.metrics.turns_started);
+    }
+    // Arrival k goes to shard k mod 2: the shards split them and miss none.
+    assert_eq!(started.iter().sum::<u64>(), m.turns_started, "{started:?}");
+    assert!(started.iter().all(|&n| n > 0), "{started:?}");
+}
