@@ -14,7 +14,8 @@
 //! talking. Send lag from then on is what the self-check judges.
 
 use super::arrivals::ArrivalClock;
-use super::generator::{CpuMark, RampEnd};
+use super::generator::RampEnd;
+use super::ramp::RampCount;
 use super::shard::Shard;
 use crate::config::{Load, Plan, Stop};
 use crate::device::{Command, DeviceContext, DeviceSettings, GroupRun, Note, identity_for, rng_for, run_device};
@@ -59,16 +60,6 @@ pub(crate) struct Driven {
     pub interrupted: bool,
     /// Where the ramp ended, if it did before the run.
     pub ramp: Option<RampEnd>,
-}
-
-/// Counting devices into the run (the ramp).
-#[derive(Default)]
-struct RampCount {
-    settled: u32,
-    connected: u32,
-    /// The first stage's measure window opened (or there are no stages).
-    first_measure: bool,
-    end: Option<RampEnd>,
 }
 
 /// Where the step plan is.
@@ -165,10 +156,7 @@ impl<'a> Driver<'a> {
             _ => StagePhase::Done,
         };
         let shard = plan.shard;
-        let ramp = RampCount {
-            first_measure: !matches!(plan.load, Load::Stages(_)),
-            ..RampCount::default()
-        };
+        let ramp = RampCount::new(matches!(plan.load, Load::Stages(_)));
         Driver {
             plan,
             settings,
@@ -204,23 +192,14 @@ impl<'a> Driver<'a> {
     /// Ends the ramp once every own device has settled (and, with stages,
     /// the first stage is being measured).
     fn check_ramp(&mut self) {
-        let r = &self.ramp;
-        if r.end.is_some() || (self.slots.len() as u32) < self.own || r.settled < self.own || !r.first_measure {
-            return;
+        if self.ramp.try_end(self.slots.len() as u32, self.own) {
+            self.settings.ramp_over.store(true, Ordering::Relaxed);
+            tracing::info!(
+                devices = self.own,
+                seconds = self.start.elapsed().as_secs_f64(),
+                "ramp over: every device started"
+            );
         }
-        self.settings.ramp_over.store(true, Ordering::Relaxed);
-        let end = RampEnd {
-            mark: CpuMark::now(),
-            devices: self.own,
-            connected: r.connected,
-        };
-        tracing::info!(
-            devices = self.own,
-            connected = r.connected,
-            seconds = self.start.elapsed().as_secs_f64(),
-            "ramp over: every device started"
-        );
-        self.ramp.end = Some(end);
     }
 
     /// Drives the run to its end.
@@ -260,7 +239,7 @@ impl<'a> Driver<'a> {
                 _ = until(arrival_at) => self.arrive(),
             }
         };
-        let ramp = self.ramp.end;
+        let ramp = self.ramp.end();
         Driven {
             interrupted: self.wind_down(interrupted).await,
             ramp,
@@ -358,8 +337,7 @@ impl<'a> Driver<'a> {
         match note {
             Note::TurnEnded(_) => self.turns_ended += 1,
             Note::Settled { connected, .. } => {
-                self.ramp.settled += 1;
-                self.ramp.connected += u32::from(connected);
+                self.ramp.settled(connected);
                 self.check_ramp();
             }
             Note::ConversationEnded(i) => {
@@ -445,7 +423,7 @@ impl<'a> Driver<'a> {
                 self.phase = StagePhase::Measure {
                     end_at: now + s.duration,
                 };
-                self.ramp.first_measure = true;
+                self.ramp.measuring();
                 self.check_ramp();
             }
             StagePhase::Ramp { need, .. } => {

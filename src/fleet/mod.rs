@@ -14,6 +14,7 @@ pub mod arrivals;
 mod driver;
 pub mod generator;
 pub mod limits;
+mod ramp;
 pub mod shard;
 
 use crate::audio::ClipSet;
