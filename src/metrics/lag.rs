@@ -6,8 +6,8 @@
 //! A device only needs the samples of one turn (or one flush) before it hands
 //! them to the collector, so [`LagHistogram`] keeps up to [`SMALL_SAMPLES`]
 //! raw microsecond values and only becomes a full histogram past that (the
-//! collector's totals do; a device flushes first, see
-//! [`LagHistogram::is_full`]). Every figure is the one the full histogram
+//! collector's totals do; a device hands its samples over first, see
+//! [`super::Tally::is_full`]). Every figure is the one the full histogram
 //! gives for the same samples: the raw values are recorded into it exactly
 //! as they would have been one by one.
 
