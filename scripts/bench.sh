@@ -6,13 +6,15 @@
 #
 #   devices, speakers, frames/s up and down (run mean), generator CPU in
 #   cores (after the ramp) and per frame (whole run), generator RSS and RSS
-#   per device (above a one-device fleet), send lag p50/p99/max after the ramp, mock CPU in cores and peak
-#   RSS, failures (failed turns + failed connections), and the generator's
-#   verdict (ok, or INVALID with its reason).
+#   per device (above a one-device fleet), send lag p50/p99/max after the
+#   ramp, mock CPU in cores and peak RSS, failures (failed turns + failed
+#   connections), and the generator's verdict (ok, or INVALID and why).
 #
 # Load points: 100, 1000, 3000, 5000 speakers talking back to back (no
-# think time, no mock service delays), then 1000, 10000, 20000 idle devices
-# (connected, silent). About 4 minutes after the build.
+# think time, no mock service delays, every stt checked against the clip's
+# words), then 1000, 10000, 20000 idle devices (connected, silent). About
+# 3 minutes after the build. Options: --pin, speakers=N,N..., idle=N,N...
+# (empty: none), hold=SECONDS (measure window, default 15).
 #
 #   scripts/bench.sh                  # every load point, processes unpinned
 #   scripts/bench.sh --pin            # generator on CPU 0, mock on CPU 1, one thread each
@@ -33,7 +35,7 @@ for arg in "$@"; do
     speakers=*) IFS=, read -r -a speakers <<< "${arg#speakers=}" ;;
     idle=*) IFS=, read -r -a idle <<< "${arg#idle=}" ;;
     hold=*) hold="${arg#hold=}" ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
