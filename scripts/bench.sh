@@ -35,7 +35,7 @@ for arg in "$@"; do
     speakers=*) IFS=, read -r -a speakers <<< "${arg#speakers=}" ;;
     idle=*) IFS=, read -r -a idle <<< "${arg#idle=}" ;;
     hold=*) hold="${arg#hold=}" ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
