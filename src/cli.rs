@@ -68,6 +68,10 @@ pub struct Cli {
     /// and failure), -vvv trace. Without it, RUST_LOG chooses (default: warnings).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Runtime worker threads (default: every core this process may use);
+    /// 1 runs everything on one thread, e.g. under `taskset -c 0`.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +87,8 @@ pub enum Command {
   xiaozhi-fleet run --speakers 10 --duration 2m --slo 'first_audio.p95<=1.5s' --slo 'stutter_ratio<=0.01'
   xiaozhi-fleet run --duration 10m --report r.json --report r.csv --report r.html --report r.md
   xiaozhi-fleet run --duration 5m --dashboard 127.0.0.1:8089 --prometheus 127.0.0.1:9464
+  xiaozhi-fleet run big.toml --url ws://10.0.0.5:8000/xiaozhi/v1/ --shard 0/4 --report shard-0.json
+  taskset -c 0 xiaozhi-fleet run --threads 1 --speakers 3000 --url ws://127.0.0.1:8000/xiaozhi/v1/
 
 With no URL (flag or fleet file), the built-in mock server is started on
 127.0.0.1. --duration without --turns keeps every device talking until the
@@ -206,6 +212,20 @@ pub struct RunArgs {
     /// No live status line.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run shard I of N (0 <= I < N): devices whose index is I mod N, that
+    /// share of each stage's speakers and of the arrivals; N shards together
+    /// make the whole run (merge their JSON reports with `merge`).
+    #[arg(long, value_name = "I/N", value_parser = shard)]
+    pub shard: Option<xiaozhi_fleet::fleet::shard::Shard>,
+    /// Connect from these local addresses, in turn (repeatable or
+    /// comma-separated); default: the system's choice, spread over
+    /// 127.0.0.x for fleets of thousands against a loopback server.
+    #[arg(long, value_name = "ADDR", value_delimiter = ',')]
+    pub source_addr: Vec<std::net::IpAddr>,
+}
+
+fn shard(s: &str) -> Result<xiaozhi_fleet::fleet::shard::Shard, String> {
+    xiaozhi_fleet::fleet::shard::Shard::parse(s)
 }
 
 /// Trusting a wss:// server.

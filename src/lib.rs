@@ -16,7 +16,7 @@
 //! - [`device`]: one virtual device: the protocol as a sans-IO core (turns,
 //!   attribution of every message, failures with their reasons), its async
 //!   shell, connecting (TCP, TLS, upgrade), conversations and reconnects.
-//! - [`fleet`]: ramp, spawning, run deadline and cancellation.
+//! - [`fleet`]: ramp, spawning, run deadline and cancellation; shards, runtime and open-file limits.
 //! - [`metrics`]: per-turn events, the collector that owns all histograms, snapshots.
 //! - [`report`]: the report in every format (JSON, streamed CSV, HTML with charts, text),
 //!   SLO gates on `run`, exact merges, and the live outputs (Prometheus `/metrics`,
@@ -31,7 +31,9 @@
 //!   capacity, providers), signals, logging and output files.
 //! - [`capacity`]: the capacity search, SLOs and the sizing verdict.
 //! - [`record`]: recordings (WAV + timeline) of the turns worth hearing.
+//! - [`alarm`]: the deadline timer the device and mock `select!` loops keep across iterations.
 
+pub mod alarm;
 pub mod app;
 pub mod audio;
 pub mod capacity;

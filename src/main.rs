@@ -25,7 +25,8 @@ const EXIT_INTERRUPTED: u8 = app::EXIT_INTERRUPTED as u8;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     app::logging::init(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    xiaozhi_fleet::fleet::limits::raise_open_files();
+    let runtime = match xiaozhi_fleet::fleet::limits::runtime(cli.threads.map(usize::from)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -83,6 +84,10 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     if args.providers.is_some() {
         plan.providers.listen = args.providers;
     }
+    if let Some(shard) = args.shard {
+        xiaozhi_fleet::fleet::shard::apply(&mut plan, shard).map_err(|e| anyhow::anyhow!("--shard {shard}: {e}"))?;
+    }
+    plan.source_addrs = args.source_addr;
     let opts = RunOptions {
         reports: args.report,
         quiet: args.quiet,

@@ -163,6 +163,11 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// The AI provider stand-ins; started when `providers.listen` is set.
     pub providers: crate::providers::ProvidersConfig,
+    /// This process's part of the run (`--shard I/N`; `0/1`: all of it).
+    pub shard: crate::fleet::shard::Shard,
+    /// Local addresses devices connect from (`--source-addr`); empty: the
+    /// system picks, spread over 127.0.0.x for large loopback fleets.
+    pub source_addrs: Vec<std::net::IpAddr>,
 }
 
 /// Whether devices check `stt` against the clip they spoke.
@@ -311,6 +316,8 @@ impl Plan {
             transcript_check,
             providers,
             warnings: Vec::new(),
+            shard: Default::default(),
+            source_addrs: Vec::new(),
         };
         plan.warnings = check::warnings(&plan);
         Ok(plan)

@@ -7,6 +7,7 @@
 //!   decide what a number means), tested with scripted inputs and instants;
 //! - `shell`: the one `select!` loop that runs the core on a socket;
 //! - `connect`: DNS, TCP, TLS and the upgrade, with the reason for each failure;
+//! - `socket`: the connection a device owns (plain or TLS, boxed at its own size);
 //! - `session`: conversations, idling, reconnecting with backoff;
 //! - `transcript`: checking `stt` against the clip's words.
 
@@ -16,6 +17,7 @@ mod identity;
 pub mod profile;
 mod session;
 mod shell;
+mod socket;
 pub mod tls;
 mod trace;
 pub mod transcript;

@@ -9,9 +9,10 @@
 //! The protocol itself is the pure [`DeviceCore`]; this module only
 //! sequences it and owns the socket through [`pump`].
 
-use super::connect::{self, Socket};
+use super::connect;
 use super::core::{DeviceCore, TurnEnd, TurnSpec};
 use super::shell::{Pumped, pump};
+use super::socket::Socket;
 use super::transcript::TranscriptCheck;
 use crate::audio::Clip;
 use crate::audio::playback::PlaybackConfig;
@@ -23,7 +24,10 @@ use crate::protocol::{DeviceIdentity, ListenMode, ProtocolVersion};
 use bytes::Bytes;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -52,6 +56,14 @@ pub struct DeviceSettings {
     pub transcript_check: Option<TranscriptCheck>,
     /// TLS for `wss://` URLs.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Set by the load driver once every device has been started and has
+    /// connected (or failed to): send lag measured before counts as the
+    /// ramp's, so the self-check judges pacing after it.
+    pub ramp_over: AtomicBool,
+    /// Local addresses to connect from, device `i` from entry `i % len`
+    /// (empty: the system picks), so big fleets do not run out of
+    /// ephemeral ports on one address.
+    pub source_addrs: Vec<IpAddr>,
 }
 
 /// A group's behaviour plus its resolved clips.
@@ -78,6 +90,13 @@ pub enum Command {
 pub enum Note {
     TurnEnded(u32),
     ConversationEnded(u32),
+    /// The device has started: connected (or failed to) when it idles
+    /// connected, at once when it idles disconnected. The ramp is over
+    /// when every device has said so.
+    Settled {
+        index: u32,
+        connected: bool,
+    },
 }
 
 /// One device's own inputs.
@@ -118,33 +137,46 @@ struct Device {
 
 /// Runs one device to the end. Never panics on server behaviour: every
 /// problem becomes a failed turn (or a counted idle close).
-pub async fn run_device(ctx: DeviceContext) {
+pub fn run_device(ctx: DeviceContext) -> impl Future<Output = ()> {
+    // Not an `async fn`, and the device borrowed in place rather than moved
+    // into `run`: a moved value is stored twice in the task (the capture
+    // and the local), ~1 KiB more per device.
     let core = DeviceCore::new(ctx.settings.clone(), ctx.index, &ctx.identity.device_id);
-    let mut d = Device {
+    let mut device = Device {
         ctx,
         core,
         ws: None,
         lost: false,
         conversation: 0,
     };
-    if d.ctx.group.plan.idle != IdleForm::Disconnected
-        && let Err(f) = d.connect().await
-    {
-        d.ctx.events.send(Event::ConnectFailed(f));
-    }
-    while let Some(Command::Converse { turns, until }) = d.idle().await {
-        d.converse(turns, &until).await;
-        let _ = d.ctx.notes.send(Note::ConversationEnded(d.ctx.index)).await;
-        d.conversation += 1;
-    }
-    d.hang_up().await;
+    async move { device.run().await }
 }
 
 impl Device {
+    async fn run(&mut self) {
+        let mut connected = false;
+        if self.ctx.group.plan.idle != IdleForm::Disconnected {
+            match self.connect().await {
+                Ok(()) => connected = true,
+                Err(f) => self.ctx.events.send(Event::ConnectFailed(f)),
+            }
+        }
+        let index = self.ctx.index;
+        let _ = self.ctx.notes.send(Note::Settled { index, connected }).await;
+        while let Some(Command::Converse { turns, until }) = self.idle().await {
+            self.converse(turns, &until).await;
+            let _ = self.ctx.notes.send(Note::ConversationEnded(index)).await;
+            self.conversation += 1;
+        }
+        self.hang_up().await;
+    }
+
     /// Opens and greets a connection.
     async fn connect(&mut self) -> Result<(), Failure> {
+        // Boxed: the connect future (DNS, TCP, TLS, upgrade) is ~10 KiB and
+        // needed once; inline, every idle device's task would carry it.
         let opened = tokio::select! {
-            r = connect::open(&self.ctx.settings, &self.ctx.identity) => r,
+            r = Box::pin(connect::open(&self.ctx.settings, &self.ctx.identity, self.ctx.index)) => r,
             _ = self.ctx.cancel.cancelled() => return Err(Failure::new(FailureKind::Connect, "cancelled")),
         };
         let opened = opened.inspect_err(|f| {
@@ -152,7 +184,15 @@ impl Device {
         })?;
         let mut ws = opened.ws;
         self.core.open(Instant::now());
-        match pump(&mut self.core, &mut ws, &self.ctx.cancel, std::future::pending::<()>()).await {
+        match pump(
+            &mut self.core,
+            &mut ws,
+            &self.ctx.cancel,
+            &self.ctx.events,
+            std::future::pending::<()>(),
+        )
+        .await
+        {
             Pumped::Ready { hello } => {
                 tracing::debug!(device = %self.ctx.identity.device_id, "connected");
                 self.ctx.events.send(Event::Connected {
@@ -178,15 +218,22 @@ impl Device {
             self.ctx.events.connected(-1);
             self.lost |= lost;
         }
-        self.ctx.events.send(Event::Flush(self.core.tally.take()));
+        if !self.core.tally.is_empty() {
+            self.ctx.events.send(Event::Flush(self.core.tally.take()));
+        }
     }
 
     async fn hang_up(&mut self) {
-        if let Some(mut ws) = self.ws.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), futures_util::SinkExt::close(&mut ws)).await;
+        // Closed in place (not moved into this future, which would double
+        // the task's size for a socket it already holds).
+        if let Some(ws) = self.ws.as_mut() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), futures_util::SinkExt::close(ws)).await;
+            self.ws = None;
             self.ctx.events.connected(-1);
         }
-        self.ctx.events.send(Event::Flush(self.core.tally.take()));
+        if !self.core.tally.is_empty() {
+            self.ctx.events.send_last(Event::Flush(self.core.tally.take())).await;
+        }
     }
 
     /// Idles until a command arrives (`None`: the run is over for this device).
@@ -209,7 +256,7 @@ impl Device {
                     _ = no_new_turns.cancelled() => None,
                 }
             };
-            match pump(&mut self.core, ws, &self.ctx.cancel, wait).await {
+            match pump(&mut self.core, ws, &self.ctx.cancel, &self.ctx.events, wait).await {
                 Pumped::Extra(cmd) => return cmd,
                 Pumped::Gone(f) => {
                     tracing::debug!(device = %self.ctx.identity.device_id, detail = %f.detail, "idle connection closed by the server");
@@ -351,7 +398,15 @@ impl Device {
         self.ctx.events.talking(1);
         self.core.start_turn(Instant::now(), spec);
         let end = loop {
-            match pump(&mut self.core, ws, &self.ctx.cancel, std::future::pending::<()>()).await {
+            match pump(
+                &mut self.core,
+                ws,
+                &self.ctx.cancel,
+                &self.ctx.events,
+                std::future::pending::<()>(),
+            )
+            .await
+            {
                 Pumped::Turn(end) => break *end,
                 // Nothing else ends a pump while a turn runs; should it,
                 // the turn is cancelled and reported on the next pump.

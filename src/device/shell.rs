@@ -6,7 +6,9 @@
 //! runs over TCP, TLS or an in-memory pipe.
 
 use super::core::{DeviceCore, Output, TurnEnd, close_failure, error_failure};
-use crate::metrics::Failure;
+use crate::alarm::Alarm;
+use crate::metrics::collector::EventSender;
+use crate::metrics::{Event, Failure};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::future::Future;
 use std::time::Duration;
@@ -32,21 +34,26 @@ pub(crate) enum Pumped<T> {
     Cancelled,
 }
 
-/// Sleeps until `t`, or forever when there is nothing to wait for.
-pub(crate) async fn until(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Runs the core on `ws` until it reports something (or `extra` finishes).
-pub(crate) async fn pump<S, F, T>(core: &mut DeviceCore, ws: &mut S, cancel: &CancellationToken, extra: F) -> Pumped<T>
+pub(crate) async fn pump<S, F, T>(
+    core: &mut DeviceCore,
+    ws: &mut S,
+    cancel: &CancellationToken,
+    events: &EventSender,
+    extra: F,
+) -> Pumped<T>
 where
     S: Stream<Item = Result<Message, tungstenite::Error>> + Sink<Message, Error = tungstenite::Error> + Unpin,
     F: Future<Output = T>,
 {
     tokio::pin!(extra);
+    // Made once per pump, not per wake-up: each fresh `cancelled()` and
+    // `sleep_until` would lock and register anew.
+    let cancellation = cancel.cancelled();
+    tokio::pin!(cancellation);
+    let sleep = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(sleep);
+    let mut alarm = Alarm::new(sleep);
     let mut cancelled = false;
     loop {
         while let Some(out) = core.poll_output() {
@@ -60,6 +67,10 @@ where
                 Output::Ready { hello } => return Pumped::Ready { hello },
                 Output::TurnEnded(t) => return Pumped::Turn(t),
                 Output::Gone(f) => return Pumped::Gone(f),
+                Output::Flush(t) => {
+                    events.send(Event::Flush(*t));
+                    continue;
+                }
             };
             if let Err(e) = sent {
                 core.handle_gone(Instant::now(), error_failure(&e));
@@ -68,8 +79,9 @@ where
         if cancelled {
             return Pumped::Cancelled;
         }
+        alarm.set(core.next_deadline());
         tokio::select! {
-            _ = cancel.cancelled() => {
+            _ = &mut cancellation => {
                 core.cancel(Instant::now());
                 cancelled = true;
             }
@@ -85,7 +97,7 @@ where
                     None => core.handle_gone(now, close_failure(None)),
                 }
             }
-            _ = until(core.next_deadline()) => core.handle_timeout(Instant::now()),
+            _ = alarm.fired() => core.handle_timeout(Instant::now()),
             r = &mut extra => return Pumped::Extra(r),
         }
     }

@@ -5,8 +5,18 @@
 //! marking the measure window for the collector. Open model: conversations
 //! arrive on a seeded Poisson clock; with no idle device free, the arrival is
 //! counted as missed, never queued.
+//!
+//! With `--shard I/N` the driver runs only its part (see [`super::shard`]):
+//! its own devices at their global start instants, its share of each
+//! stage's speakers (ramped at its share of the rate), every `N`-th arrival.
+//! It also decides when the ramp is over: every own device started and
+//! connected or failed to, and with stages the first stage's speakers all
+//! talking. Send lag from then on is what the self-check judges.
 
 use super::arrivals::ArrivalClock;
+use super::generator::RampEnd;
+use super::ramp::RampCount;
+use super::shard::Shard;
 use crate::config::{Load, Plan, Stop};
 use crate::device::{Command, DeviceContext, DeviceSettings, GroupRun, Note, identity_for, rng_for, run_device};
 use crate::metrics::Event;
@@ -18,6 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -40,6 +51,15 @@ struct Slot {
     left: u32,
     /// Closed loop: the token that retires this speaker.
     speaker: Option<CancellationToken>,
+    /// Conversations started (each draws its idle gap from its own stream).
+    conversations: u32,
+}
+
+/// How the drive ended.
+pub(crate) struct Driven {
+    pub interrupted: bool,
+    /// Where the ramp ended, if it did before the run.
+    pub ramp: Option<RampEnd>,
 }
 
 /// Where the step plan is.
@@ -75,6 +95,12 @@ pub(crate) struct Driver<'a> {
     stage: usize,
     phase: StagePhase,
     arrivals: Option<(ArrivalClock, Instant)>,
+    /// Arrivals so far, this shard's or not.
+    arrival_no: u64,
+    shard: Shard,
+    /// Devices this shard runs.
+    own: u32,
+    ramp: RampCount,
 }
 
 /// A diagnostics event for a device coming to life (`-vv`, `RUST_LOG=debug`).
@@ -89,6 +115,12 @@ fn log_spawn(index: u32, device_id: &str, url: &str, group: &crate::config::Grou
     } else {
         tracing::debug!(device = index, device_id, url, "device connecting");
     }
+}
+
+/// The stream device `index` draws the idle gap after conversation
+/// `conversation` from.
+fn gap_rng(seed: u64, index: u32, conversation: u32) -> ChaCha8Rng {
+    rng_for(seed ^ 0x1D1E_6A9F ^ (u64::from(conversation) << 32), index)
 }
 
 async fn until(t: Option<Instant>) {
@@ -123,6 +155,8 @@ impl<'a> Driver<'a> {
             },
             _ => StagePhase::Done,
         };
+        let shard = plan.shard;
+        let ramp = RampCount::new(matches!(plan.load, Load::Stages(_)));
         Driver {
             plan,
             settings,
@@ -142,14 +176,38 @@ impl<'a> Driver<'a> {
             stage: 0,
             phase,
             arrivals,
+            arrival_no: 0,
+            shard,
+            own: shard.share_u32(plan.devices),
+            ramp,
         }
     }
 
-    /// Drives the run to its end; returns true when interrupted.
-    pub async fn run(mut self) -> bool {
+    /// The instant this shard's next device is due, if any is left.
+    fn next_spawn_at(&self) -> Option<Instant> {
+        let k = self.slots.len() as u32;
+        (k < self.own).then(|| self.start + secs_capped(self.shard.device(k) as f64 / self.plan.ramp_per_sec))
+    }
+
+    /// Ends the ramp once every own device has settled (and, with stages,
+    /// the first stage is being measured).
+    fn check_ramp(&mut self) {
+        if self.ramp.try_end(self.slots.len() as u32, self.own) {
+            self.settings.ramp_over.store(true, Ordering::Relaxed);
+            tracing::info!(
+                devices = self.own,
+                seconds = self.start.elapsed().as_secs_f64(),
+                "ramp over: every device started"
+            );
+        }
+    }
+
+    /// Drives the run to its end.
+    pub async fn run(mut self) -> Driven {
         if let Load::Stages(_) = &self.plan.load {
             self.start_stage();
         }
+        self.check_ramp();
         let end_at = match (&self.plan.load, self.plan.stop) {
             (Load::Stages(_), _) => None,
             (_, Stop::Duration(d)) => Some(self.start + d),
@@ -159,8 +217,7 @@ impl<'a> Driver<'a> {
             if self.finished() {
                 break false;
             }
-            let spawn_at = (self.slots.len() < self.plan.devices as usize)
-                .then(|| self.start + secs_capped(self.slots.len() as f64 / self.plan.ramp_per_sec));
+            let spawn_at = self.next_spawn_at();
             let sched_at = self.scheduled.peek().map(|Reverse((t, _))| *t);
             let stage_at = match self.phase {
                 StagePhase::Ramp { next_at, .. } => Some(next_at),
@@ -182,15 +239,23 @@ impl<'a> Driver<'a> {
                 _ = until(arrival_at) => self.arrive(),
             }
         };
-        self.wind_down(interrupted).await
+        let ramp = self.ramp.end();
+        Driven {
+            interrupted: self.wind_down(interrupted).await,
+            ramp,
+        }
     }
 
     /// True when the load has nothing more to start.
     fn finished(&self) -> bool {
-        if self.plan.total_turns.is_some_and(|n| self.turns_ended >= n) {
+        if self
+            .plan
+            .total_turns
+            .is_some_and(|n| self.turns_ended >= self.shard.share(n))
+        {
             return true;
         }
-        let all_spawned = self.slots.len() >= self.plan.devices as usize;
+        let all_spawned = self.slots.len() as u32 >= self.own;
         match (&self.plan.load, self.plan.stop) {
             (Load::Stages(_), _) => matches!(self.phase, StagePhase::Done),
             (Load::PerDevice, Stop::Turns(_)) => {
@@ -201,7 +266,8 @@ impl<'a> Driver<'a> {
     }
 
     fn spawn(&mut self) {
-        let index = self.slots.len() as u32;
+        // Below u32::MAX: a global index is below the plan's device count.
+        let index = self.shard.device(self.slots.len() as u32) as u32;
         let group = self.group_of(index);
         let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
         let identity = identity_for(self.plan.seed, index, self.plan.token.clone());
@@ -227,6 +293,7 @@ impl<'a> Driver<'a> {
             busy: false,
             left: if per_device && talks { g.conversations } else { 0 },
             speaker: None,
+            conversations: 0,
         });
         if per_device && talks {
             self.converse(index, None);
@@ -246,7 +313,7 @@ impl<'a> Driver<'a> {
 
     /// Starts a conversation on device `i` (a speaker's: until retired).
     fn converse(&mut self, i: u32, speaker: Option<CancellationToken>) {
-        let Some(slot) = self.slots.get_mut(i as usize) else {
+        let Some(slot) = self.slots.get_mut(self.shard.local(i) as usize) else {
             return;
         };
         if slot.busy || self.no_new_turns.is_cancelled() {
@@ -262,15 +329,20 @@ impl<'a> Driver<'a> {
         };
         if slot.commands.try_send(Command::Converse { turns, until }).is_ok() {
             slot.busy = true;
+            slot.conversations += 1;
         }
     }
 
     fn on_note(&mut self, note: Note) {
         match note {
             Note::TurnEnded(_) => self.turns_ended += 1,
+            Note::Settled { connected, .. } => {
+                self.ramp.settled(connected);
+                self.check_ramp();
+            }
             Note::ConversationEnded(i) => {
                 let now = Instant::now();
-                let Some(slot) = self.slots.get_mut(i as usize) else {
+                let Some(slot) = self.slots.get_mut(self.shard.local(i) as usize) else {
                     return;
                 };
                 slot.busy = false;
@@ -279,8 +351,10 @@ impl<'a> Driver<'a> {
                     self.scheduled.push(Reverse((now + RESTART_BACKOFF, i)));
                     let _ = token;
                 } else if slot.left > 0 {
+                    // From the device's own stream, so a shard draws what
+                    // the unsharded run would.
                     let g = &self.groups[slot.group].plan;
-                    let gap = g.idle_time.sample(&mut self.rng);
+                    let gap = g.idle_time.sample(&mut gap_rng(self.plan.seed, i, slot.conversations));
                     self.scheduled.push(Reverse((now + gap, i)));
                 }
             }
@@ -292,12 +366,16 @@ impl<'a> Driver<'a> {
             return;
         };
         *at += clock.next_gap();
+        self.arrival_no += 1;
+        if !self.shard.owns(self.arrival_no - 1) {
+            return;
+        }
         let free: Vec<u32> = self
             .slots
             .iter()
             .enumerate()
             .filter(|(_, s)| !s.busy && self.groups[s.group].plan.talks())
-            .map(|(i, _)| i as u32)
+            .map(|(k, _)| self.shard.device(k as u32) as u32)
             .collect();
         if free.is_empty() {
             self.events.send(Event::MissedArrival);
@@ -313,7 +391,7 @@ impl<'a> Driver<'a> {
             self.phase = StagePhase::Done;
             return;
         };
-        let target = stage.speakers as usize;
+        let target = self.shard.share_u32(stage.speakers) as usize;
         let mut active: Vec<usize> = (0..self.slots.len())
             .filter(|&i| self.slots[i].speaker.is_some())
             .collect();
@@ -340,19 +418,22 @@ impl<'a> Driver<'a> {
                 let s = &stages[self.stage];
                 self.events.stage(StageMark::Measure {
                     name: s.name.clone(),
-                    speakers: s.speakers,
+                    speakers: self.shard.share_u32(s.speakers),
                 });
                 self.phase = StagePhase::Measure {
                     end_at: now + s.duration,
                 };
+                self.ramp.measuring();
+                self.check_ramp();
             }
             StagePhase::Ramp { need, .. } => {
-                let step = secs_capped(1.0 / self.plan.ramp_per_sec);
+                // This shard's part of the ramp rate.
+                let step = secs_capped(f64::from(self.shard.count) / self.plan.ramp_per_sec);
                 let pick = (0..self.slots.len()).find(|&i| {
                     let s = &self.slots[i];
                     s.speaker.is_none() && !s.busy && self.groups[s.group].plan.talks()
                 });
-                let Some(i) = pick else {
+                let Some(k) = pick else {
                     // Not spawned yet (or still finishing): try again shortly.
                     self.phase = StagePhase::Ramp {
                         need,
@@ -361,8 +442,8 @@ impl<'a> Driver<'a> {
                     return;
                 };
                 let token = CancellationToken::new();
-                self.slots[i].speaker = Some(token.clone());
-                self.converse(i as u32, Some(token));
+                self.slots[k].speaker = Some(token.clone());
+                self.converse(self.shard.device(k as u32) as u32, Some(token));
                 let next_at = if need > 1 { now + step } else { now };
                 self.phase = StagePhase::Ramp {
                     need: need - 1,

@@ -3,6 +3,9 @@
 //! on its own, a closed-loop step plan, or open arrivals), end the run, and
 //! hand back the collector's metrics and the generator's self-check.
 //!
+//! Large runs: [`shard`] splits one run over processes or machines, and
+//! [`source_addrs`] spreads a big loopback fleet over 127.0.0.x addresses.
+//!
 //! Two cancellation tokens: `no_new_turns` (the run is over: finish what you
 //! are doing) and `cancel` (stop now: grace over or Ctrl-C; turns cut short
 //! are `cancelled`, never `failed`).
@@ -10,6 +13,9 @@
 pub mod arrivals;
 mod driver;
 pub mod generator;
+pub mod limits;
+mod ramp;
+pub mod shard;
 
 use crate::audio::ClipSet;
 use crate::config::Plan;
@@ -17,8 +23,10 @@ use crate::device::transcript::TranscriptCheck;
 use crate::device::{DeviceSettings, GroupRun};
 use crate::metrics::{Collector, Metrics, Snapshot};
 use crate::record::RecordRule;
-use generator::{GeneratorProbe, GeneratorReport};
+use generator::{GeneratorProbe, GeneratorReport, ShardReport};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -142,7 +150,13 @@ pub async fn run_fleet_observed(
         } else {
             None
         },
+        ramp_over: AtomicBool::new(false),
+        source_addrs: source_addrs(plan, url),
     });
+    if let Some(w) = limits::open_files_warning(u64::from(plan.shard.share_u32(plan.devices))) {
+        tracing::warn!("{w}");
+        eprintln!("warning: {w}");
+    }
     let (mut collector, events) = Collector::new(plan.record.clone());
     collector.share_metrics(observers.share_metrics);
     for sink in observers.turn_sinks {
@@ -153,7 +167,7 @@ pub async fn run_fleet_observed(
     let starver = hooks.starve.map(|(block, every)| tokio::spawn(starve(block, every)));
     let started_at = SystemTime::now();
     let start = Instant::now();
-    let interrupted = driver::Driver::new(plan, settings, groups, events, interrupt)
+    let driven = driver::Driver::new(plan, settings, groups, events, interrupt)
         .run()
         .await;
     if let Some(s) = starver {
@@ -161,14 +175,46 @@ pub async fn run_fleet_observed(
     }
     let metrics = collecting.await.unwrap_or_default();
     log_failures(&metrics);
-    let generator = probe.finish(&metrics);
+    let mut generator = probe.finish(&metrics, driven.ramp);
+    if !plan.shard.is_whole() {
+        generator.shard = Some(ShardReport {
+            index: plan.shard.index,
+            count: plan.shard.count,
+            devices: plan.shard.share_u32(plan.devices),
+        });
+    }
     Ok(RunOutcome {
         metrics,
         generator,
         started_at,
         duration: start.elapsed(),
-        interrupted,
+        interrupted: driven.interrupted,
     })
+}
+
+/// Devices per source address past which a loopback fleet is spread over
+/// several 127.0.0.x addresses (`connect()` slows down as one address's
+/// ephemeral ports fill up).
+pub const DEVICES_PER_SOURCE: u32 = 4000;
+
+/// Where devices connect from: the plan's `--source-addr` list, or for a
+/// large fleet against an IPv4 loopback address, 127.0.0.1, 127.0.0.2, …
+/// (one per [`DEVICES_PER_SOURCE`] devices); otherwise the system picks.
+pub fn source_addrs(plan: &Plan, url: &str) -> Vec<IpAddr> {
+    if !plan.source_addrs.is_empty() {
+        return plan.source_addrs.clone();
+    }
+    let devices = plan.shard.share_u32(plan.devices);
+    let loopback = url
+        .parse::<tokio_tungstenite::tungstenite::http::Uri>()
+        .ok()
+        .and_then(|u| u.host().and_then(|h| h.parse::<IpAddr>().ok()))
+        .is_some_and(|ip| ip.is_ipv4() && ip.is_loopback());
+    let n = devices.div_ceil(DEVICES_PER_SOURCE).min(250);
+    if !loopback || n < 2 {
+        return Vec::new();
+    }
+    (1..=n as u8).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i))).collect()
 }
 
 /// Diagnostics events for the run's failures by kind (`-v`, `RUST_LOG=info`).
@@ -190,5 +236,39 @@ async fn starve(block: Duration, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
         std::thread::sleep(block);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(devices: u32) -> Plan {
+        let text = format!("devices = {devices}\n");
+        let raw = crate::config::FleetFile::parse(&text, "t.toml").unwrap();
+        Plan::from_file(raw, "t.toml", &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn big_loopback_fleets_connect_from_one_127_address_per_4000_devices() {
+        let url = "ws://127.0.0.1:8000/xiaozhi/v1/";
+        assert!(source_addrs(&plan(4000), url).is_empty());
+        let spread = source_addrs(&plan(9000), url);
+        let expect: Vec<IpAddr> = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(spread, expect);
+        // A shard counts its own devices only.
+        let mut half = plan(9000);
+        half.shard = shard::Shard { index: 1, count: 2 };
+        assert_eq!(source_addrs(&half, url).len(), 2);
+        // Not loopback (or not IPv4): the system picks.
+        assert!(source_addrs(&plan(9000), "ws://10.0.0.5:8000/").is_empty());
+        assert!(source_addrs(&plan(9000), "ws://[::1]:8000/").is_empty());
+        // A --source-addr list wins.
+        let mut listed = plan(9000);
+        listed.source_addrs = vec!["10.1.2.3".parse().unwrap()];
+        assert_eq!(source_addrs(&listed, url), listed.source_addrs);
     }
 }

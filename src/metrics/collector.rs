@@ -168,6 +168,15 @@ impl EventSender {
         }
     }
 
+    /// Sends, waiting for room: for a device's last event, when pacing no
+    /// longer matters (a whole fleet hanging up at once would overflow the
+    /// channel otherwise).
+    pub async fn send_last(&self, event: Event) {
+        if self.tx.send(event).await.is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// A stage boundary: never dropped (the control channel is unbounded and
     /// carries two marks per stage).
     pub fn stage(&self, mark: StageMark) {
@@ -314,7 +323,7 @@ impl Collector {
             failed: m.failed,
             cancelled: m.cancelled,
             first_audio_p95_ms: (fa.count() > 0).then(|| fa.quantile_ms(0.95)),
-            send_lag_p99_ms: (m.tally.send_lag.count() > 0).then(|| m.tally.send_lag.quantile_ms(0.99)),
+            send_lag_p99_ms: live_send_lag_p99(&m.tally),
             stutter_ratio: (m.playback.turns > 0).then(|| ratio(m.playback.stutter_turns, m.playback.turns)),
             failures: m.failures.clone(),
             metrics: self.share_metrics.then(|| Arc::new(m.clone())),
@@ -331,6 +340,7 @@ impl Collector {
             *m.stray.entry(kind).or_default() += n;
         }
         m.send_lag.merge(&t.send_lag);
+        m.ramp_send_lag.merge(&t.ramp_send_lag);
     }
 
     fn fold(&mut self, ev: Event) {
@@ -471,6 +481,15 @@ fn fold_into(m: &mut Metrics, rec: &TurnRecord) {
         p.underrun_ms.record_ms(pb.underrun_ms);
         p.sentence_gap_ms.record_ms(pb.sentence_gap_ms);
     }
+}
+
+/// Send lag p99 for the live view: after the ramp once there is any, the
+/// ramp's until then.
+fn live_send_lag_p99(t: &Tally) -> Option<f64> {
+    [&t.send_lag, &t.ramp_send_lag]
+        .into_iter()
+        .find(|h| h.count() > 0)
+        .map(|h| h.quantile_ms(0.99))
 }
 
 /// Seconds with millisecond resolution, as the series prints them.

@@ -1,7 +1,7 @@
 //! What a device reports: one event per connection and per turn, carrying
 //! everything the device folded from the frames it sent and received.
 
-use super::summary::LatencyHistogram;
+use super::lag::LagHistogram;
 use crate::audio::playback::TurnPlayback;
 use crate::record::trace::TurnTrace;
 use serde::Serialize;
@@ -201,14 +201,34 @@ pub struct Tally {
     /// audio outside *speaking*, unknown types), by type: counted, never
     /// turned into a latency.
     pub stray: BTreeMap<&'static str, u64>,
-    /// Actual send instant − scheduled instant, per uplink packet.
-    pub send_lag: LatencyHistogram,
+    /// Actual send instant − scheduled instant, per uplink packet, once
+    /// the ramp is over (what the generator's self-check judges).
+    pub send_lag: LagHistogram,
+    /// The same while devices were still being started (the ramp).
+    pub ramp_send_lag: LagHistogram,
 }
 
 impl Tally {
     /// Counts one stray message of type `kind`.
     pub fn stray(&mut self, kind: &'static str) {
         *self.stray.entry(kind).or_default() += 1;
+    }
+
+    /// True when the send-lag samples should go to the collector now,
+    /// before they would need a full histogram on the device.
+    pub fn is_full(&self) -> bool {
+        self.send_lag.count() + self.ramp_send_lag.count() >= super::lag::SMALL_SAMPLES as u64
+    }
+
+    /// Nothing counted (an idle, silent device's tally): not worth an event.
+    pub fn is_empty(&self) -> bool {
+        self.frames_sent == 0
+            && self.frames_received == 0
+            && self.bytes_sent == 0
+            && self.bytes_received == 0
+            && self.stray.is_empty()
+            && self.send_lag.count() == 0
+            && self.ramp_send_lag.count() == 0
     }
 
     /// Takes the accumulated values, leaving an empty tally.

@@ -6,11 +6,13 @@
 
 pub mod collector;
 pub mod event;
+pub mod lag;
 pub mod sink;
 pub mod summary;
 
 pub use collector::{Collector, Metrics, PlaybackTotals, SeriesPoint, Snapshot, StageResult};
 pub use event::{Event, Failure, FailureKind, Tally, TurnOutcome, TurnRecord};
+pub use lag::LagHistogram;
 pub use sink::TurnSink;
 pub use summary::{LatencyHistogram, Percentiles, ratio};
 

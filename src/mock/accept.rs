@@ -116,12 +116,14 @@ async fn connection(stream: TcpStream, index: u64, sh: Arc<Shared>, cancel: Canc
                 r = tokio::time::timeout_at(deadline, acceptor.accept(stream)) => r,
             };
             match tls {
-                Ok(Ok(s)) => upgrade(s, index, fault, deadline, sh, cancel).await,
+                // Boxed (here and below): each path's future is several KiB,
+                // and only one of them is ever needed.
+                Ok(Ok(s)) => Box::pin(upgrade(s, index, fault, deadline, sh, cancel)).await,
                 Ok(Err(_)) => {}
                 Err(_) => MockCounters::bump(&sh.counters.handshake_timeouts),
             }
         }
-        None => upgrade(stream, index, fault, deadline, sh, cancel).await,
+        None => Box::pin(upgrade(stream, index, fault, deadline, sh, cancel)).await,
     }
 }
 
@@ -158,7 +160,12 @@ async fn upgrade<S>(
         .read_buffer_size(4096)
         .max_message_size(Some(MAX_MESSAGE_SIZE))
         .max_frame_size(Some(MAX_MESSAGE_SIZE));
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
+    // Boxed: the handshake's state is not kept for the session's life.
+    let handshake = Box::pin(tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        callback,
+        Some(config),
+    ));
     let mut ws = tokio::select! {
         _ = cancel.cancelled() => return,
         r = tokio::time::timeout_at(deadline, handshake) => match r {

@@ -7,6 +7,7 @@
 use super::core::{Action, CloseReason, Input, SessionCore};
 use super::reply::{ReplyEvent, ReplyJob, run_reply};
 use super::{MockCounters, Shared};
+use crate::alarm::Alarm;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,13 +27,6 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Close code for a message over the size limit (RFC 6455 §7.4.1).
 const TOO_BIG: u16 = 1009;
 
-async fn until(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// How the loop ended.
 enum End {
     /// Close the socket politely (close frame, if not sent yet).
@@ -48,14 +42,21 @@ where
 {
     let (tx, mut rx) = mpsc::channel::<(u64, ReplyEvent)>(REPLY_CHANNEL);
     let mut jobs: HashMap<u64, CancellationToken> = HashMap::new();
+    // Made once, not per wake-up: a fresh `cancelled()` and `sleep_until`
+    // per iteration lock and register anew for every uplink packet.
+    let cancellation = cancel.cancelled();
+    tokio::pin!(cancellation);
+    let sleep = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(sleep);
+    let mut alarm = Alarm::new(sleep);
     let end = loop {
         if let Some(end) = perform(&mut ws, &mut core, &mut jobs, &tx, &sh).await {
             break end;
         }
-        let deadline = core.next_deadline();
+        alarm.set(core.next_deadline());
         let reading = core.wants_input();
         tokio::select! {
-            _ = cancel.cancelled() => break End::Close(None),
+            _ = &mut cancellation => break End::Close(None),
             m = ws.next(), if reading => {
                 let now = Instant::now();
                 match m {
@@ -71,8 +72,16 @@ where
                     Some(Err(_)) => core.handle_input(now, Input::PeerClosed),
                 }
             }
-            Some((id, event)) = rx.recv() => core.handle_input(Instant::now(), Input::Reply { id, event }),
-            _ = until(deadline) => core.handle_timeout(Instant::now()),
+            // Only while a reply job runs: events of cancelled jobs are
+            // ignored by the core whenever they come, and polling an empty
+            // channel on every uplink packet showed in the profile.
+            Some((id, event)) = rx.recv(), if !jobs.is_empty() => {
+                if matches!(event, ReplyEvent::Done) {
+                    jobs.remove(&id);
+                }
+                core.handle_input(Instant::now(), Input::Reply { id, event });
+            }
+            _ = alarm.fired() => core.handle_timeout(Instant::now()),
         }
     };
     core.end();

@@ -324,11 +324,21 @@ fn run(shards: &[Shard], start: u64) -> Value {
         "mock": all("/run/mock"),
         "started_at": rfc3339(start),
         "duration_s": (end * 1000.0).round() / 1000.0,
-        "devices": shards.iter().map(|s| s.report.pointer("/run/devices").and_then(Value::as_u64).unwrap_or(0)).sum::<u64>(),
+        "devices": shards.iter().map(shard_devices).sum::<u64>(),
         "seed": shards[0].report.pointer("/run/seed").cloned().unwrap_or(json!(0)),
         "interrupted": any("/run/interrupted"),
         "fleet": distinct(shards, "/run/fleet"),
     })
+}
+
+/// The devices a report's run drove: a shard's own share (`--shard`), or
+/// the whole run's.
+fn shard_devices(s: &Shard) -> u64 {
+    s.report
+        .pointer("/generator/shard/devices")
+        .or_else(|| s.report.pointer("/run/devices"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
 }
 
 fn generator(shards: &[Shard], h: &BTreeMap<String, LatencyHistogram>) -> Value {

@@ -278,7 +278,7 @@ impl Report {
             latency_series: Vec::new(),
             histograms: {
                 let mut h = exact::histograms_of(m);
-                h.insert(exact::SEND_LAG.to_string(), m.tally.send_lag.clone());
+                h.insert(exact::SEND_LAG.to_string(), m.tally.send_lag.to_histogram());
                 h
             },
         }

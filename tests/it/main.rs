@@ -13,6 +13,7 @@ mod playback;
 mod props;
 mod record;
 mod report;
+mod shard;
 mod support;
 mod tools;
 mod until_end;

@@ -305,8 +305,7 @@ impl DeviceCore {
         let start = (fate != Fate::Dropped)
             .then(|| self.playback.last_play_start())
             .flatten();
-        let payload = payload.to_vec();
-        self.trace_frame_payload(now, &payload, fate, start, duration);
+        self.trace_frame_payload(now, payload, fate, start, duration);
     }
 
     fn trace_frame(&mut self, now: Instant, data: &[u8], fate: Fate, start: Option<Instant>) {

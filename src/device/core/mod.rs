@@ -31,6 +31,7 @@ use crate::protocol::{ClientHello, ClientMessage, Listen, ListenMode};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
 use turn::Turn;
@@ -51,6 +52,9 @@ pub(crate) enum Output {
     /// The connection is gone outside a turn (while waiting for the hello,
     /// or idle), and why.
     Gone(Failure),
+    /// Counters to hand to the collector now (the send-lag samples reached
+    /// what a device keeps; see [`Tally::is_full`]).
+    Flush(Box<Tally>),
 }
 
 /// Where the connection is.
@@ -77,7 +81,8 @@ pub(crate) struct DeviceCore {
     index: u32,
     link: Link,
     session_id: String,
-    turn: Option<Turn>,
+    /// Boxed: idle devices (most of a fleet) do not carry a turn's state.
+    turn: Option<Box<Turn>>,
     /// Idle-listening microphone (silence), between conversations.
     idle_mic: Option<Pacer>,
     /// The server is playing an answer to nobody's turn while idle (its
@@ -230,10 +235,18 @@ impl DeviceCore {
             crate::protocol::ProtocolVersion::V1 => packet.clone(),
             v => crate::protocol::encode(v, packet, 0).map_or_else(|_| packet.clone(), Bytes::from),
         };
-        self.tally.send_lag.record(now.saturating_duration_since(due));
+        let lag = now.saturating_duration_since(due);
+        if self.settings.ramp_over.load(Ordering::Relaxed) {
+            self.tally.send_lag.record(lag);
+        } else {
+            self.tally.ramp_send_lag.record(lag);
+        }
         self.tally.frames_sent += 1;
         self.tally.bytes_sent += payload.len() as u64;
         self.out.push_back(Output::Binary(payload));
+        if self.tally.is_full() {
+            self.out.push_back(Output::Flush(Box::new(self.tally.take())));
+        }
     }
 
     fn send_text(&mut self, m: ClientMessage) {

@@ -224,7 +224,7 @@ impl DeviceCore {
             after_greeting,
             spec,
         };
-        self.turn = Some(turn);
+        self.turn = Some(Box::new(turn));
         if !manual_wait {
             self.open_mic(streaming);
             // The microphone is on from `listen start`: the first packet

@@ -160,7 +160,10 @@ pub struct SessionCore {
     deaf: bool,
     hello_done: bool,
     vad: Vad,
-    ear: VoiceDetector,
+    /// The session's Opus decoder for audio that is not a known clip
+    /// packet; made on the first such packet (a decoder is ~170 KiB, and
+    /// a fleet's packets are all known).
+    ear: Option<Box<VoiceDetector>>,
     tally: Tally,
     /// Index of the next utterance heard on this session.
     utterance: u32,
@@ -219,7 +222,7 @@ impl SessionCore {
             stalled_until: None,
             deaf: false,
             hello_done: false,
-            ear: VoiceDetector::new(),
+            ear: None,
             tally: Tally::default(),
             utterance: 0,
             ignore_uplink: false,

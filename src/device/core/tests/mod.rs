@@ -34,6 +34,8 @@ pub(super) fn settings() -> DeviceSettings {
         record_devices: Vec::new(),
         transcript_check: None,
         tls: None,
+        ramp_over: std::sync::atomic::AtomicBool::new(true),
+        source_addrs: Vec::new(),
     }
 }
 
@@ -78,6 +80,8 @@ pub(super) struct Harness {
     pub ends: Vec<(u64, TurnEnd)>,
     pub gone: Vec<(u64, Failure)>,
     pub ready: Vec<(u64, Duration)>,
+    /// Counters the core handed over before a turn ended.
+    pub flushed: Vec<Tally>,
 }
 
 impl Harness {
@@ -103,6 +107,7 @@ impl Harness {
             ends: Vec::new(),
             gone: Vec::new(),
             ready: Vec::new(),
+            flushed: Vec::new(),
         };
         h.core.open(t0);
         h.drain();
@@ -127,6 +132,7 @@ impl Harness {
                 Output::Ready { hello } => self.ready.push((now, hello)),
                 Output::TurnEnded(e) => self.ends.push((now, *e)),
                 Output::Gone(f) => self.gone.push((now, f)),
+                Output::Flush(t) => self.flushed.push(*t),
             }
         }
     }

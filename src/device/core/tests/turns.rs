@@ -199,3 +199,32 @@ fn barge_in_keeps_the_latencies_measured_before_the_abort() {
     assert_eq!(h.ends[0].0, 2950, "an abort cuts local playback at once");
     assert!(h.core.tally.stray.is_empty(), "{:?}", h.core.tally.stray);
 }
+
+#[test]
+fn idle_microphone_hands_its_send_lag_over_every_256_packets_split_at_the_ramp() {
+    let s = DeviceSettings {
+        ramp_over: std::sync::atomic::AtomicBool::new(false),
+        ..settings()
+    };
+    let mut h = Harness::connected(s);
+    h.core.idle_listen(h.now);
+    h.drain();
+    // Packets at 10 + 60k ms: 100 while the ramp runs, then 200 more.
+    h.run_to(10 + 99 * FRAME_MS);
+    h.core.settings.ramp_over.store(true, Ordering::Relaxed);
+    h.run_to(10 + 299 * FRAME_MS);
+    assert_eq!(h.audio_times().len(), 300);
+    assert_eq!(h.flushed.len(), 1, "one hand-over at 256 samples");
+    let f = &h.flushed[0];
+    assert_eq!(
+        (f.frames_sent, f.ramp_send_lag.count(), f.send_lag.count()),
+        (256, 100, 156)
+    );
+    // Each packet left at its scheduled instant.
+    assert_eq!(f.send_lag.percentiles().max, 0.0);
+    let rest = &h.core.tally;
+    assert_eq!(
+        (rest.frames_sent, rest.send_lag.count(), rest.ramp_send_lag.count()),
+        (44, 44, 0)
+    );
+}
