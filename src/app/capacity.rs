@@ -188,6 +188,6 @@ pub async fn capacity(
     let insufficient = report
         .sizing
         .as_ref()
-        .is_some_and(|s| s.verdict == Verdict::Insufficient);
+        .is_some_and(|s| s.verdict == Some(Verdict::Insufficient));
     Ok(if insufficient || target_fails { 1 } else { 0 })
 }

@@ -13,7 +13,7 @@ pub mod slo;
 
 pub use search::{Resolution, Search, SearchConfig, SearchResult, StageOutcome, Step, StopReason};
 pub use sizing::{
-    Allotment, MemoryBand, PerSpeaker, Saturation, Sizing, SizingError, SizingInput, StageServer, Tier, Verdict,
-    default_tiers, render_text, size,
+    Allotment, AllotmentRun, MemoryBand, PerSpeaker, Saturation, Scaling, Sizing, SizingError, SizingInput,
+    StageServer, Tier, Verdict, default_tiers, render_text, size,
 };
 pub use slo::{Percentiles, Slo, SloError, SloResult, StageMeasure};

@@ -242,6 +242,7 @@ fn finish(
             target_speakers: opts.target_speakers,
             tiers: opts.tiers.clone(),
             slos: opts.slos.clone(),
+            ..SizingInput::default()
         })?),
         _ => None,
     };

@@ -3,10 +3,10 @@
 //! Every wait is bounded by a count or a timeout.
 
 use super::*;
-use crate::server::summary::summarize_with;
 use crate::server::docker::tests::{
     INSPECT_OOM, Routes, STATS_V2, fake_docker, running_inspect_object, temp_socket, wire,
 };
+use crate::server::summary::summarize_with;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

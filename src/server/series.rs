@@ -3,8 +3,8 @@
 //! samples and events, and summarises any window of them (a stage's measure
 //! window) by mean, p95 and max, because CPU must be judged by its peaks.
 
-use super::sampler::{Allotment, ServerEvent, ServerSample, ServerSummary, WatchMessage, WatchTarget, Watcher};
 use super::sampler::run_watcher_with;
+use super::sampler::{Allotment, ServerEvent, ServerSample, ServerSummary, WatchMessage, WatchTarget, Watcher};
 use super::summary::summarize_with;
 use serde::Serialize;
 use std::time::Duration;

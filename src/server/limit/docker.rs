@@ -28,7 +28,11 @@ impl DockerCpu {
             Value::Array(items) => items.first().unwrap_or(&Value::Null),
             other => other,
         };
-        let field = |k: &str| v.pointer(&format!("/HostConfig/{k}")).and_then(Value::as_i64).unwrap_or(0);
+        let field = |k: &str| {
+            v.pointer(&format!("/HostConfig/{k}"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+        };
         DockerCpu {
             nano_cpus: field("NanoCpus"),
             cpu_quota: field("CpuQuota"),

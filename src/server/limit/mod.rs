@@ -314,7 +314,9 @@ fn prepare_pid(pid: u32) -> Result<(How, Option<String>), LimitError> {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let placed = match placement::parse_mountinfo(&mounts) {
         Some(mount) => Placement::create(pid, mount, Path::new("/proc")),
-        None => Err(LimitError::Unsupported("no cgroup hierarchy with the cpu controller is mounted".into())),
+        None => Err(LimitError::Unsupported(
+            "no cgroup hierarchy with the cpu controller is mounted".into(),
+        )),
     };
     match placed {
         Ok(placement) => {

@@ -49,7 +49,11 @@ impl CpuQuota {
     /// As operators read it: "0.5 cores (50000/100000 µs)" or "unlimited".
     pub fn describe(&self) -> String {
         match self.quota_us {
-            Some(q) => format!("{} cores ({q}/{} µs)", trim(q as f64 / self.period_us as f64), self.period_us),
+            Some(q) => format!(
+                "{} cores ({q}/{} µs)",
+                trim(q as f64 / self.period_us as f64),
+                self.period_us
+            ),
             None => format!("unlimited (period {} µs)", self.period_us),
         }
     }
@@ -126,7 +130,10 @@ fn write(path: PathBuf, text: &str) -> Result<(), LimitError> {
 pub fn read_quota(dir: &Path, files: QuotaFiles) -> Result<CpuQuota, LimitError> {
     let parsed = match files {
         QuotaFiles::V2 => parse_cpu_max(&read(dir.join("cpu.max"))?),
-        QuotaFiles::V1 => parse_cfs(&read(dir.join("cpu.cfs_quota_us"))?, &read(dir.join("cpu.cfs_period_us"))?),
+        QuotaFiles::V1 => parse_cfs(
+            &read(dir.join("cpu.cfs_quota_us"))?,
+            &read(dir.join("cpu.cfs_period_us"))?,
+        ),
     };
     parsed.map_err(|detail| LimitError::Parse {
         path: dir.display().to_string(),

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/server/fixtures")
+        .join(name)
 }
 
 /// A fresh temporary directory for one test.
@@ -140,7 +142,10 @@ async fn v1_memory_path_finds_the_cpu_sibling() {
 #[tokio::test]
 async fn a_directory_without_quota_files_is_a_clear_error() {
     let dir = temp("noquota");
-    let err = CpuLimiter::prepare(&LimitTarget::Cgroup(dir.clone())).await.err().unwrap();
+    let err = CpuLimiter::prepare(&LimitTarget::Cgroup(dir.clone()))
+        .await
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("has no CPU quota file"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -150,7 +155,8 @@ const MOUNTINFO_V1: &str = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpf
 35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
-const MOUNTINFO_V2: &str = "26 22 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate
+const MOUNTINFO_V2: &str =
+    "26 22 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate
 ";
 const MOUNTINFO_CPUACCT_ONLY: &str = "33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
 ";
@@ -161,7 +167,10 @@ fn mountinfo_prefers_the_v1_cpu_hierarchy() {
     assert_eq!(m.mount_point, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"));
     assert_eq!((m.root.as_str(), m.files), ("/", QuotaFiles::V1));
     let m = parse_mountinfo(MOUNTINFO_V2).unwrap();
-    assert_eq!((m.mount_point, m.files), (PathBuf::from("/sys/fs/cgroup"), QuotaFiles::V2));
+    assert_eq!(
+        (m.mount_point, m.files),
+        (PathBuf::from("/sys/fs/cgroup"), QuotaFiles::V2)
+    );
     assert_eq!(parse_mountinfo(MOUNTINFO_CPUACCT_ONLY), None, "cpuacct is not cpu");
     assert_eq!(parse_mountinfo(""), None);
 }
@@ -171,7 +180,10 @@ fn proc_cgroup_lines_and_group_dirs() {
     let v1 = "9:name=systemd:/\n4:memory:/process_api/e0\n2:cpu,cpuacct:/docker/abc\n0::/\n";
     assert_eq!(parse_proc_cgroup(v1, QuotaFiles::V1).as_deref(), Some("/docker/abc"));
     assert_eq!(parse_proc_cgroup(v1, QuotaFiles::V2).as_deref(), Some("/"));
-    assert_eq!(parse_proc_cgroup("0::/user.slice/x\n", QuotaFiles::V2).as_deref(), Some("/user.slice/x"));
+    assert_eq!(
+        parse_proc_cgroup("0::/user.slice/x\n", QuotaFiles::V2).as_deref(),
+        Some("/user.slice/x")
+    );
     assert_eq!(parse_proc_cgroup("0::/x\n", QuotaFiles::V1), None);
     let mount = CpuMount {
         mount_point: PathBuf::from("/sys/fs/cgroup/cpu"),
@@ -179,12 +191,18 @@ fn proc_cgroup_lines_and_group_dirs() {
         files: QuotaFiles::V1,
     };
     assert_eq!(group_dir(&mount, "/"), PathBuf::from("/sys/fs/cgroup/cpu"));
-    assert_eq!(group_dir(&mount, "/docker/abc"), PathBuf::from("/sys/fs/cgroup/cpu/docker/abc"));
+    assert_eq!(
+        group_dir(&mount, "/docker/abc"),
+        PathBuf::from("/sys/fs/cgroup/cpu/docker/abc")
+    );
     let namespaced = CpuMount {
         root: "/docker/abc".into(),
         ..mount
     };
-    assert_eq!(group_dir(&namespaced, "/docker/abc/app"), PathBuf::from("/sys/fs/cgroup/cpu/app"));
+    assert_eq!(
+        group_dir(&namespaced, "/docker/abc/app"),
+        PathBuf::from("/sys/fs/cgroup/cpu/app")
+    );
 }
 
 #[test]
@@ -214,7 +232,14 @@ fn placement_in_a_fixture_hierarchy_moves_in_and_back() {
 
 #[test]
 fn whole_cores_for_affinity() {
-    let table = [(0.25, 2, 1), (0.5, 2, 1), (1.0, 2, 1), (1.5, 2, 2), (4.0, 2, 2), (3.0, 8, 3)];
+    let table = [
+        (0.25, 2, 1),
+        (0.5, 2, 1),
+        (1.0, 2, 1),
+        (1.5, 2, 2),
+        (4.0, 2, 2),
+        (3.0, 8, 3),
+    ];
     for (cores, available, want) in table {
         assert_eq!(affinity::whole_cores(cores, available), want, "{cores} of {available}");
     }
@@ -273,7 +298,9 @@ fn fake_daemon(socket: &Path, inspect: String, seen: Seen) -> tokio::task::JoinH
     let listener = tokio::net::UnixListener::bind(socket).unwrap();
     tokio::spawn(async move {
         for _ in 0..50 {
-            let Ok((mut conn, _)) = listener.accept().await else { return };
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
             let mut buf = Vec::new();
             let mut chunk = [0u8; 4096];
             let head_end = loop {
@@ -288,7 +315,11 @@ fn fake_daemon(socket: &Path, inspect: String, seen: Seen) -> tokio::task::JoinH
             let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
             let length: usize = head
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_string())
+                })
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
             while buf.len() < head_end + length {
@@ -301,7 +332,11 @@ fn fake_daemon(socket: &Path, inspect: String, seen: Seen) -> tokio::task::JoinH
             let mut words = head.split_whitespace();
             let method = words.next().unwrap_or("").to_string();
             let path = words.next().unwrap_or("").split('?').next().unwrap_or("").to_string();
-            let reply = if path.ends_with("/json") { inspect.clone() } else { "{\"Warnings\":[]}".into() };
+            let reply = if path.ends_with("/json") {
+                inspect.clone()
+            } else {
+                "{\"Warnings\":[]}".into()
+            };
             seen.lock().unwrap().push((method, path, body));
             let out = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
