@@ -77,6 +77,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         speakers: args.speakers,
         record: args.record,
         record_dir: args.record_dir,
+        shape: None,
     };
     let plan = Plan::load(args.fleet.as_deref(), &ov)?;
     let opts = RunOptions {
@@ -125,6 +126,7 @@ fn watch_options(w: &WatchArgs) -> WatchOptions {
 async fn capacity(args: CapacityArgs) -> anyhow::Result<u8> {
     let ov = Overrides {
         url: args.url,
+        shape: args.shape,
         ..Overrides::default()
     };
     let plan = Plan::load(args.fleet.as_deref(), &ov)?;
@@ -144,6 +146,9 @@ async fn capacity(args: CapacityArgs) -> anyhow::Result<u8> {
         target_speakers: args.target_speakers,
         tiers: plan.tiers.clone(),
         watch: watch_options(&args.watch),
+        min_turns: args.min_turns,
+        cpus: args.cpus,
+        live: !args.quiet,
     };
     app::capacity::capacity(&plan, args.fleet.as_deref(), opts, &args.report, interrupt_token()).await
 }

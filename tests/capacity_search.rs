@@ -21,10 +21,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use xiaozhi_fleet::capacity::run::{CapacityOptions, measure_of, run_capacity, run_stage};
 use xiaozhi_fleet::capacity::search::{Resolution, SearchConfig};
-use xiaozhi_fleet::capacity::sizing::default_tiers;
 use xiaozhi_fleet::capacity::slo::{Slo, all_passed, check_all};
 use xiaozhi_fleet::mock::MockServer;
-use xiaozhi_fleet::server::series::WatchOptions;
 
 const FLEET: &str = r#"
 think_time = "0s"
@@ -51,10 +49,10 @@ async fn capacity_finds_the_brute_force_knee_with_fewer_stages() {
     let slos = vec![Slo::parse("first_audio.p95<=1.5s").unwrap()];
     let mut knee = 0;
     for n in 1..=40 {
-        let (m, ..) = run_stage(&plan, &url, n, STAGE, CancellationToken::new())
+        let run = run_stage(&plan, &url, n, STAGE, CancellationToken::new())
             .await
             .unwrap();
-        if all_passed(&check_all(&slos, &measure_of(&m))) {
+        if all_passed(&check_all(&slos, &measure_of(&run.window))) {
             knee = n;
         } else {
             break;
@@ -62,17 +60,14 @@ async fn capacity_finds_the_brute_force_knee_with_fewer_stages() {
     }
     assert!(knee >= 3, "the mock should hold a few speakers, knee {knee}");
     assert!(knee < 40, "the LLM pool must saturate somewhere");
+    let search = SearchConfig {
+        start: 1,
+        resolution: Resolution::Fixed(1),
+        max_speakers: 1000,
+    };
     let opts = CapacityOptions {
-        slos: slos.clone(),
-        search: SearchConfig {
-            start: 1,
-            resolution: Resolution::Fixed(1),
-            max_speakers: 1000,
-        },
-        stage_duration: STAGE,
-        target_speakers: None,
-        tiers: default_tiers(),
-        watch: WatchOptions::default(),
+        min_turns: 0,
+        ..CapacityOptions::new(slos.clone(), search, STAGE)
     };
     let out = run_capacity(&plan, &url, &opts, CancellationToken::new(), |_| {})
         .await
@@ -89,7 +84,7 @@ async fn capacity_finds_the_brute_force_knee_with_fewer_stages() {
     let json = serde_json::to_value(&out.capacity).unwrap();
     assert_eq!(json["stages"].as_array().unwrap().len(), ran);
     for st in json["stages"].as_array().unwrap() {
-        for key in ["speakers", "passed", "latency_ms", "playback", "turns", "server"] {
+        for key in ["speakers", "status", "passed", "latency_ms", "playback", "turns", "server"] {
             assert!(st.get(key).is_some(), "stage lacks {key}: {st}");
         }
     }

@@ -99,6 +99,45 @@ pub struct StagePlan {
     pub speakers: u32,
     /// Measure window (after the ramp-up).
     pub duration: Duration,
+    /// While fewer turns than this ended in the window, it is extended by
+    /// `duration` (at most to 3×); 0 = never.
+    pub min_turns: u64,
+}
+
+/// How the speakers of a stage time their turns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Shape {
+    /// Closed loop: each speaker talks again after its think time; phases
+    /// spread by the ramp and the think-time distribution.
+    #[default]
+    Steady,
+    /// Every speaker starts each turn at the same moment; the next round
+    /// when all are done (a classroom, a demo: the worst case).
+    Burst,
+    /// Open model: one-turn conversations arrive as a Poisson process at the
+    /// rate that keeps N speakers busy on average (measured in warm-up).
+    Poisson,
+}
+
+impl Shape {
+    /// The name as written (`steady`, `burst`, `poisson`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shape::Steady => "steady",
+            Shape::Burst => "burst",
+            Shape::Poisson => "poisson",
+        }
+    }
+
+    /// Parses a written name.
+    pub fn parse(text: &str) -> Result<Shape, String> {
+        match text.trim() {
+            "steady" => Ok(Shape::Steady),
+            "burst" => Ok(Shape::Burst),
+            "poisson" => Ok(Shape::Poisson),
+            other => Err(format!("must be steady, burst or poisson; got `{other}`")),
+        }
+    }
 }
 
 /// What drives conversations.
@@ -144,6 +183,8 @@ pub struct Plan {
     pub slos: Vec<Slo>,
     /// Machine sizes for the sizing verdict.
     pub tiers: Vec<Tier>,
+    /// How stage speakers time their turns.
+    pub shape: Shape,
 }
 
 /// Command-line values that replace the fleet file's.
@@ -159,6 +200,8 @@ pub struct Overrides {
     /// `--record` rules; they replace the file's `[record]` rules.
     pub record: Vec<RecordRule>,
     pub record_dir: Option<PathBuf>,
+    /// `--shape`: replaces the file's `shape`.
+    pub shape: Option<Shape>,
 }
 
 /// Parses a `--record` value: `worst=N` or `device=ID`.
@@ -265,6 +308,11 @@ impl Plan {
             record.extend(rec.devices.unwrap_or_default().into_iter().map(RecordRule::Device));
         }
         let record_dir = ov.record_dir.clone().or(rec.dir.map(PathBuf::from));
+        let shape = match (ov.shape, raw.shape.as_deref()) {
+            (Some(s), _) => s,
+            (None, Some(text)) => Shape::parse(text).map_err(|m| invalid("shape", m))?,
+            (None, None) => Shape::Steady,
+        };
         let secs = |s: Option<crate::units::Span>, d: u64| s.map(|s| s.0).unwrap_or(Duration::from_secs(d));
         Ok(Plan {
             name: file.to_string(),
@@ -305,6 +353,7 @@ impl Plan {
                     .collect(),
                 _ => default_tiers(),
             },
+            shape,
         })
     }
 

@@ -9,6 +9,7 @@
 
 pub mod arrivals;
 mod driver;
+mod shape;
 pub mod generator;
 
 use crate::audio::ClipSet;
