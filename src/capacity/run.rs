@@ -359,7 +359,12 @@ fn stage_label(cpus: Option<f64>, n: u32, shape: Shape) -> String {
 }
 
 fn search_result_so_far(search: &Search) -> SearchResult {
-    let passes: Vec<u32> = search.history().iter().filter(|(_, o)| o.passed).map(|(n, _)| *n).collect();
+    let passes: Vec<u32> = search
+        .history()
+        .iter()
+        .filter(|(_, o)| o.passed)
+        .map(|(n, _)| *n)
+        .collect();
     let first_fail = search
         .history()
         .iter()
@@ -367,7 +372,11 @@ fn search_result_so_far(search: &Search) -> SearchResult {
         .map(|(n, _)| *n)
         .min();
     SearchResult {
-        max_speakers: passes.into_iter().filter(|n| first_fail.is_none_or(|f| *n < f)).max().unwrap_or(0),
+        max_speakers: passes
+            .into_iter()
+            .filter(|n| first_fail.is_none_or(|f| *n < f))
+            .max()
+            .unwrap_or(0),
         stages_run: search.history().len() as u32,
         stop_reason: StopReason::Converged,
         first_fail,

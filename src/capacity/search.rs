@@ -162,7 +162,9 @@ impl Search {
         if self.stages_run == 0 {
             return Step::Run(self.cfg.start);
         }
-        let lower = self.best_pass.max(self.inconclusive.filter(|_| self.first_fail.is_none()));
+        let lower = self
+            .best_pass
+            .max(self.inconclusive.filter(|_| self.first_fail.is_none()));
         let Some(pass) = lower else {
             // Only failures so far, and nothing below `start` is ever tried.
             return self.done(StopReason::StartFailed);
@@ -431,7 +433,10 @@ mod tests {
             ..SearchConfig::default()
         };
         let (result, ran) = drive(capped, short);
-        assert_eq!((ran, result.stop_reason, result.max_speakers), (vec![1, 2], StopReason::Inconclusive, 0));
+        assert_eq!(
+            (ran, result.stop_reason, result.max_speakers),
+            (vec![1, 2], StopReason::Inconclusive, 0)
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@
 
 pub mod arrivals;
 mod driver;
-mod shape;
 pub mod generator;
+mod shape;
 
 use crate::audio::ClipSet;
 use crate::config::Plan;

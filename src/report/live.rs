@@ -89,7 +89,12 @@ async fn plain(mut rx: watch::Receiver<Snapshot>, expected: Option<Duration>) {
         let s = rx.borrow_and_update().clone();
         if s.elapsed >= last + PLAIN_EVERY {
             last = s.elapsed;
-            let _ = writeln!(std::io::stderr().lock(), "{}{}", plain_prefix(&s, expected), render_status(&s));
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{}{}",
+                plain_prefix(&s, expected),
+                render_status(&s)
+            );
         }
     }
 }

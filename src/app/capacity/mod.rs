@@ -63,7 +63,10 @@ fn limit_target(watch: &[WatchTarget]) -> anyhow::Result<LimitTarget> {
             socket: docker_socket(),
         }),
         [] => anyhow::bail!("--cpus needs the server to limit: give --watch-pid, --watch-cgroup or --watch-docker"),
-        _ => anyhow::bail!("--cpus limits one server: watch exactly one target (got {})", watch.len()),
+        _ => anyhow::bail!(
+            "--cpus limits one server: watch exactly one target (got {})",
+            watch.len()
+        ),
     }
 }
 
@@ -128,7 +131,9 @@ async fn preflight(url: &str, timeout: std::time::Duration) -> anyhow::Result<()
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split('/').next().unwrap_or(rest);
     let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-    let has_port = authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
     let addr = if has_port {
         authority.to_string()
     } else {
@@ -205,7 +210,12 @@ fn finish_report(
             }
         }
     }
-    Ok(exit_code(&report, opts.target_speakers, out.nothing_connected, failed_writes))
+    Ok(exit_code(
+        &report,
+        opts.target_speakers,
+        out.nothing_connected,
+        failed_writes,
+    ))
 }
 
 /// `.json` → the JSON report; anything else → the text.
@@ -235,5 +245,9 @@ fn exit_code(r: &CapacityReport, target: Option<u32>, nothing_connected: bool, f
     }
     let verdict = r.sizing.as_ref().and_then(|s| s.verdict);
     let target_fails = verdict.is_none() && target.is_some_and(|t| r.capacity.max_speakers < t);
-    if verdict == Some(Verdict::Insufficient) || target_fails { 1 } else { 0 }
+    if verdict == Some(Verdict::Insufficient) || target_fails {
+        1
+    } else {
+        0
+    }
 }

@@ -15,7 +15,9 @@ pub fn stage_line(s: &CapacityStage) -> String {
         (false, _) => "GENERATOR TOO SLOW",
         (true, status) => status.label(),
     };
-    let latency = fa.map_or("no first audio measured".to_string(), |ms| format!("p95 first audio {ms:.0} ms"));
+    let latency = fa.map_or("no first audio measured".to_string(), |ms| {
+        format!("p95 first audio {ms:.0} ms")
+    });
     let mut line = format!(
         "  {cpus}{:>4} speakers: {verdict}  ({} turns in {:.0} s{}, {latency}, stutter {:.1}%, failed {:.1}%",
         s.speakers,
@@ -103,7 +105,11 @@ pub fn render(r: &CapacityReport) -> String {
 /// The knee, and how far it can be trusted.
 fn knee_line(r: &CapacityReport) -> String {
     let c = &r.capacity;
-    let inconclusive = c.stages.iter().filter(|s| s.status == StageStatus::Inconclusive).count();
+    let inconclusive = c
+        .stages
+        .iter()
+        .filter(|s| s.status == StageStatus::Inconclusive)
+        .count();
     let left_out = match inconclusive {
         0 => String::new(),
         n => format!("; {n} inconclusive stage(s) left out"),
