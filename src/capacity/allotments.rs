@@ -10,6 +10,7 @@ use super::sizing::{self, AllotmentRun, SizingInput};
 use crate::config::Plan;
 use crate::server::Allotment;
 use crate::server::limit::CpuLimiter;
+use crate::server::limit::quota::cores_label;
 use crate::server::summary::ServerSummary;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -58,7 +59,7 @@ pub async fn run_allotments(
             break;
         }
         let applied = limiter.set(cpus).await?;
-        announce(&format!("CPU allotment {cpus} cores: {}", applied.how));
+        announce(&format!("CPU allotment {}: {}", cores_label(cpus), applied.how));
         let mut o = opts.clone();
         o.search.start = start;
         o.watch.allotment.cpu_cores = Some(applied.cores);

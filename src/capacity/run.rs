@@ -17,6 +17,7 @@ use crate::fleet::generator::GeneratorReport;
 use crate::fleet::{load_clips, run_fleet};
 use crate::metrics::{Metrics, Percentiles, Snapshot};
 use crate::report::{PlaybackSection, Turns, latency_of, playback_of, turns_of};
+use crate::server::limit::quota::cores_label;
 use crate::server::series::{ServerReport, ServerWatch, WatchOptions};
 use crate::server::summary::ServerSummary;
 use serde::Serialize;
@@ -353,7 +354,7 @@ pub async fn run_capacity(
 /// The progress label of a stage: allotment, speakers, shape.
 fn stage_label(cpus: Option<f64>, n: u32, shape: Shape) -> String {
     match cpus {
-        Some(c) => format!("{c} cores · {n} speakers · {}", shape.as_str()),
+        Some(c) => format!("{} · {n} speakers · {}", cores_label(c), shape.as_str()),
         None => format!("{n} speakers · {}", shape.as_str()),
     }
 }

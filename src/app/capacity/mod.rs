@@ -109,7 +109,7 @@ pub async fn capacity(
     };
     let slos: Vec<String> = opts.slos.iter().map(|s| s.describe()).collect();
     eprintln!(
-        "Capacity search against {url}: {} load, {} s per stage (at least {} turns), SLOs: {}",
+        "Capacity search against {url}: {} load, {} s per stage (at least {} turns each), SLOs: {}",
         plan.shape.as_str(),
         opts.stage_duration.as_secs_f64(),
         opts.min_turns,

@@ -5,12 +5,22 @@
 use super::CapacityReport;
 use crate::capacity::render_text;
 use crate::capacity::run::{CapacityStage, StageStatus};
+use crate::server::limit::quota::cores_label;
+
+/// "1 turn", "2 turns".
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
 use std::fmt::Write;
 
 /// One stage's line, as printed when the stage ends.
 pub fn stage_line(s: &CapacityStage) -> String {
     let fa = s.latency_ms.get("first_audio").filter(|p| p.count > 0).map(|p| p.p95);
-    let cpus = s.cpus.map_or(String::new(), |c| format!("{c:>5} cores "));
+    let cpus = s.cpus.map_or(String::new(), |c| format!("{:>10} ", cores_label(c)));
     let verdict = match (s.generator_valid, s.status) {
         (false, _) => "GENERATOR TOO SLOW",
         (true, status) => status.label(),
@@ -19,9 +29,9 @@ pub fn stage_line(s: &CapacityStage) -> String {
         format!("p95 first audio {ms:.0} ms")
     });
     let mut line = format!(
-        "  {cpus}{:>4} speakers: {verdict}  ({} turns in {:.0} s{}, {latency}, stutter {:.1}%, failed {:.1}%",
+        "  {cpus}{:>4} speakers: {verdict}  ({} in {:.0} s{}, {latency}, stutter {:.1}%, failed {:.1}%",
         s.speakers,
-        s.turns.completed + s.turns.failed,
+        plural(s.turns.completed + s.turns.failed, "turn"),
         s.measured_s,
         if s.extended { ", extended" } else { "" },
         s.playback.stutter_ratio * 100.0,
@@ -48,12 +58,12 @@ pub fn stage_line(s: &CapacityStage) -> String {
 pub fn render(r: &CapacityReport) -> String {
     let c = &r.capacity;
     let mut out = format!(
-        "capacity search against {}{} ({} load, {} s per stage, at least {} turns per stage{})\n",
+        "capacity search against {}{} ({} load, {} s per stage, at least {} per stage{})\n",
         r.run.target_url,
         if r.run.mock { " (the built-in mock)" } else { "" },
         c.shape,
         r.run.stage_duration_s,
-        c.min_turns,
+        plural(c.min_turns, "turn"),
         if r.run.interrupted { ", interrupted" } else { "" }
     );
     for s in &c.stages {
@@ -64,8 +74,8 @@ pub fn render(r: &CapacityReport) -> String {
         for a in allotments {
             let _ = writeln!(
                 out,
-                "  {:>5} cores: {} speakers ({} stages, stopped: {}; limit: {})",
-                a.cpus,
+                "  {:>10}: {} speakers ({} stages, stopped: {}; limit: {})",
+                cores_label(a.cpus),
                 a.max_speakers,
                 a.stages.len(),
                 a.stop_reason,

@@ -50,8 +50,8 @@ impl CpuQuota {
     pub fn describe(&self) -> String {
         match self.quota_us {
             Some(q) => format!(
-                "{} cores ({q}/{} µs)",
-                trim(q as f64 / self.period_us as f64),
+                "{} ({q}/{} µs)",
+                cores_label(q as f64 / self.period_us as f64),
                 self.period_us
             ),
             None => format!("unlimited (period {} µs)", self.period_us),
@@ -59,9 +59,15 @@ impl CpuQuota {
     }
 }
 
-fn trim(v: f64) -> String {
+/// "1 core", "0.5 cores", "2 cores".
+pub fn cores_label(v: f64) -> String {
     let t = format!("{v:.3}");
-    t.trim_end_matches('0').trim_end_matches('.').to_string()
+    let t = t.trim_end_matches('0').trim_end_matches('.');
+    if t == "1" {
+        "1 core".into()
+    } else {
+        format!("{t} cores")
+    }
 }
 
 /// Parses v2 `cpu.max`.
