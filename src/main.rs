@@ -141,6 +141,7 @@ async fn capacity(args: CapacityArgs) -> anyhow::Result<u8> {
             start: args.start,
             resolution: args.resolution.map_or(Resolution::Auto, Resolution::Fixed),
             max_speakers: args.max_speakers,
+            descend: false,
         },
         stage_duration: args.stage_duration,
         target_speakers: args.target_speakers,

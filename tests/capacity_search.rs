@@ -67,6 +67,7 @@ async fn capacity_finds_the_brute_force_knee_with_fewer_stages() {
         start: 1,
         resolution: Resolution::Fixed(1),
         max_speakers: 1000,
+        descend: false,
     };
     let opts = CapacityOptions {
         min_turns: 0,
@@ -132,6 +133,7 @@ async fn knee(plan: &Plan, url: &str, slo: &str) -> u32 {
         start: 1,
         resolution: Resolution::Fixed(1),
         max_speakers: 1000,
+        descend: false,
     };
     let opts = CapacityOptions::new(vec![Slo::parse(slo).unwrap()], search, Duration::from_secs(30));
     let out = run_capacity(plan, url, &opts, CancellationToken::new(), |_| {})
@@ -186,6 +188,7 @@ async fn short_stage_is_extended_then_inconclusive() {
         start: 1,
         resolution: Resolution::Auto,
         max_speakers: 1,
+        descend: false,
     };
     let run = |min_turns: u64| {
         let opts = CapacityOptions {

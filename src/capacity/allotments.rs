@@ -62,10 +62,15 @@ pub async fn run_allotments(
         announce(&format!("CPU allotment {}: {}", cores_label(cpus), applied.how));
         let mut o = opts.clone();
         o.search.start = start;
+        // A start taken from the last knee is a hint, not a floor.
+        o.search.descend = start > opts.search.start;
         o.watch.allotment.cpu_cores = Some(applied.cores);
         let out = run_capacity(plan, url, &o, interrupt.clone(), &progress).await?;
         start = out.capacity.max_speakers.max(opts.search.start);
-        if !out.interrupted && !out.nothing_connected {
+        // A search with no judged knee (cut short, nothing connected, or
+        // every stage too short to judge) gives no point on the curve.
+        let unknown = out.capacity.stop_reason == "inconclusive" && out.capacity.max_speakers == 0;
+        if !out.interrupted && !out.nothing_connected && !unknown {
             curve.push(AllotmentRun {
                 cores: applied.cores,
                 stages: out.inputs.clone(),

@@ -7,7 +7,9 @@
 //! The rule: test `start`; while stages pass, double (1, 2, 4, 8, …) up to
 //! `max_speakers`; after the first failure, bisect between the last pass and
 //! the first fail until `fail − pass ≤ resolution(pass)`. The result is the
-//! last pass (0 if even `start` failed). A stage whose peak memory reached 90 %
+//! last pass (0 if even `start` failed). With `descend` (a start taken from
+//! an earlier knee, not from the operator), a failing start is halved until
+//! a stage passes, then the bracket is bisected as usual. A stage whose peak memory reached 90 %
 //! of the limit, or whose load generator could not keep up, stops the search
 //! at once with the best pass so far. An `inconclusive` stage (too few turns
 //! to judge) is neither pass nor fail: before any failure the search keeps
@@ -50,6 +52,9 @@ pub struct SearchConfig {
     pub resolution: Resolution,
     /// Safety cap: the search never runs more speakers than this.
     pub max_speakers: u32,
+    /// Below a failing start, halve until a stage passes (see module docs).
+    #[serde(default)]
+    pub descend: bool,
 }
 
 impl Default for SearchConfig {
@@ -58,6 +63,7 @@ impl Default for SearchConfig {
             start: 1,
             resolution: Resolution::Auto,
             max_speakers: 1000,
+            descend: false,
         }
     }
 }
@@ -166,6 +172,14 @@ impl Search {
             .best_pass
             .max(self.inconclusive.filter(|_| self.first_fail.is_none()));
         let Some(pass) = lower else {
+            // Failures, and below them only stages too short to judge: the
+            // knee is unknown, not 0.
+            if self.inconclusive.is_some() {
+                return self.done(StopReason::Inconclusive);
+            }
+            if let Some(fail) = self.first_fail.filter(|f| self.cfg.descend && *f > 1) {
+                return self.run_untested(fail / 2);
+            }
             // Only failures so far, and nothing below `start` is ever tried.
             return self.done(StopReason::StartFailed);
         };
@@ -389,6 +403,7 @@ mod tests {
             start: 0,
             resolution: Resolution::Fixed(4),
             max_speakers: 1000,
+            descend: false,
         };
         let (result, ran) = drive(cfg, |n| pass(n <= 10));
         assert_eq!(ran, [1, 2, 4, 8, 16, 12]);
@@ -437,6 +452,23 @@ mod tests {
             (ran, result.stop_reason, result.max_speakers),
             (vec![1, 2], StopReason::Inconclusive, 0)
         );
+    }
+
+    #[test]
+    fn descend_halves_below_a_failing_start_then_bisects() {
+        let cfg = SearchConfig {
+            start: 33,
+            descend: true,
+            ..SearchConfig::default()
+        };
+        let (result, ran) = drive(cfg, |n| pass(n <= 30));
+        assert_eq!(ran, [33, 16, 24, 28, 30, 31]);
+        assert_eq!((result.max_speakers, result.stop_reason), (30, StopReason::Converged));
+        let (result, ran) = drive(cfg, |_| pass(false));
+        assert_eq!(ran, [33, 16, 8, 4, 2, 1]);
+        assert_eq!((result.max_speakers, result.stop_reason), (0, StopReason::StartFailed));
+        let plain = SearchConfig { descend: false, ..cfg };
+        assert_eq!(drive(plain, |n| pass(n <= 30)).1, [33], "an operator's --start is a floor");
     }
 
     #[test]

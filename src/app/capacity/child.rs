@@ -3,6 +3,11 @@
 //! lines, and never outliving the tool. It is killed when its handle drops
 //! (errors, panics, the end of the run) and, through `PR_SET_PDEATHSIG`, by
 //! the kernel when the tool itself dies (even by SIGKILL).
+//!
+//! The child runs 10 nice levels below the tool: on one machine the
+//! generator's real-time pacing must win over the server's bursts of CPU
+//! (the generator needs little CPU, so the server loses almost none), or
+//! every busy stage would fail the generator's self-check.
 
 use anyhow::Context;
 use std::path::Path;
@@ -13,6 +18,8 @@ use tokio::process::{Child, Command};
 
 /// How long the mock child may take to print its address.
 const MOCK_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Nice levels the mock child runs below the tool (see the module docs).
+pub const MOCK_CHILD_NICE: libc::c_int = 10;
 
 /// Starts `xiaozhi-fleet mock-server` on 127.0.0.1:0 as a child and reads
 /// its URL from its first line of output.
@@ -24,9 +31,12 @@ pub async fn spawn_mock_child(exe: &Path, fleet: Option<&Path>) -> anyhow::Resul
     }
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the child between fork and exec and only
-    // makes async-signal-safe calls (prctl, getppid), allocating nothing.
+    // makes async-signal-safe calls (prctl, getppid, nice), allocating
+    // nothing.
     unsafe {
         cmd.pre_exec(move || {
+            // Lower priority is best effort: an error leaves it as it was.
+            libc::nice(MOCK_CHILD_NICE);
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
