@@ -9,9 +9,9 @@
 # quota; without a writable cpu controller the tool falls back to CPU
 # affinity, whole cores only, and the fractional allotments cannot be shown).
 # Takes about 10-12 minutes on a 2-core machine (two searches of three
-# allotments, 10 s stages). The tool runs at nice -10 and its mock child 10
-# levels lower (at 0): on a shared machine the generator must keep real-time
-# pace, and background jobs must not take the server's allotment.
+# allotments, 10 s stages). The tool runs at nice -15 and its mock child 10
+# levels lower (at -5): on a shared machine the generator must keep
+# real-time pace, and background jobs must not eat the server's allotment.
 #
 # Prints the knee at each allotment and checks:
 #   pool:   knee at 1 core ≥ 1.6 × knee at 0.25 cores, and a scaling curve;
@@ -39,7 +39,7 @@ search() { # name fleet cpus
     echo
     echo "== $name: $fleet --cpus $cpus"
     local t0=$SECONDS
-    nice -n -10 "$bin" capacity "$fleet" --cpus "$cpus" --stage-duration 10s --start 4 --min-turns 10 \
+    nice -n -15 "$bin" capacity "$fleet" --cpus "$cpus" --stage-duration 10s --start 4 --min-turns 10 \
         --quiet --report "$out/$name.json" --report "$out/$name.txt" >/dev/null 2>"$out/$name.log" || true
     sed -n '/^knee by CPU allotment:/,/^$/p' "$out/$name.txt"
     grep -E '^Knee by CPU allotment|^- (Speakers per added core|Beyond about|The knee grows|Universal)' "$out/$name.txt" || true
