@@ -29,6 +29,23 @@ pub struct AllotmentSection {
     pub stages: Vec<CapacityStage>,
     /// The server over the whole search at this allotment.
     pub server: Option<ServerSummary>,
+    /// Why this knee is not a point of the scaling curve (it is only a
+    /// lower bound, or unknown), if so.
+    pub off_curve: Option<String>,
+}
+
+/// Why a search's knee cannot be a point of the curve: only a search that
+/// ended by its own rule measured the knee.
+fn off_curve_reason(out: &CapacityOutcome) -> Option<String> {
+    let why = match out.capacity.stop_reason.as_str() {
+        "converged" | "hit_max_speakers" | "start_failed" | "memory_near_limit" => return None,
+        "generator_invalid" => "the load generator could not keep pace: the knee is only a lower bound",
+        "inconclusive" => "a stage had too few turns to judge: the knee is only a lower bound",
+        "interrupted" => "interrupted",
+        "nothing_connected" => "nothing could connect",
+        other => other,
+    };
+    Some(why.to_string())
 }
 
 /// The allotments in the order they are measured: ascending, no repeats.
@@ -67,10 +84,8 @@ pub async fn run_allotments(
         o.watch.allotment.cpu_cores = Some(applied.cores);
         let out = run_capacity(plan, url, &o, interrupt.clone(), &progress).await?;
         start = out.capacity.max_speakers.max(opts.search.start);
-        // A search with no judged knee (cut short, nothing connected, or
-        // every stage too short to judge) gives no point on the curve.
-        let unknown = out.capacity.stop_reason == "inconclusive" && out.capacity.max_speakers == 0;
-        if !out.interrupted && !out.nothing_connected && !unknown {
+        let off_curve = off_curve_reason(&out);
+        if off_curve.is_none() {
             curve.push(AllotmentRun {
                 cores: applied.cores,
                 stages: out.inputs.clone(),
@@ -85,6 +100,7 @@ pub async fn run_allotments(
             stop_reason: out.capacity.stop_reason.clone(),
             stages: out.capacity.stages.clone(),
             server: out.server.as_ref().map(|s| s.summary.clone()),
+            off_curve,
         });
         let stop = out.interrupted || out.nothing_connected;
         last = Some(out);

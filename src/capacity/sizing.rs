@@ -448,45 +448,6 @@ fn verdict_of(j: &Judged, scaling: Option<&Scaling>, cores_needed: f64, memory_n
     }
 }
 
-fn validate(input: &SizingInput) -> Result<(), SizingError> {
-    let check = |what: String, v: f64| {
-        if v.is_finite() && v >= 0.0 {
-            Ok(())
-        } else {
-            Err(SizingError::InvalidValue { what, value: v })
-        }
-    };
-    let curve_stages = input.curve.iter().flat_map(|a| a.stages.iter());
-    for s in input.stages.iter().chain(curve_stages) {
-        let n = s.speakers;
-        for (field, v) in [
-            ("cpu_cores_mean", s.cpu_cores_mean),
-            ("cpu_cores_p95", s.cpu_cores_p95),
-            ("cpu_cores_p99", s.cpu_cores_p99),
-            ("cpu_cores_max", s.cpu_cores_max),
-            ("memory_mb_mean", s.memory_mb_mean),
-            ("memory_mb_max", s.memory_mb_max),
-            ("duration_s", s.duration_s),
-            ("hot_thread_p95", s.hot_thread_p95.unwrap_or(0.0)),
-            ("throttled_ratio_max", s.throttled_ratio_max.unwrap_or(0.0)),
-            ("cpu_burst_share", s.cpu_burst_share.unwrap_or(0.0)),
-        ] {
-            check(format!("stage {n} {field}"), v)?;
-        }
-    }
-    for a in &input.curve {
-        check("allotment cores".into(), a.cores)?;
-    }
-    let a = input.allotment;
-    check("allotment cpu_cores".into(), a.cpu_cores.unwrap_or(0.0))?;
-    check("allotment memory_mb".into(), a.memory_mb.unwrap_or(0.0))?;
-    for t in &input.tiers {
-        check(format!("tier {} cpu_cores", t.name), t.cpu_cores)?;
-        check(format!("tier {} memory_gb", t.name), t.memory_gb)?;
-    }
-    Ok(())
-}
-
 /// Rounds up to the next 0.5 core; the epsilon keeps float noise from
 /// pushing an exact value (e.g. 4.0000000001) a whole step up.
 fn round_cores(cores: f64) -> f64 {
@@ -504,6 +465,8 @@ fn slo_summary(slos: &[Slo]) -> String {
 
 mod fit;
 mod saturation;
+mod validate;
+use validate::validate;
 mod scaling;
 mod text;
 mod text_scaling;

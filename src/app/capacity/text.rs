@@ -81,6 +81,9 @@ pub fn render(r: &CapacityReport) -> String {
                 a.stop_reason,
                 a.limit
             );
+            if let Some(why) = &a.off_curve {
+                let _ = writeln!(out, "              not on the scaling curve: {why}");
+            }
         }
     }
     let _ = writeln!(out, "\n{}", knee_line(r));
