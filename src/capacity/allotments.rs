@@ -111,6 +111,11 @@ pub async fn run_allotments(
     let Some(mut out) = last else {
         anyhow::bail!("interrupted before the first allotment was measured");
     };
+    if interrupt.is_cancelled() && !out.interrupted {
+        // Ctrl-C between two allotments: the later ones were never run.
+        out.interrupted = true;
+        out.capacity.stop_reason = "interrupted".to_string();
+    }
     let memory_mb = out
         .server
         .as_ref()

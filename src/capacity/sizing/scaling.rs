@@ -6,7 +6,8 @@
 //! proportional scaling would give) and the first step under 25%, where the
 //! curve flattens; the Universal Scalability Law
 //! `N(c) = λc / (1 + σ(c − 1) + κc(c − 1))` fitted to the points (exact for
-//! three, κ = 0 for two, least squares beyond; σ kept in [0, 1], κ ≥ 0);
+//! three, κ = 0 for two, least squares beyond; σ kept in [0, 1], κ ≥ 0;
+//! once the curve flattens, only to the points from there on);
 //! predicted knees per tier with a confidence by distance from the
 //! measured allotments.
 
@@ -160,10 +161,21 @@ pub fn curve_of(points: &[ScalingPoint]) -> Scaling {
         step_efficiency,
         flattens_at_cores,
         curve: curve.to_string(),
-        usl: fit_usl(points),
+        usl: fit_usl(&fit_points(points, flattens_at_cores)),
         predictions: Vec::new(),
         busiest_thread: None,
         busiest_thread_share: None,
+    }
+}
+
+/// The points the USL is fitted to: all of them, or once the curve has
+/// flattened, those from the flattening point on (a steep rise before it
+/// would otherwise hide the serial part, σ, and predict growth that the
+/// measurements contradict).
+fn fit_points(points: &[ScalingPoint], flattens_at: Option<f64>) -> Vec<ScalingPoint> {
+    match flattens_at {
+        Some(k) => points.iter().copied().filter(|p| p.cores >= k - 1e-9).collect(),
+        None => points.to_vec(),
     }
 }
 

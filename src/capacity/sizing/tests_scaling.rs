@@ -133,6 +133,11 @@ fn flat_curve_names_the_thread_and_sends_to_more_instances() {
     assert_eq!(sc.busiest_thread.as_deref(), Some("mock-burner"));
     assert_eq!((s.verdict, s.tier.as_deref()), (Some(Verdict::Insufficient), None));
     assert_eq!(s.processes_needed, Some(2));
+    // Fitted from 1 core on: 19 at 1, 20 at 2 → σ = 0.9, a serial server.
+    let u = sc.usl.unwrap();
+    assert!((u.lambda - 19.0).abs() < 1e-9 && (u.sigma - 0.9).abs() < 1e-9, "{u:?}");
+    let current = sc.predictions.iter().find(|p| p.tier == "current").unwrap();
+    assert!(current.knee < 21.0, "no growth predicted past the flattening: {current:?}");
     let text = render_text(&s);
     assert!(
         text.contains(

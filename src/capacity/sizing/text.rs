@@ -30,6 +30,11 @@ fn pct(share: f64) -> String {
     format!("{:.0}%", share * 100.0)
 }
 
+/// A thread's share of one core, capped at 100% (sampling jitter).
+fn core_pct(share: f64) -> String {
+    pct(share.min(1.0))
+}
+
 fn cores_word(c: f64) -> String {
     if (c - 1.0).abs() < 1e-9 {
         "1 core".into()
@@ -133,7 +138,7 @@ fn saturation_line(s: &Sizing, j: &StageServer, cores: Option<f64>) -> String {
             let procs = s.processes_needed.map_or("more".to_string(), |p| p.to_string());
             format!(
                 "One thread ({name}) is pinned at {} of a core at {n} speakers while the process uses only {} of {} (< {}): more cores will not raise the knee; more server processes or instances will ({procs} for {} speakers).",
-                pct(j.hot_thread_p95.unwrap_or(0.0)),
+                core_pct(j.hot_thread_p95.unwrap_or(0.0)),
                 num(j.cpu_cores_p95),
                 allotted(cores),
                 pct(HOT_THREAD_PROCESS_SHARE),
@@ -253,7 +258,7 @@ pub(super) fn evidence(s: &Sizing, j: &StageServer, cores: Option<f64>) -> Vec<S
         sat.push_str(&format!("; {} of seconds ≥ {} of it", pct(b), pct(SATURATION_SHARE)));
     }
     if let (Some(h), Some(name)) = (j.hot_thread_p95, &j.hot_thread_name) {
-        sat.push_str(&format!("; busiest thread {name} p95 {} of a core", pct(h)));
+        sat.push_str(&format!("; busiest thread {name} p95 {} of a core", core_pct(h)));
     }
     if let Some(t) = j.throttled_ratio_max {
         sat.push_str(&format!("; {} of periods throttled", pct(t)));

@@ -37,7 +37,8 @@ pub(super) fn lines(s: &Sizing) -> Vec<String> {
         (_, Some(k)) => {
             let thread = match (&sc.busiest_thread, sc.busiest_thread_share) {
                 (Some(name), Some(share)) => {
-                    format!("its busiest thread, {name}, runs at {:.0}% of a core", share * 100.0)
+                    // Sampling jitter can read a pinned thread as 101%.
+                    format!("its busiest thread, {name}, runs at {:.0}% of a core", share.min(1.0) * 100.0)
                 }
                 _ => "no per-thread figures: watch the process with --watch-pid to name its busiest thread".into(),
             };
@@ -54,7 +55,8 @@ pub(super) fn lines(s: &Sizing) -> Vec<String> {
             .peak_cores
             .map_or(String::new(), |c| format!("; capacity peaks at about {}", cores(c)));
         out.push(format!(
-            "Universal Scalability Law fit: λ = {} speakers per core, σ = {} (contention, the serial part), κ = {} (coherency){peak}.",
+            "Universal Scalability Law fit{}: λ = {} speakers per core, σ = {} (contention, the serial part), κ = {} (coherency){peak}.",
+            sc.flattens_at_cores.map_or(String::new(), |k| format!(" (from {} on)", cores(k))),
             num(u.lambda),
             num(u.sigma),
             num(u.kappa)
