@@ -35,10 +35,24 @@ pub struct AllotmentSection {
 }
 
 /// Why a search's knee cannot be a point of the curve: only a search that
-/// ended by its own rule measured the knee.
+/// ended by its own rule, or was cut short with its knee already between a
+/// pass and a failure at most a quarter (or 2 speakers) above it, measured
+/// the knee.
 fn off_curve_reason(out: &CapacityOutcome) -> Option<String> {
-    let why = match out.capacity.stop_reason.as_str() {
+    off_curve(
+        &out.capacity.stop_reason,
+        out.capacity.max_speakers,
+        out.result.first_fail,
+    )
+}
+
+/// [`off_curve_reason`] from the stop reason, the knee and the first fail.
+pub fn off_curve(stop_reason: &str, pass: u32, fail: Option<u32>) -> Option<String> {
+    // Cut short between a pass and a close failure: the knee is bracketed.
+    let bracketed = pass > 0 && fail.is_some_and(|f| f > pass && f - pass <= (pass / 4).max(2));
+    let why = match stop_reason {
         "converged" | "hit_max_speakers" | "start_failed" | "memory_near_limit" => return None,
+        "generator_invalid" | "inconclusive" if bracketed => return None,
         "generator_invalid" => "the load generator could not keep pace: the knee is only a lower bound",
         "inconclusive" => "a stage had too few turns to judge: the knee is only a lower bound",
         "interrupted" => "interrupted",
@@ -153,6 +167,24 @@ pub async fn run_allotments(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_measured_knees_are_curve_points() {
+        assert_eq!(off_curve("converged", 12, Some(13)), None);
+        assert_eq!(off_curve("start_failed", 0, Some(1)), None);
+        assert_eq!(
+            off_curve("generator_invalid", 33, Some(37)),
+            None,
+            "bracketed within a quarter"
+        );
+        assert!(
+            off_curve("generator_invalid", 33, Some(66)).is_some(),
+            "only a lower bound"
+        );
+        assert!(off_curve("generator_invalid", 4, None).is_some());
+        assert!(off_curve("inconclusive", 0, Some(8)).is_some());
+        assert!(off_curve("interrupted", 10, Some(11)).is_some());
+    }
 
     #[test]
     fn allotments_run_ascending_without_repeats() {

@@ -468,7 +468,11 @@ mod tests {
         assert_eq!(ran, [33, 16, 8, 4, 2, 1]);
         assert_eq!((result.max_speakers, result.stop_reason), (0, StopReason::StartFailed));
         let plain = SearchConfig { descend: false, ..cfg };
-        assert_eq!(drive(plain, |n| pass(n <= 30)).1, [33], "an operator's --start is a floor");
+        assert_eq!(
+            drive(plain, |n| pass(n <= 30)).1,
+            [33],
+            "an operator's --start is a floor"
+        );
     }
 
     #[test]

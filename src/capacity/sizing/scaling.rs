@@ -4,7 +4,8 @@
 //! This file owns the curve rules (parent module docs): speakers per added
 //! core between measured points; a step's efficiency (knee gained ÷ the gain
 //! proportional scaling would give) and the first step under 25%, where the
-//! curve flattens; the Universal Scalability Law
+//! curve flattens; `proportional` when, without flattening, the whole span
+//! gains at least 75% of proportional, else `sublinear`; the Universal Scalability Law
 //! `N(c) = λc / (1 + σ(c − 1) + κc(c − 1))` fitted to the points (exact for
 //! three, κ = 0 for two, least squares beyond; σ kept in [0, 1], κ ≥ 0;
 //! once the curve flattens, only to the points from there on);
@@ -152,7 +153,7 @@ pub fn curve_of(points: &[ScalingPoint]) -> Scaling {
     let curve = match flattens_at_cores {
         Some(c) if Some(c) == first => "flat",
         Some(_) => "flattens",
-        None if step_efficiency.iter().flatten().all(|e| *e >= PROPORTIONAL_EFFICIENCY) => "proportional",
+        None if overall_efficiency(points).is_none_or(|e| e >= PROPORTIONAL_EFFICIENCY) => "proportional",
         None => "sublinear",
     };
     Scaling {
@@ -177,6 +178,14 @@ fn fit_points(points: &[ScalingPoint], flattens_at: Option<f64>) -> Vec<ScalingP
         Some(k) => points.iter().copied().filter(|p| p.cores >= k - 1e-9).collect(),
         None => points.to_vec(),
     }
+}
+
+/// Knee gained from the first to the last point ÷ proportional gain (small
+/// knees are noisy step by step; the whole span says how cores pay).
+fn overall_efficiency(points: &[ScalingPoint]) -> Option<f64> {
+    let (a, b) = (points.first()?, points.last()?);
+    let proportional = f64::from(a.knee) * (b.cores / a.cores - 1.0);
+    (a.knee > 0 && proportional > 0.0).then(|| (f64::from(b.knee) - f64::from(a.knee)) / proportional)
 }
 
 /// Fits the USL to the points with a knee above 0 (see module docs).

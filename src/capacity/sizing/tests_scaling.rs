@@ -12,7 +12,7 @@ fn points(p: &[(f64, u32)]) -> Vec<ScalingPoint> {
 
 #[test]
 fn curve_shapes_table() {
-    let rows: [(&str, &[(f64, u32)], &str, Option<f64>); 5] = [
+    let rows: [(&str, &[(f64, u32)], &str, Option<f64>); 6] = [
         ("proportional", &[(0.25, 6), (0.5, 12), (1.0, 24)], "proportional", None),
         ("sublinear", &[(1.0, 10), (2.0, 16), (4.0, 24)], "sublinear", None),
         ("flattening", &[(0.5, 6), (1.0, 12), (2.0, 13)], "flattens", Some(1.0)),
@@ -20,6 +20,12 @@ fn curve_shapes_table() {
         (
             "two points, proportional",
             &[(1.0, 10), (2.0, 19)],
+            "proportional",
+            None,
+        ),
+        (
+            "noisy small knees, proportional overall",
+            &[(0.25, 6), (0.5, 10), (1.0, 35)],
             "proportional",
             None,
         ),
@@ -137,7 +143,10 @@ fn flat_curve_names_the_thread_and_sends_to_more_instances() {
     let u = sc.usl.unwrap();
     assert!((u.lambda - 19.0).abs() < 1e-9 && (u.sigma - 0.9).abs() < 1e-9, "{u:?}");
     let current = sc.predictions.iter().find(|p| p.tier == "current").unwrap();
-    assert!(current.knee < 21.0, "no growth predicted past the flattening: {current:?}");
+    assert!(
+        current.knee < 21.0,
+        "no growth predicted past the flattening: {current:?}"
+    );
     let text = render_text(&s);
     assert!(
         text.contains(

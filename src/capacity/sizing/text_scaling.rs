@@ -38,7 +38,10 @@ pub(super) fn lines(s: &Sizing) -> Vec<String> {
             let thread = match (&sc.busiest_thread, sc.busiest_thread_share) {
                 (Some(name), Some(share)) => {
                     // Sampling jitter can read a pinned thread as 101%.
-                    format!("its busiest thread, {name}, runs at {:.0}% of a core", share.min(1.0) * 100.0)
+                    format!(
+                        "its busiest thread, {name}, runs at {:.0}% of a core",
+                        share.min(1.0) * 100.0
+                    )
                 }
                 _ => "no per-thread figures: watch the process with --watch-pid to name its busiest thread".into(),
             };
