@@ -20,7 +20,7 @@ use tokio::time::Instant;
 pub(crate) enum ShapeState {
     Steady,
     Burst(Burst),
-    Poisson(Poisson),
+    Poisson(Box<Poisson>),
 }
 
 impl ShapeState {
@@ -28,7 +28,7 @@ impl ShapeState {
         match shape {
             Shape::Steady => ShapeState::Steady,
             Shape::Burst => ShapeState::Burst(Burst::default()),
-            Shape::Poisson => ShapeState::Poisson(Poisson::default()),
+            Shape::Poisson => ShapeState::Poisson(Box::default()),
         }
     }
 
@@ -134,7 +134,7 @@ mod tests {
         assert!(p.ready(2));
         assert_eq!(p.begin(2, 7, t0), Some(2.0 / 3.0));
         assert!(!p.ended(1, t0 + Duration::from_secs(9)), "measuring, not warming");
-        let state = ShapeState::Poisson(p);
+        let state = ShapeState::Poisson(Box::new(p));
         assert!(state.next_at().is_some_and(|at| at > t0));
     }
 }

@@ -212,7 +212,8 @@ fn saturation_from_peaks_table() {
         s
     };
     use Saturation as S;
-    let rows: Vec<(&str, StageServer, Option<f64>, Option<f64>, Saturation)> = vec![
+    type Row = (&'static str, StageServer, Option<f64>, Option<f64>, Saturation);
+    let rows: Vec<Row> = vec![
         (
             "bursty single core",
             peaks(0.9, 1.0, Some(0.18)),

@@ -12,7 +12,8 @@ fn points(p: &[(f64, u32)]) -> Vec<ScalingPoint> {
 
 #[test]
 fn curve_shapes_table() {
-    let rows: [(&str, &[(f64, u32)], &str, Option<f64>); 6] = [
+    type Row = (&'static str, &'static [(f64, u32)], &'static str, Option<f64>);
+    let rows: [Row; 6] = [
         ("proportional", &[(0.25, 6), (0.5, 12), (1.0, 24)], "proportional", None),
         ("sublinear", &[(1.0, 10), (2.0, 16), (4.0, 24)], "sublinear", None),
         ("flattening", &[(0.5, 6), (1.0, 12), (2.0, 13)], "flattens", Some(1.0)),
