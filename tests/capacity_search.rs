@@ -18,6 +18,11 @@ use xiaozhi_fleet::capacity::slo::{Slo, all_passed, check_all};
 use xiaozhi_fleet::config::{FleetFile, Plan, Shape, plan::Overrides};
 use xiaozhi_fleet::mock::MockServer;
 
+/// One test at a time: on a paused clock a stage takes little wall time,
+/// and the generator's self-check (CPU ≤ 90% of the cores over the run's
+/// wall time) would see several tests' work as one overloaded generator.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn plan(text: &str) -> Plan {
     Plan::from_file(
         FleetFile::parse(text, "capacity.toml").unwrap(),
@@ -46,6 +51,7 @@ const STAGE: Duration = Duration::from_secs(20);
 
 #[tokio::test(start_paused = true)]
 async fn capacity_finds_the_brute_force_knee_with_fewer_stages() {
+    let _serial = SERIAL.lock().await;
     let plan = plan(FLEET);
     let mock = MockServer::start("127.0.0.1:0", plan.mock.clone()).await.unwrap();
     let url = mock.url();
@@ -151,6 +157,7 @@ async fn knee(plan: &Plan, url: &str, slo: &str) -> u32 {
 /// the steady knee is the largest count below saturation, 29.
 #[tokio::test(start_paused = true)]
 async fn burst_knee_is_lower_than_steady_by_the_worker_arithmetic() {
+    let _serial = SERIAL.lock().await;
     let steady = shaped(Shape::Steady);
     let mock = MockServer::start("127.0.0.1:0", steady.mock.clone()).await.unwrap();
     let url = mock.url();
@@ -182,6 +189,7 @@ async fn burst_knee_is_lower_than_steady_by_the_worker_arithmetic() {
 /// is `inconclusive` in the JSON and on the console, and out of the knee.
 #[tokio::test(start_paused = true)]
 async fn short_stage_is_extended_then_inconclusive() {
+    let _serial = SERIAL.lock().await;
     let plan = Plan::load(None, &Overrides::default()).unwrap();
     let mock = MockServer::start("127.0.0.1:0", plan.mock.clone()).await.unwrap();
     let search = SearchConfig {
