@@ -117,10 +117,15 @@ The server runs until stopped; a stop by Ctrl-C, SIGTERM or SIGHUP is its normal
   xiaozhi-fleet capacity fleets/steps-10-20-40.toml --url ws://192.168.1.20:8000/xiaozhi/v1/ \\
       --watch-docker xiaozhi-esp32-server --target-speakers 20 --report capacity.json
   xiaozhi-fleet capacity --url ws://127.0.0.1:8000/xiaozhi/v1/ --watch-pid 4242 --slo 'first_audio.p95<=1.5s'
+  xiaozhi-fleet capacity fleets/capacity-scaling.toml --cpus 0.25,0.5,1 --stage-duration 10s
+  xiaozhi-fleet capacity fleets/capacity-mock.toml --shape burst --report burst.json --report burst.txt
 
-Each stage holds N speakers (closed loop): ramp, reset, measure --stage-duration, judge
-the SLOs. The search doubles N while stages pass, then bisects. Exit code 1 when the
-verdict is INSUFFICIENT or the target fails its SLOs.
+Each stage holds N speakers: ramp, reset, measure --stage-duration (extended up to 3×
+while fewer than --min-turns turns finished, else the stage is inconclusive), judge the
+SLOs. The search doubles N while stages pass, then bisects. With --cpus the watched
+server (or the mock child) is limited to each allotment in turn and the verdict reads
+the scaling curve; the original limit is restored at the end, on Ctrl-C and on errors.
+Interrupted: the report is still written, with the knee from the completed stages.
 
 ", exit_codes!()))]
     Capacity(CapacityArgs),
@@ -291,6 +296,23 @@ pub struct CapacityArgs {
     /// .csv (one row per stage), .md, .txt; repeatable.
     #[arg(long)]
     pub report: Vec<PathBuf>,
+    /// Search the knee at each of these CPU allotments (cores, fractions
+    /// allowed), setting the watched server's limit before each and putting
+    /// the original back at the end: e.g. --cpus 0.5,1,2.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub cpus: Vec<f64>,
+    /// How speakers time their turns: steady (closed loop, the default),
+    /// burst (everyone at the same moment: the worst case) or poisson (open
+    /// arrivals keeping N speakers busy on average).
+    #[arg(long, value_parser = shape)]
+    pub shape: Option<xiaozhi_fleet::config::Shape>,
+    /// Finished turns a stage needs in its window; a short window is
+    /// extended (up to 3×), then the stage is inconclusive.
+    #[arg(long, default_value_t = 20)]
+    pub min_turns: u64,
+    /// No live progress line during stages.
+    #[arg(long, short)]
+    pub quiet: bool,
     #[command(flatten)]
     pub watch: WatchArgs,
     #[command(flatten)]
@@ -330,6 +352,10 @@ pub struct MergeArgs {
     /// Also write the merged report in other formats (.html, .md, .txt); repeatable.
     #[arg(long)]
     pub report: Vec<PathBuf>,
+}
+
+fn shape(s: &str) -> Result<xiaozhi_fleet::config::Shape, String> {
+    xiaozhi_fleet::config::Shape::parse(s)
 }
 
 fn size_mb(s: &str) -> Result<f64, String> {

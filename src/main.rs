@@ -78,6 +78,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         record: args.record,
         record_dir: args.record_dir,
         tls: tls_options(&args.tls),
+        shape: None,
     };
     let slos = run_slos(&args.slo, args.fleet.as_deref())?;
     let mut plan = Plan::load(args.fleet.as_deref(), &ov)?;
@@ -237,6 +238,7 @@ async fn capacity(args: CapacityArgs) -> anyhow::Result<u8> {
     let ov = Overrides {
         url: args.url,
         tls: tls_options(&args.tls),
+        shape: args.shape,
         ..Overrides::default()
     };
     let mut plan = Plan::load(args.fleet.as_deref(), &ov)?;
@@ -258,11 +260,15 @@ async fn capacity(args: CapacityArgs) -> anyhow::Result<u8> {
             start: args.start,
             resolution: args.resolution.map_or(Resolution::Auto, Resolution::Fixed),
             max_speakers: args.max_speakers,
+            descend: false,
         },
         stage_duration: args.stage_duration,
         target_speakers: args.target_speakers,
         tiers: plan.tiers.clone(),
         watch: watch_options(&args.watch),
+        min_turns: args.min_turns,
+        cpus: args.cpus,
+        live: !args.quiet,
     };
     app::capacity::capacity(&plan, args.fleet.as_deref(), opts, &args.report, interrupt_token()).await
 }

@@ -1,7 +1,8 @@
 //! The server watcher against a real child process: a `mock-server` child
 //! burning CPU shows more CPU in the larger stage; burning on one thread
 //! makes the verdict name the hot thread; a child that dies mid-run is an
-//! event and the run still finishes. Real time, bounded to seconds.
+//! event, the summary covers only its life (no zeros after it), and the run
+//! still finishes. Real time, bounded to seconds.
 //!
 //! A test binary of its own: it burns CPU for real, and cargo runs test
 //! binaries one after another, so it never loads the cores while the
@@ -82,7 +83,7 @@ fn verdict(stages: Vec<StageServer>) -> xiaozhi_fleet::capacity::sizing::Sizing 
         },
         target_speakers: Some(12),
         tiers: default_tiers(),
-        slos: Vec::new(),
+        ..SizingInput::default()
     })
     .unwrap()
 }
@@ -137,9 +138,13 @@ async fn watched_process_that_dies_mid_run_is_an_event_and_the_run_finishes() {
     let srv = watch.finish().await;
     drop(mock);
     assert_eq!(out.metrics.completed, 4, "the run finished: {:?}", out.metrics.failures);
-    assert!(
-        srv.events.iter().any(|e| e.kind == EventKind::ProcessGone),
-        "events: {:?}",
-        srv.events
-    );
+    let gone = srv.events.iter().find(|e| e.kind == EventKind::ProcessGone);
+    let Some(gone) = gone else {
+        panic!("no ProcessGone event: {:?}", srv.events);
+    };
+    // The summary covers only the process's life: no zero samples after it.
+    assert!(!srv.samples.is_empty());
+    assert!(srv.samples.iter().all(|s| s.t_s <= gone.t_s), "{:?}", srv.samples);
+    assert!(srv.samples.iter().all(|s| s.memory_mb > 0.0), "{:?}", srv.samples);
+    assert!(srv.summary.memory_mb.mean > 0.0);
 }

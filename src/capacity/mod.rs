@@ -1,11 +1,17 @@
 //! Capacity answers: "how many people can talk at once on this server, and
 //! what should I buy for N?"
 //!
-//! Everything here is pure (no async, no clocks, no I/O):
+//! The pure parts (no async, no clocks, no I/O):
 //! - [`slo`]: the objectives a stage must meet and how one stage is judged;
 //! - [`search`]: which speaker counts to run and when the knee is found;
-//! - [`sizing`]: per-speaker cost, saturation, and the buy/keep verdict.
+//! - [`sizing`]: per-speaker cost, saturation, the scaling curve and the
+//!   buy/keep verdict.
+//!
+//! The async runners: [`run`] (one knee search, stage by stage, against a
+//! watched server) and [`allotments`] (`--cpus`: one search per CPU
+//! allotment, the limit set before each).
 
+pub mod allotments;
 pub mod run;
 pub mod search;
 pub mod sizing;
@@ -13,7 +19,7 @@ pub mod slo;
 
 pub use search::{Resolution, Search, SearchConfig, SearchResult, StageOutcome, Step, StopReason};
 pub use sizing::{
-    Allotment, MemoryBand, PerSpeaker, Saturation, Sizing, SizingError, SizingInput, StageServer, Tier, Verdict,
-    default_tiers, render_text, size,
+    Allotment, AllotmentRun, MemoryBand, PerSpeaker, Saturation, Scaling, Sizing, SizingError, SizingInput,
+    StageServer, Tier, Verdict, default_tiers, render_text, size,
 };
 pub use slo::{Percentiles, Slo, SloError, SloResult, StageMeasure};

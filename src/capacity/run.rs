@@ -3,15 +3,21 @@
 //! judged by the SLOs; the pure [`Search`] picks the next N. The server is
 //! watched throughout, each stage gets its measure window's CPU and memory,
 //! and the sizing verdict is computed from all stages.
+//!
+//! A stage needs `min_turns` finished turns in its window: the driver
+//! extends a short window (up to 3×); a stage still short is `inconclusive`
+//! and left out of the knee. Ctrl-C discards the stage in progress and ends
+//! the search with the knee from the completed stages.
 
-use super::search::{Search, SearchConfig, SearchResult, StageOutcome, Step};
+use super::search::{Search, SearchConfig, SearchResult, StageOutcome, Step, StopReason};
 use super::sizing::{self, Sizing, SizingInput, StageServer, Tier};
 use super::slo::{Slo, SloResult, StageMeasure, all_passed, check_all};
-use crate::config::{Load, Plan, StagePlan};
+use crate::config::{Load, Plan, Shape, StagePlan};
 use crate::fleet::generator::GeneratorReport;
 use crate::fleet::{load_clips, run_fleet};
 use crate::metrics::{Metrics, Percentiles, Snapshot};
 use crate::report::{PlaybackSection, Turns, latency_of, playback_of, turns_of};
+use crate::server::limit::quota::cores_label;
 use crate::server::series::{ServerReport, ServerWatch, WatchOptions};
 use crate::server::summary::ServerSummary;
 use serde::Serialize;
@@ -21,8 +27,12 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub use super::allotments::{AllotmentSection, run_allotments};
+
 /// Peak memory at or above this share of the limit stops the search.
 pub const MEMORY_STOP_SHARE: f64 = 0.9;
+/// Default `--min-turns`.
+pub const DEFAULT_MIN_TURNS: u64 = 20;
 
 /// How to search.
 #[derive(Clone, Debug)]
@@ -34,13 +44,66 @@ pub struct CapacityOptions {
     pub target_speakers: Option<u32>,
     pub tiers: Vec<Tier>,
     pub watch: WatchOptions,
+    /// Finished turns a stage needs in its window (0 = any).
+    pub min_turns: u64,
+    /// `--cpus`: allotments to search at (empty: the server as it is).
+    pub cpus: Vec<f64>,
+    /// Show a live progress line during each stage.
+    pub live: bool,
+}
+
+impl CapacityOptions {
+    /// Options with the defaults of the command line.
+    pub fn new(slos: Vec<Slo>, search: SearchConfig, stage_duration: Duration) -> CapacityOptions {
+        CapacityOptions {
+            slos,
+            search,
+            stage_duration,
+            target_speakers: None,
+            tiers: sizing::default_tiers(),
+            watch: WatchOptions::default(),
+            min_turns: DEFAULT_MIN_TURNS,
+            cpus: Vec::new(),
+            live: false,
+        }
+    }
+}
+
+/// A stage's outcome as the report names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageStatus {
+    Pass,
+    Fail,
+    /// Too few turns, or the generator could not keep pace: not judged.
+    Inconclusive,
+}
+
+impl StageStatus {
+    /// The word on the console.
+    pub fn label(self) -> &'static str {
+        match self {
+            StageStatus::Pass => "PASS",
+            StageStatus::Fail => "FAIL",
+            StageStatus::Inconclusive => "INCONCLUSIVE",
+        }
+    }
 }
 
 /// One stage as the report lists it.
 #[derive(Clone, Debug, Serialize)]
 pub struct CapacityStage {
     pub speakers: u32,
+    /// The CPU allotment the stage ran at (`--cpus`).
+    pub cpus: Option<f64>,
+    pub status: StageStatus,
     pub passed: bool,
+    /// Why the stage is inconclusive (if it is).
+    pub inconclusive_reason: Option<String>,
+    /// Length of the measure window (longer than the stage duration when
+    /// it was extended for too few turns).
+    pub measured_s: f64,
+    pub extended: bool,
     pub slos: Vec<SloResult>,
     pub turns: Turns,
     pub latency_ms: BTreeMap<String, Percentiles>,
@@ -54,10 +117,18 @@ pub struct CapacityStage {
 /// The report's `capacity` section.
 #[derive(Clone, Debug, Serialize)]
 pub struct CapacitySection {
+    /// The knee (at the largest allotment with `--cpus`).
     pub max_speakers: u32,
     pub slos: Vec<String>,
+    pub shape: String,
+    pub min_turns: u64,
     pub stop_reason: String,
+    /// Stages that finished and were judged (the knee comes from these).
+    pub completed_stages: u32,
     pub stages: Vec<CapacityStage>,
+    /// One search per `--cpus` allotment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allotments: Option<Vec<AllotmentSection>>,
 }
 
 /// Everything a capacity run produced.
@@ -68,21 +139,31 @@ pub struct CapacityOutcome {
     pub sizing: Option<Sizing>,
     pub server: Option<ServerReport>,
     pub interrupted: bool,
+    /// No device could connect at the first stage (the server is down).
+    pub nothing_connected: bool,
+    /// The sizing inputs (conclusive, generator-valid stages).
+    pub inputs: Vec<StageServer>,
 }
 
-/// The plan for one stage: `speakers` held for `duration`, enough devices.
-pub fn stage_plan(plan: &Plan, speakers: u32, duration: Duration) -> Plan {
+/// The plan for one stage: `speakers` held for `duration`, enough devices
+/// (twice as many for poisson arrivals, which may pile up).
+pub fn stage_plan(plan: &Plan, speakers: u32, duration: Duration, min_turns: u64, label: &str) -> Plan {
     let mut p = plan.clone();
     p.load = Load::Stages(vec![StagePlan {
-        name: format!("{speakers} speakers"),
+        name: label.to_string(),
         speakers,
         duration,
+        min_turns,
     }]);
+    let want = match plan.shape {
+        Shape::Poisson => speakers.saturating_mul(2),
+        _ => speakers,
+    };
     let talkers: u32 = p.groups.iter().filter(|g| g.talks()).map(|g| g.count).sum();
-    if talkers < speakers
+    if talkers < want
         && let Some(g) = p.groups.iter_mut().find(|g| g.talks())
     {
-        g.count += speakers - talkers;
+        g.count += want - talkers;
     }
     p.devices = p.groups.iter().map(|g| g.count).sum();
     p.total_turns = None;
@@ -100,25 +181,87 @@ pub fn measure_of(m: &Metrics) -> StageMeasure {
     }
 }
 
-/// Runs one stage of `speakers` against `url`; returns the stage window's
-/// metrics (the whole run's if no window closed) and generator validity.
+/// One stage's run.
+#[derive(Debug)]
+pub struct StageRun {
+    /// The measure window's metrics (the whole run's if no window closed).
+    pub window: Metrics,
+    pub started_at_s: f64,
+    pub duration_s: f64,
+    pub generator: GeneratorReport,
+    /// Connections over the whole stage run.
+    pub connections: u64,
+    pub interrupted: bool,
+}
+
+/// Runs one stage of `speakers` against `url`.
 pub async fn run_stage(
     plan: &Plan,
     url: &str,
     speakers: u32,
     duration: Duration,
     interrupt: CancellationToken,
-) -> anyhow::Result<(Metrics, f64, f64, GeneratorReport)> {
-    let p = stage_plan(plan, speakers, duration);
+) -> anyhow::Result<StageRun> {
+    let label = format!("{speakers} speakers");
+    run_stage_with(plan, url, speakers, (duration, 0), &label, false, interrupt).await
+}
+
+/// [`run_stage`] with a minimum of turns, a label and a live progress line.
+pub async fn run_stage_with(
+    plan: &Plan,
+    url: &str,
+    speakers: u32,
+    (duration, min_turns): (Duration, u64),
+    label: &str,
+    live: bool,
+    interrupt: CancellationToken,
+) -> anyhow::Result<StageRun> {
+    let p = stage_plan(plan, speakers, duration, min_turns, label);
     let clips = load_clips(&p)?;
-    let (tx, _rx) = watch::channel(Snapshot::default());
+    let (tx, rx) = watch::channel(Snapshot::default());
+    let expected = duration + Duration::from_secs_f64(f64::from(speakers) / p.ramp_per_sec);
+    let progress = live.then(|| tokio::spawn(crate::report::live::show_progress(rx, Some(expected))));
     let out = run_fleet(&p, url, &clips, interrupt, tx).await?;
-    let generator = out.generator;
+    if let Some(task) = progress {
+        let _ = task.await;
+    }
+    let connections = out.metrics.connections;
     let mut m = out.metrics;
-    Ok(match m.stages.pop() {
-        Some(st) => (st.metrics, st.started_at_s, st.duration_s, generator),
-        None => (m, 0.0, out.duration.as_secs_f64(), generator),
+    let (window, started_at_s, duration_s) = match m.stages.pop() {
+        Some(st) => (st.metrics, st.started_at_s, st.duration_s),
+        None => (m, 0.0, out.duration.as_secs_f64()),
+    };
+    Ok(StageRun {
+        window,
+        started_at_s,
+        duration_s,
+        generator: out.generator,
+        connections,
+        interrupted: out.interrupted,
     })
+}
+
+/// The judgement of one finished stage.
+fn judge_stage(opts: &CapacityOptions, run: &StageRun) -> (StageStatus, Vec<SloResult>, Option<String>) {
+    let results = check_all(&opts.slos, &measure_of(&run.window));
+    let ended = run.window.completed + run.window.failed;
+    if !run.generator.valid {
+        let why = "the load generator could not keep real-time pace".to_string();
+        return (StageStatus::Inconclusive, results, Some(why));
+    }
+    if ended < opts.min_turns {
+        let why = format!(
+            "only {ended} turns finished in {:.0} s (need {}; the window was extended up to 3×)",
+            run.duration_s, opts.min_turns
+        );
+        return (StageStatus::Inconclusive, results, Some(why));
+    }
+    let status = if all_passed(&results) {
+        StageStatus::Pass
+    } else {
+        StageStatus::Fail
+    };
+    (status, results, None)
 }
 
 /// Searches for the most concurrent speakers within the SLOs.
@@ -135,19 +278,29 @@ pub async fn run_capacity(
     let mut search = Search::new(opts.search);
     let mut stages = Vec::new();
     let mut windows = Vec::new();
-    let mut interrupted = false;
+    let (mut interrupted, mut nothing_connected) = (false, false);
+    let cpus = opts.watch.allotment.cpu_cores.filter(|_| !opts.cpus.is_empty());
     while let Step::Run(n) = search.next() {
         if interrupt.is_cancelled() {
             interrupted = true;
             break;
         }
         let offset = t0.elapsed().as_secs_f64();
-        let (m, from, dur, generator) = run_stage(plan, url, n, opts.stage_duration, interrupt.clone()).await?;
-        let valid = generator.valid;
-        let results = check_all(&opts.slos, &measure_of(&m));
-        let passed = all_passed(&results) && valid;
-        let window = (offset + from, offset + from + dur);
-        windows.push((window.0, window.1, m.completed, dur));
+        let label = stage_label(cpus, n, plan.shape);
+        let budget = (opts.stage_duration, opts.min_turns);
+        let run = run_stage_with(plan, url, n, budget, &label, opts.live, interrupt.clone()).await?;
+        if run.interrupted || interrupt.is_cancelled() {
+            // The stage in progress is discarded: it was cut short.
+            interrupted = true;
+            break;
+        }
+        if run.connections == 0 && search.history().is_empty() {
+            nothing_connected = true;
+            break;
+        }
+        let (status, results, reason) = judge_stage(opts, &run);
+        let window = (offset + run.started_at_s, offset + run.started_at_s + run.duration_s);
+        windows.push((window.0, window.1, run.window.completed, run.duration_s));
         let server = server_watch.as_mut().map(|w| {
             let r = w.drain();
             (r.window(window.0, window.1), r.allotment.memory_mb)
@@ -155,25 +308,32 @@ pub async fn run_capacity(
         let memory_near_limit = server
             .as_ref()
             .is_some_and(|(w, limit)| limit.is_some_and(|l| w.memory_mb.max >= MEMORY_STOP_SHARE * l));
+        let m = &run.window;
         let stage = CapacityStage {
             speakers: n,
-            passed,
+            cpus,
+            status,
+            passed: status == StageStatus::Pass,
+            inconclusive_reason: reason,
+            measured_s: (run.duration_s * 1000.0).round() / 1000.0,
+            extended: run.duration_s > opts.stage_duration.as_secs_f64() + 0.5,
             slos: results,
-            turns: turns_of(&m),
-            latency_ms: latency_of(&m),
-            playback: playback_of(&m),
+            turns: turns_of(m),
+            latency_ms: latency_of(m),
+            playback: playback_of(m),
             server: server.map(|(w, _)| w),
-            generator_valid: valid,
-            generator_invalid_reasons: generator.invalid_reasons,
+            generator_valid: run.generator.valid,
+            generator_invalid_reasons: run.generator.invalid_reasons,
         };
         progress(&stage);
         stages.push(stage);
         search.record(
             n,
             StageOutcome {
-                passed,
+                passed: status == StageStatus::Pass,
                 memory_near_limit,
-                generator_invalid: !valid,
+                generator_invalid: !run.generator.valid,
+                inconclusive: status == StageStatus::Inconclusive,
             },
         );
     }
@@ -185,23 +345,50 @@ pub async fn run_capacity(
         Step::Done(r) => r,
         Step::Run(_) => search_result_so_far(&search),
     };
-    finish(plan, opts, stages, windows, server, result, interrupted)
+    let ended = Ended {
+        interrupted,
+        nothing_connected,
+    };
+    finish(plan, opts, stages, windows, server, result, ended)
+}
+
+/// The progress label of a stage: allotment, speakers, shape.
+fn stage_label(cpus: Option<f64>, n: u32, shape: Shape) -> String {
+    match cpus {
+        Some(c) => format!("{} · {n} speakers · {}", cores_label(c), shape.as_str()),
+        None => format!("{n} speakers · {}", shape.as_str()),
+    }
 }
 
 fn search_result_so_far(search: &Search) -> SearchResult {
-    let best = search
+    let passes: Vec<u32> = search
         .history()
         .iter()
         .filter(|(_, o)| o.passed)
         .map(|(n, _)| *n)
-        .max()
-        .unwrap_or(0);
+        .collect();
+    let first_fail = search
+        .history()
+        .iter()
+        .filter(|(_, o)| !o.passed && !o.inconclusive && !o.generator_invalid)
+        .map(|(n, _)| *n)
+        .min();
     SearchResult {
-        max_speakers: best,
+        max_speakers: passes
+            .into_iter()
+            .filter(|n| first_fail.is_none_or(|f| *n < f))
+            .max()
+            .unwrap_or(0),
         stages_run: search.history().len() as u32,
-        stop_reason: super::search::StopReason::Converged,
-        first_fail: None,
+        stop_reason: StopReason::Converged,
+        first_fail,
     }
+}
+
+/// How the search ended besides its own rule.
+struct Ended {
+    interrupted: bool,
+    nothing_connected: bool,
 }
 
 /// Attaches server windows, applies the memory stop, and sizes.
@@ -212,19 +399,19 @@ fn finish(
     windows: Vec<(f64, f64, u64, f64)>,
     server: Option<ServerReport>,
     result: SearchResult,
-    interrupted: bool,
+    ended: Ended,
 ) -> anyhow::Result<CapacityOutcome> {
     let mut inputs = Vec::new();
     for (stage, (from, to, turns, dur)) in stages.iter_mut().zip(&windows) {
         let Some(srv) = &server else { continue };
         let w = srv.window(*from, *to);
-        if !stage.generator_valid {
-            // The generator could not keep pace: this stage says nothing
-            // about the server, so it does not enter the sizing.
-            stage.server = Some(w);
+        stage.server = Some(w.clone());
+        if stage.status == StageStatus::Inconclusive {
+            // Too few turns, or a generator that could not keep pace: this
+            // stage says nothing about the server.
             continue;
         }
-        let devices = stage_plan(plan, stage.speakers, opts.stage_duration).devices;
+        let devices = stage_plan(plan, stage.speakers, opts.stage_duration, 0, "").devices;
         inputs.push(StageServer::from_window(
             stage.speakers,
             devices,
@@ -233,36 +420,51 @@ fn finish(
             *turns,
             *dur,
         ));
-        stage.server = Some(w);
     }
+    let target_devices = opts
+        .target_speakers
+        .map(|t| stage_plan(plan, t, opts.stage_duration, 0, "").devices);
     let sizing = match &server {
         Some(srv) if !inputs.is_empty() => Some(sizing::size(&SizingInput {
-            stages: inputs,
+            stages: inputs.clone(),
             allotment: srv.allotment,
             target_speakers: opts.target_speakers,
             tiers: opts.tiers.clone(),
             slos: opts.slos.clone(),
+            shape: plan.shape.as_str().to_string(),
+            devices_for_target: target_devices,
+            ..SizingInput::default()
         })?),
         _ => None,
     };
-    let stop_reason = match result.stop_reason {
-        super::search::StopReason::Converged => "converged",
-        super::search::StopReason::MemoryNearLimit => "memory_near_limit",
-        super::search::StopReason::GeneratorInvalid => "generator_invalid",
-        super::search::StopReason::StartFailed => "start_failed",
-        super::search::StopReason::HitMaxSpeakers => "hit_max_speakers",
+    let stop_reason = match (ended.interrupted, ended.nothing_connected, result.stop_reason) {
+        (true, ..) => "interrupted",
+        (_, true, _) => "nothing_connected",
+        (_, _, StopReason::Converged) => "converged",
+        (_, _, StopReason::MemoryNearLimit) => "memory_near_limit",
+        (_, _, StopReason::GeneratorInvalid) => "generator_invalid",
+        (_, _, StopReason::StartFailed) => "start_failed",
+        (_, _, StopReason::HitMaxSpeakers) => "hit_max_speakers",
+        (_, _, StopReason::Inconclusive) => "inconclusive",
     }
     .to_string();
+    let completed_stages = stages.iter().filter(|s| s.status != StageStatus::Inconclusive).count() as u32;
     Ok(CapacityOutcome {
         capacity: CapacitySection {
             max_speakers: result.max_speakers,
             slos: opts.slos.iter().map(|s| s.to_string()).collect(),
+            shape: plan.shape.as_str().to_string(),
+            min_turns: opts.min_turns,
             stop_reason,
+            completed_stages,
             stages,
+            allotments: None,
         },
         result,
         sizing,
         server,
-        interrupted,
+        interrupted: ended.interrupted,
+        nothing_connected: ended.nothing_connected,
+        inputs,
     })
 }

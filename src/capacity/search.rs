@@ -7,9 +7,14 @@
 //! The rule: test `start`; while stages pass, double (1, 2, 4, 8, …) up to
 //! `max_speakers`; after the first failure, bisect between the last pass and
 //! the first fail until `fail − pass ≤ resolution(pass)`. The result is the
-//! last pass (0 if even `start` failed). A stage whose peak memory reached 90 %
+//! last pass (0 if even `start` failed). With `descend` (a start taken from
+//! an earlier knee, not from the operator), a failing start is halved until
+//! a stage passes, then the bracket is bisected as usual. A stage whose peak memory reached 90 %
 //! of the limit, or whose load generator could not keep up, stops the search
-//! at once with the best pass so far.
+//! at once with the best pass so far. An `inconclusive` stage (too few turns
+//! to judge) is neither pass nor fail: before any failure the search keeps
+//! doubling from it (more speakers, more turns); while bisecting it ends the
+//! search with the best pass so far.
 
 use std::collections::BTreeSet;
 
@@ -47,6 +52,9 @@ pub struct SearchConfig {
     pub resolution: Resolution,
     /// Safety cap: the search never runs more speakers than this.
     pub max_speakers: u32,
+    /// Below a failing start, halve until a stage passes (see module docs).
+    #[serde(default)]
+    pub descend: bool,
 }
 
 impl Default for SearchConfig {
@@ -55,6 +63,7 @@ impl Default for SearchConfig {
             start: 1,
             resolution: Resolution::Auto,
             max_speakers: 1000,
+            descend: false,
         }
     }
 }
@@ -70,6 +79,9 @@ pub struct StageOutcome {
     /// The load generator itself was the bottleneck, so this stage measured
     /// nothing about the server: it counts neither as pass nor as fail.
     pub generator_invalid: bool,
+    /// Too few turns to judge: neither pass nor fail.
+    #[serde(default)]
+    pub inconclusive: bool,
 }
 
 /// Why the search ended.
@@ -81,6 +93,8 @@ pub enum StopReason {
     GeneratorInvalid,
     StartFailed,
     HitMaxSpeakers,
+    /// A stage while bisecting (or at the cap) had too few turns to judge.
+    Inconclusive,
 }
 
 /// The answer of a finished search.
@@ -111,6 +125,8 @@ pub struct Search {
     tested: BTreeSet<u32>,
     history: Vec<(u32, StageOutcome)>,
     early_stop: Option<StopReason>,
+    /// The largest inconclusive count.
+    inconclusive: Option<u32>,
 }
 
 impl Search {
@@ -130,6 +146,7 @@ impl Search {
             tested: BTreeSet::new(),
             history: Vec::new(),
             early_stop: None,
+            inconclusive: None,
         }
     }
 
@@ -151,11 +168,23 @@ impl Search {
         if self.stages_run == 0 {
             return Step::Run(self.cfg.start);
         }
-        let Some(pass) = self.best_pass else {
+        let lower = self
+            .best_pass
+            .max(self.inconclusive.filter(|_| self.first_fail.is_none()));
+        let Some(pass) = lower else {
+            // Failures, and below them only stages too short to judge: the
+            // knee is unknown, not 0.
+            if self.inconclusive.is_some() {
+                return self.done(StopReason::Inconclusive);
+            }
+            if let Some(fail) = self.first_fail.filter(|f| self.cfg.descend && *f > 1) {
+                return self.run_untested(fail / 2);
+            }
             // Only failures so far, and nothing below `start` is ever tried.
             return self.done(StopReason::StartFailed);
         };
         match self.first_fail {
+            None if self.best_pass.is_none() && pass >= self.cfg.max_speakers => self.done(StopReason::Inconclusive),
             None if pass >= self.cfg.max_speakers => self.done(StopReason::HitMaxSpeakers),
             None => self.run_untested(pass.saturating_mul(2).min(self.cfg.max_speakers)),
             Some(fail) if fail <= pass => self.done(StopReason::Converged),
@@ -175,6 +204,13 @@ impl Search {
         self.history.push((speakers, outcome));
         if outcome.generator_invalid {
             self.early_stop = Some(StopReason::GeneratorInvalid);
+            return;
+        }
+        if outcome.inconclusive {
+            self.inconclusive = self.inconclusive.max(Some(speakers));
+            if self.first_fail.is_some() {
+                self.early_stop = Some(StopReason::Inconclusive);
+            }
             return;
         }
         if outcome.passed {
@@ -309,6 +345,7 @@ mod tests {
             passed: n <= 30,
             memory_near_limit: n >= 8,
             generator_invalid: false,
+            inconclusive: false,
         };
         let (result, ran) = drive(cfg(1), outcome);
         assert_eq!(ran, [1, 2, 4, 8]);
@@ -318,6 +355,7 @@ mod tests {
             passed: n < 8,
             memory_near_limit: n >= 8,
             generator_invalid: false,
+            inconclusive: false,
         };
         let (result, _) = drive(cfg(1), failing);
         assert_eq!((result.max_speakers, result.first_fail), (4, Some(8)));
@@ -329,6 +367,7 @@ mod tests {
             passed: true,
             memory_near_limit: false,
             generator_invalid: n >= 16,
+            inconclusive: false,
         };
         let (result, ran) = drive(cfg(1), outcome);
         assert_eq!(ran, [1, 2, 4, 8, 16]);
@@ -364,6 +403,7 @@ mod tests {
             start: 0,
             resolution: Resolution::Fixed(4),
             max_speakers: 1000,
+            descend: false,
         };
         let (result, ran) = drive(cfg, |n| pass(n <= 10));
         assert_eq!(ran, [1, 2, 4, 8, 16, 12]);
@@ -373,6 +413,66 @@ mod tests {
             ..SearchConfig::default()
         };
         assert_eq!(Search::new(big_start).next(), Step::Run(1000));
+    }
+
+    fn short(_n: u32) -> StageOutcome {
+        StageOutcome {
+            inconclusive: true,
+            ..StageOutcome::default()
+        }
+    }
+
+    #[test]
+    fn inconclusive_start_keeps_doubling() {
+        // 1 and 2 speakers give too few turns; 4 and 8 pass; 16 fails.
+        let outcome = |n: u32| match n {
+            1 | 2 => short(n),
+            n => pass(n <= 10),
+        };
+        let (result, ran) = drive(cfg(1), outcome);
+        assert_eq!(ran, [1, 2, 4, 8, 16, 12, 10, 11]);
+        assert_eq!((result.max_speakers, result.stop_reason), (10, StopReason::Converged));
+    }
+
+    #[test]
+    fn inconclusive_while_bisecting_stops_with_the_best_pass() {
+        let outcome = |n: u32| if n == 12 { short(n) } else { pass(n <= 13) };
+        let (result, ran) = drive(cfg(1), outcome);
+        assert_eq!(ran, [1, 2, 4, 8, 16, 12]);
+        assert_eq!(
+            (result.max_speakers, result.first_fail, result.stop_reason),
+            (8, Some(16), StopReason::Inconclusive)
+        );
+        let capped = SearchConfig {
+            max_speakers: 2,
+            ..SearchConfig::default()
+        };
+        let (result, ran) = drive(capped, short);
+        assert_eq!(
+            (ran, result.stop_reason, result.max_speakers),
+            (vec![1, 2], StopReason::Inconclusive, 0)
+        );
+    }
+
+    #[test]
+    fn descend_halves_below_a_failing_start_then_bisects() {
+        let cfg = SearchConfig {
+            start: 33,
+            descend: true,
+            ..SearchConfig::default()
+        };
+        let (result, ran) = drive(cfg, |n| pass(n <= 30));
+        assert_eq!(ran, [33, 16, 24, 28, 30, 31]);
+        assert_eq!((result.max_speakers, result.stop_reason), (30, StopReason::Converged));
+        let (result, ran) = drive(cfg, |_| pass(false));
+        assert_eq!(ran, [33, 16, 8, 4, 2, 1]);
+        assert_eq!((result.max_speakers, result.stop_reason), (0, StopReason::StartFailed));
+        let plain = SearchConfig { descend: false, ..cfg };
+        assert_eq!(
+            drive(plain, |n| pass(n <= 30)).1,
+            [33],
+            "an operator's --start is a floor"
+        );
     }
 
     #[test]

@@ -1,48 +1,45 @@
-//! The sizing verdict: what one speaker costs, what saturated, what to buy.
+//! The sizing verdict: what one speaker costs, what saturated, how the knee
+//! grows with cores, what to buy.
 //!
 //! This file owns the pure step from per-stage server measurements
-//! ([`StageServer`]) plus the container's allotment to a [`Sizing`] that other
-//! tools read as JSON (field names are fixed) and operators read through
-//! [`render_text`].
+//! ([`StageServer`], at one allotment or at several, [`AllotmentRun`]) plus
+//! the known allotment to a [`Sizing`] that other tools read as JSON (field
+//! names are fixed) and operators read through [`render_text`].
 //!
 //! Rules, all in one place:
 //! - **Per-speaker cost**: least squares over the stages, x = speakers,
-//!   y = CPU p95 cores (and y = peak memory MB). A negative slope is noise:
-//!   it becomes 0 with the mean as baseline. A negative intercept means cost
-//!   grows faster than linearly: the line is refitted through the origin so
-//!   the baseline is never negative. With one distinct speaker count the whole
-//!   cost is charged per speaker (baseline 0), which overestimates, the safe
-//!   side. The spread is the residual standard deviation (n − 2 degrees of
-//!   freedom), unknown below 3 stages. MB per connected device (peak memory
-//!   against `connected_devices`) is fitted only when the device count takes
-//!   two or more values and differs from the speaker count somewhere (idle
-//!   devices); otherwise it would repeat MB per speaker and is `None`.
-//! - **Saturation** is judged at the first (smallest) failing stage, or the
-//!   largest stage if none failed, in this order of precedence:
-//!   1. `memory` (peak ≥ 90 % of the limit): the OOM killer ends every
-//!      conversation at once, so it outranks any CPU symptom;
-//!   2. `hot_thread` (busiest thread p95 ≥ 0.9 of a core while process CPU p95
-//!      < 50 % of the allotment): the remedy differs (more processes, not more
-//!      cores), and throttling seen then is a side effect of that thread;
-//!   3. `throttling` (cgroup throttled-period ratio ≥ [`THROTTLED_SATURATION`]):
-//!      the quota bites in bursts before the p95 looks full, so it is the more
-//!      direct evidence when both it and `cpu` hold;
-//!   4. `cpu` (process CPU p95 ≥ 90 % of the allotted cores);
-//!   5. `none`: the limit is outside the container (e.g. a slow AI provider).
-//! - **Memory band** of the peak over all stages: safe < 80 %, elevated 80–90 %,
-//!   warning 90–95 %, danger ≥ 95 % (OOM is near).
-//! - **Need** for the target T (T = the knee, at least 1, when no target is
-//!   given): `(baseline + slope × T) × 1.3`, i.e. 30 % headroom; cores are
-//!   rounded up to the next 0.5 core (the finest CPU quota step sold), memory
-//!   up to the next 64 MB.
-//! - **Tier**: the smallest tier (by cores, then memory) covering both needs.
-//! - **Verdict**: `SUFFICIENT` when the current allotment (or, absent it, the
-//!   tier named `current`) covers both needs, and the knee ≥ T unless every
-//!   stage passed and T lies beyond them (then only the model speaks). With
-//!   `hot_thread`, T > knee is `INSUFFICIENT` whatever the cores, and the need
-//!   is also given as ⌈T / knee⌉ server processes or instances.
-//! - **Confidence**: `high` if T ≤ the largest measured stage, `medium` if
-//!   ≤ 2× that, `low` beyond; `extrapolation` = T / largest measured stage.
+//!   y = CPU p95 cores (see `fit`). **Memory** is kept apart: baseline plus
+//!   MB per connected device plus MB per speaker, fitted jointly when the
+//!   device count varies independently of the speakers (idle devices), else
+//!   one slope per speaker (MB per device unknown).
+//! - **Saturation** is judged at the first failing stage (or the largest),
+//!   from the CPU *peaks* against the known allotment (see `saturation`):
+//!   `memory`, `hot_thread`, `throttling`, `cpu` (bursts: ≥ 5% of seconds at
+//!   ≥ 90% of the allotment), `none` only when CPU p99 stays under 60% and no
+//!   thread is hot, else `inconclusive` (measure two allotments).
+//! - **Scaling** (several allotments, see `scaling`): speakers per added core
+//!   between measured points, where the curve flattens (a step raises the
+//!   knee by < 25% of proportional), a Universal Scalability Law fit, and a
+//!   predicted knee per tier with a confidence that falls with the distance
+//!   from measured allotments.
+//! - **Need** for the target T (the knee when no target): cores
+//!   `(baseline + slope × T) × 1.3` rounded up to 0.5 core, or, with a
+//!   curve, the fewest cores whose predicted knee reaches T; memory
+//!   `(baseline + MB/device × devices + MB/speaker × T) × 1.3` rounded up to
+//!   64 MB. When the measured knee is below T at a CPU-bound allotment, the
+//!   cores needed are at least `allotment × T / knee` (the measurement
+//!   outranks the model).
+//! - **Verdict** only with a target: `SUFFICIENT` when the known allotment
+//!   covers the needs (unknown parts are not checked) and the knee (measured,
+//!   or predicted by the curve at the allotment) reaches T; otherwise
+//!   `INSUFFICIENT`. No target, no verdict.
+//! - **Tier** agrees with the verdict: with `SUFFICIENT` only a tier no
+//!   larger than the allotment; with `INSUFFICIENT` only a tier larger than
+//!   the allotment in the saturated resource, and none at all when more of
+//!   it cannot help (`hot_thread`, `none`, `inconclusive`, a flat curve).
+//! - **Confidence**: `high` within measured load, `medium` up to 2× beyond,
+//!   `low` further (`extrapolation` = T / largest measured stage; with a
+//!   curve, the distance from measured allotments counts too).
 
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +58,11 @@ pub const HOT_THREAD_PROCESS_SHARE: f64 = 0.5;
 /// which the quota is the limit: with 100 ms periods, 1 in 10 throttled adds
 /// tens of milliseconds to audio frame timing, which listeners hear.
 pub const THROTTLED_SATURATION: f64 = 0.1;
+/// Share of seconds at ≥ 90% of the allotment from which CPU is saturated
+/// (in bursts): the same as a per-second p95 at 90%.
+pub const BURST_SATURATION: f64 = 0.05;
+/// CPU p99 under this share of the allotment is clearly unsaturated.
+pub const CLEARLY_IDLE_SHARE: f64 = 0.6;
 
 /// Why sizing could not be computed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -79,7 +81,12 @@ pub struct StageServer {
     pub passed: bool,
     pub cpu_cores_mean: f64,
     pub cpu_cores_p95: f64,
+    #[serde(default)]
+    pub cpu_cores_p99: f64,
     pub cpu_cores_max: f64,
+    /// Share of seconds at ≥ 90% of the allotment (`None`: allotment unknown).
+    #[serde(default)]
+    pub cpu_burst_share: Option<f64>,
     pub memory_mb_mean: f64,
     pub memory_mb_max: f64,
     /// Busiest thread's p95, as a share of one core (0..1).
@@ -109,7 +116,9 @@ impl StageServer {
             passed,
             cpu_cores_mean: w.cpu_cores.mean,
             cpu_cores_p95: w.cpu_cores.p95,
+            cpu_cores_p99: w.cpu_cores.p99,
             cpu_cores_max: w.cpu_cores.max,
+            cpu_burst_share: w.cpu_burst_share,
             memory_mb_mean: w.memory_mb.mean,
             memory_mb_max: w.memory_mb.max,
             hot_thread_p95: w.hot_thread_share.map(|s| s.p95),
@@ -142,15 +151,34 @@ pub fn default_tiers() -> Vec<Tier> {
         .collect()
 }
 
+/// The stages measured at one CPU allotment of `capacity --cpus`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AllotmentRun {
+    pub cores: f64,
+    pub stages: Vec<StageServer>,
+}
+
 /// Everything [`size`] needs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SizingInput {
+    /// One allotment's stages (ignored when `curve` is given).
     pub stages: Vec<StageServer>,
+    /// The server's own limits, where known (never a tier's).
     pub allotment: Allotment,
     pub target_speakers: Option<u32>,
     pub tiers: Vec<Tier>,
     /// The SLOs the stages were judged by (only used for wording).
     pub slos: Vec<Slo>,
+    /// The load shape the stages ran (`steady`, `burst`, `poisson`).
+    #[serde(default)]
+    pub shape: String,
+    /// Stages per allotment with `--cpus` (two or more give a curve).
+    #[serde(default)]
+    pub curve: Vec<AllotmentRun>,
+    /// Connected devices when T speakers talk (idle devices included);
+    /// default T.
+    #[serde(default)]
+    pub devices_for_target: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +197,9 @@ pub enum Saturation {
     Memory,
     HotThread,
     None,
+    /// The peaks are neither clearly saturated nor clearly idle, or the
+    /// allotment is unknown: measure two allotments with `--cpus`.
+    Inconclusive,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,18 +233,24 @@ impl MemoryBand {
 pub struct PerSpeaker {
     pub cores_per_speaker: f64,
     pub cores_spread: Option<f64>,
+    /// MB per speaker beyond its connection (all of it when connections and
+    /// speakers cannot be told apart).
     pub mb_per_speaker: f64,
     pub mb_spread: Option<f64>,
     pub baseline_cores: f64,
     pub baseline_mb: f64,
     pub cpu_seconds_per_turn: Option<f64>,
+    /// MB per connected device (idle or talking), when measurable.
     pub mb_per_device: Option<f64>,
 }
+
+pub use scaling::{Scaling, ScalingPoint, TierPrediction, Usl};
 
 /// The sizing answer. The first twelve fields are read by other tools.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sizing {
-    pub verdict: Verdict,
+    /// `None` without a target: only the knee and the curve.
+    pub verdict: Option<Verdict>,
     pub saturated: Saturation,
     pub cores_needed: f64,
     pub memory_needed_mb: f64,
@@ -225,12 +262,19 @@ pub struct Sizing {
     pub per_speaker: PerSpeaker,
     pub memory_band: MemoryBand,
     pub explanation: Vec<String>,
-    /// With `hot_thread`: server processes or instances needed (⌈T / knee⌉).
+    /// The figures each verdict line stands on.
+    pub evidence: Vec<String>,
+    /// The load shape the knee was measured with.
+    pub shape: String,
+    /// How the knee grows with cores (`--cpus` with two or more allotments).
+    pub scaling: Option<Scaling>,
+    /// With `hot_thread` or a flat curve: server processes or instances
+    /// needed (⌈T / knee⌉).
     pub processes_needed: Option<u32>,
     pub first_fail: Option<u32>,
     pub max_measured_speakers: u32,
     pub peak_memory_mb: f64,
-    /// The limits the verdict was judged against.
+    /// The known allotment the verdict was judged against (`None` = unknown).
     pub current_cores: Option<f64>,
     pub current_memory_mb: Option<f64>,
     pub tier_cores: Option<f64>,
@@ -249,15 +293,16 @@ struct Measured<'a> {
 }
 
 impl<'a> Measured<'a> {
-    /// `stages` must be sorted by speakers.
-    fn of(stages: &[&'a StageServer]) -> Result<Self, SizingError> {
-        let last = *stages.last().ok_or(SizingError::NoStages)?;
+    fn of(stages: &'a [StageServer]) -> Result<Self, SizingError> {
+        let mut sorted: Vec<&StageServer> = stages.iter().collect();
+        sorted.sort_by_key(|s| s.speakers);
+        let last = *sorted.last().ok_or(SizingError::NoStages)?;
         if last.speakers == 0 {
             return Err(SizingError::NoStages);
         }
-        let failing = stages.iter().find(|s| !s.passed).copied();
+        let failing = sorted.iter().find(|s| !s.passed).copied();
         let first_fail = failing.map(|s| s.speakers);
-        let knee = stages
+        let knee = sorted
             .iter()
             .filter(|s| s.passed && first_fail.is_none_or(|f| s.speakers < f))
             .map(|s| s.speakers)
@@ -272,40 +317,59 @@ impl<'a> Measured<'a> {
     }
 }
 
-/// The limits judged against: the allotment, else the tier named `current`.
-fn supply(input: &SizingInput) -> Allotment {
-    let current = input.tiers.iter().find(|t| t.name == "current");
-    Allotment {
-        cpu_cores: input.allotment.cpu_cores.or(current.map(|t| t.cpu_cores)),
-        memory_mb: (input.allotment.memory_mb).or(current.map(|t| t.memory_gb * 1024.0)),
-    }
-}
-
-/// Computes the sizing verdict. See the module docs for every rule.
+/// Computes the sizing answer. See the module docs for every rule.
 pub fn size(input: &SizingInput) -> Result<Sizing, SizingError> {
     validate(input)?;
-    let mut stages: Vec<&StageServer> = input.stages.iter().collect();
-    stages.sort_by_key(|s| s.speakers);
+    let curve: Vec<&AllotmentRun> = input.curve.iter().filter(|a| !a.stages.is_empty()).collect();
+    // The allotment judged: the largest measured one with a curve.
+    let (stages, judged_cores): (Vec<StageServer>, Option<f64>) = match curve.last() {
+        Some(top) => (top.stages.clone(), Some(top.cores)),
+        None => (input.stages.clone(), input.allotment.cpu_cores),
+    };
     let m = Measured::of(&stages)?;
-    let supply = supply(input);
-    let saturated = saturation(m.judged, &supply);
-    let peak_memory_mb = stages.iter().map(|s| s.memory_mb_max).fold(0.0, f64::max);
-    let cost = per_speaker(&stages);
+    let all_stages: Vec<StageServer> = match curve.is_empty() {
+        true => input.stages.clone(),
+        false => curve.iter().flat_map(|a| a.stages.clone()).collect(),
+    };
+    let all_refs: Vec<&StageServer> = all_stages.iter().collect();
+    let cost = fit::per_speaker(&all_refs);
+    let saturated = saturation::judge(m.judged, judged_cores, input.allotment.memory_mb);
+    let scaling = scaling::analyse(&curve, input)?;
     let target = input.target_speakers.unwrap_or(m.knee.max(1));
     let t = f64::from(target);
-    let cores_needed = round_cores((cost.baseline_cores + cost.cores_per_speaker * t) * HEADROOM);
-    let memory_needed_mb = round_mb((cost.baseline_mb + cost.mb_per_speaker * t) * HEADROOM);
-    let tier = pick_tier(&input.tiers, cores_needed, memory_needed_mb);
-    let covers =
-        supply.cpu_cores.is_none_or(|c| c >= cores_needed) && supply.memory_mb.is_none_or(|mb| mb >= memory_needed_mb);
-    let knee_ok = m.knee >= target || (m.first_fail.is_none() && target > m.max_measured);
-    let hot_blocks = saturated == Saturation::HotThread && target > m.knee;
-    let verdict = if covers && knee_ok && !hot_blocks {
-        Verdict::Sufficient
-    } else {
-        Verdict::Insufficient
+    let devices = f64::from(input.devices_for_target.unwrap_or(target));
+    let mut cores_needed = round_cores((cost.baseline_cores + cost.cores_per_speaker * t) * HEADROOM);
+    let mb_device = cost.mb_per_device.unwrap_or(0.0);
+    let mut memory_needed_mb = round_mb((cost.baseline_mb + mb_device * devices + cost.mb_per_speaker * t) * HEADROOM);
+    let ctx = Judged {
+        m: &m,
+        saturated,
+        supply: input.allotment,
+        judged_cores,
+        target,
     };
+    raise_to_measurement(&ctx, &mut cores_needed, &mut memory_needed_mb);
+    if let Some(sc) = &scaling {
+        cores_needed = scaling::cores_for(sc, t).map_or(cores_needed, round_cores);
+    }
+    let verdict = input
+        .target_speakers
+        .map(|_| verdict_of(&ctx, scaling.as_ref(), cores_needed, memory_needed_mb));
+    let tier = tiers::pick(
+        &ctx,
+        verdict,
+        scaling.as_ref(),
+        &input.tiers,
+        cores_needed,
+        memory_needed_mb,
+    );
+    let peak_memory_mb = all_stages.iter().map(|s| s.memory_mb_max).fold(0.0, f64::max);
     let extrapolation = t / f64::from(m.max_measured);
+    let flat = scaling.as_ref().is_some_and(|s| s.flattens_at_cores.is_some());
+    let blocked = saturated == Saturation::HotThread || flat;
+    let best_knee = scaling
+        .as_ref()
+        .map_or(m.knee, |s| s.points.iter().map(|p| p.knee).max().unwrap_or(0));
     let mut sizing = Sizing {
         verdict,
         saturated,
@@ -313,75 +377,74 @@ pub fn size(input: &SizingInput) -> Result<Sizing, SizingError> {
         memory_needed_mb,
         tier: tier.map(|t| t.name.clone()),
         target_speakers: input.target_speakers,
-        confidence: confidence(extrapolation).to_string(),
+        confidence: scaling::confidence_at(scaling.as_ref(), extrapolation, input.allotment.cpu_cores).to_string(),
         extrapolation,
         knee: m.knee,
         per_speaker: cost,
-        memory_band: MemoryBand::of(peak_memory_mb, supply.memory_mb),
+        memory_band: MemoryBand::of(peak_memory_mb, input.allotment.memory_mb),
         explanation: Vec::new(),
-        processes_needed: (saturated == Saturation::HotThread && m.knee > 0).then(|| target.div_ceil(m.knee)),
+        evidence: Vec::new(),
+        shape: input.shape.clone(),
+        scaling,
+        processes_needed: (blocked && best_knee > 0 && target > best_knee).then(|| target.div_ceil(best_knee)),
         first_fail: m.first_fail,
         max_measured_speakers: m.max_measured,
         peak_memory_mb,
-        current_cores: supply.cpu_cores,
-        current_memory_mb: supply.memory_mb,
+        current_cores: input.allotment.cpu_cores,
+        current_memory_mb: input.allotment.memory_mb,
         tier_cores: tier.map(|t| t.cpu_cores),
         tier_memory_gb: tier.map(|t| t.memory_gb),
         slo_summary: slo_summary(&input.slos),
     };
-    sizing.explanation = explain(&sizing, m.judged);
+    sizing.evidence = text::evidence(&sizing, m.judged, judged_cores);
+    sizing.explanation = text::explain(&sizing, m.judged, judged_cores);
     Ok(sizing)
 }
 
-fn validate(input: &SizingInput) -> Result<(), SizingError> {
-    let check = |what: String, v: f64| {
-        if v.is_finite() && v >= 0.0 {
-            Ok(())
-        } else {
-            Err(SizingError::InvalidValue { what, value: v })
-        }
-    };
-    for s in &input.stages {
-        let n = s.speakers;
-        for (field, v) in [
-            ("cpu_cores_mean", s.cpu_cores_mean),
-            ("cpu_cores_p95", s.cpu_cores_p95),
-            ("cpu_cores_max", s.cpu_cores_max),
-            ("memory_mb_mean", s.memory_mb_mean),
-            ("memory_mb_max", s.memory_mb_max),
-            ("duration_s", s.duration_s),
-            ("hot_thread_p95", s.hot_thread_p95.unwrap_or(0.0)),
-            ("throttled_ratio_max", s.throttled_ratio_max.unwrap_or(0.0)),
-        ] {
-            check(format!("stage {n} {field}"), v)?;
-        }
-    }
-    let a = input.allotment;
-    check("allotment cpu_cores".into(), a.cpu_cores.unwrap_or(0.0))?;
-    check("allotment memory_mb".into(), a.memory_mb.unwrap_or(0.0))?;
-    for t in &input.tiers {
-        check(format!("tier {} cpu_cores", t.name), t.cpu_cores)?;
-        check(format!("tier {} memory_gb", t.name), t.memory_gb)?;
-    }
-    Ok(())
+/// The measured facts the verdict and the tier are judged on.
+pub(super) struct Judged<'a> {
+    m: &'a Measured<'a>,
+    saturated: Saturation,
+    /// The server's own known limits.
+    supply: Allotment,
+    /// The CPU allotment the judged stages ran at.
+    judged_cores: Option<f64>,
+    target: u32,
 }
 
-fn saturation(stage: &StageServer, supply: &Allotment) -> Saturation {
-    let share_of = |used: f64, limit: Option<f64>, share: f64| limit.is_some_and(|l| l > 0.0 && used >= share * l);
-    let hot = stage.hot_thread_p95.is_some_and(|h| h >= HOT_THREAD_SHARE);
-    let process_not_busy = supply
-        .cpu_cores
-        .is_none_or(|c| stage.cpu_cores_p95 < HOT_THREAD_PROCESS_SHARE * c);
-    if share_of(stage.memory_mb_max, supply.memory_mb, SATURATION_SHARE) {
-        Saturation::Memory
-    } else if hot && process_not_busy {
-        Saturation::HotThread
-    } else if stage.throttled_ratio_max.is_some_and(|t| t >= THROTTLED_SATURATION) {
-        Saturation::Throttling
-    } else if share_of(stage.cpu_cores_p95, supply.cpu_cores, SATURATION_SHARE) {
-        Saturation::Cpu
+/// A measured knee below the target at a CPU-bound allotment means at
+/// least `allotment × T / knee` cores (and likewise memory).
+fn raise_to_measurement(j: &Judged, cores: &mut f64, memory_mb: &mut f64) {
+    let (knee, t) = (j.m.knee, j.target);
+    if knee == 0 || knee >= t {
+        return;
+    }
+    let scale = f64::from(t) / f64::from(knee);
+    match (j.saturated, j.judged_cores, j.supply.memory_mb) {
+        (Saturation::Cpu | Saturation::Throttling, Some(c), _) => *cores = cores.max(round_cores(c * scale)),
+        (Saturation::Memory, _, Some(mb)) => *memory_mb = memory_mb.max(round_mb(mb * scale)),
+        _ => {}
+    }
+}
+
+fn verdict_of(j: &Judged, scaling: Option<&Scaling>, cores_needed: f64, memory_needed_mb: f64) -> Verdict {
+    let t = j.target;
+    let mem_ok = j.supply.memory_mb.is_none_or(|mb| mb >= memory_needed_mb);
+    let knee_ok = match (scaling, j.supply.cpu_cores) {
+        // With a curve: the knee predicted (or measured) at the allotment.
+        (Some(sc), Some(c)) => scaling::knee_at(sc, c).is_some_and(|k| k >= f64::from(t)),
+        (Some(sc), None) => sc.points.iter().any(|p| p.knee >= t),
+        (None, _) => {
+            let beyond = j.m.first_fail.is_none() && t > j.m.max_measured;
+            let cores_ok = j.supply.cpu_cores.is_none_or(|c| c >= cores_needed);
+            (j.m.knee >= t || beyond) && cores_ok
+        }
+    };
+    let hot_blocks = j.saturated == Saturation::HotThread && t > j.m.knee;
+    if knee_ok && mem_ok && !hot_blocks {
+        Verdict::Sufficient
     } else {
-        Saturation::None
+        Verdict::Insufficient
     }
 }
 
@@ -396,32 +459,21 @@ fn round_mb(mb: f64) -> f64 {
     ((mb / 64.0 - 1e-9).ceil() * 64.0).max(0.0)
 }
 
-fn pick_tier(tiers: &[Tier], cores: f64, memory_mb: f64) -> Option<&Tier> {
-    tiers
-        .iter()
-        .filter(|t| t.cpu_cores >= cores && t.memory_gb * 1024.0 >= memory_mb)
-        .min_by(|a, b| (a.cpu_cores.total_cmp(&b.cpu_cores)).then(a.memory_gb.total_cmp(&b.memory_gb)))
-}
-
-fn confidence(extrapolation: f64) -> &'static str {
-    if extrapolation <= 1.0 {
-        "high"
-    } else if extrapolation <= 2.0 {
-        "medium"
-    } else {
-        "low"
-    }
-}
-
 fn slo_summary(slos: &[Slo]) -> String {
     slos.iter().map(Slo::describe).collect::<Vec<_>>().join(", ")
 }
 
 mod fit;
+mod saturation;
+mod validate;
+use validate::validate;
+mod scaling;
 mod text;
-use fit::per_speaker;
-use text::explain;
+mod text_scaling;
+mod tiers;
 pub use text::render_text;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_scaling;

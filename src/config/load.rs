@@ -48,6 +48,7 @@ pub fn resolve_load(raw: &FleetFile, ov: &Overrides, stop: Stop) -> Result<Load,
             name: format!("{n} speakers"),
             speakers: n,
             duration: stage_len,
+            min_turns: 0,
         };
         return Ok(Load::Stages(vec![stage]));
     }
@@ -81,6 +82,7 @@ pub fn resolve_load(raw: &FleetFile, ov: &Overrides, stop: Stop) -> Result<Load,
                     name: name.unwrap_or_else(|| format!("{speakers} speakers")),
                     speakers,
                     duration,
+                    min_turns: 0,
                 })
             })
             .collect::<Result<Vec<_>, Invalid>>()?;

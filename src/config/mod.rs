@@ -12,7 +12,9 @@ pub mod plan;
 mod resolve;
 
 pub use load::parse_stage;
-pub use plan::{GroupPlan, IdleForm, Load, Plan, StagePlan, StartBy, Stop, Target, Timeouts, TranscriptCheckPlan};
+pub use plan::{
+    GroupPlan, IdleForm, Load, Plan, Shape, StagePlan, StartBy, Stop, Target, Timeouts, TranscriptCheckPlan,
+};
 
 use crate::mock::MockSettings;
 use crate::units::Span;
@@ -71,6 +73,8 @@ pub struct FleetFile {
     pub speakers: Option<u32>,
     /// Open model: conversations arrive at this rate (`0.5/s`, `30/min`).
     pub arrivals: Option<String>,
+    /// How stage speakers time their turns: `steady`, `burst` or `poisson`.
+    pub shape: Option<String>,
     /// Stop after this many turns in total (any load model).
     pub total_turns: Option<u64>,
     /// SLOs for `capacity` (default: p95 first audio ≤ 2 s, stutter ≤ 1%, failed ≤ 1%).

@@ -109,6 +109,45 @@ pub struct StagePlan {
     pub speakers: u32,
     /// Measure window (after the ramp-up).
     pub duration: Duration,
+    /// While fewer turns than this ended in the window, it is extended by
+    /// `duration` (at most to 3×); 0 = never.
+    pub min_turns: u64,
+}
+
+/// How the speakers of a stage time their turns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Shape {
+    /// Closed loop: each speaker talks again after its think time; phases
+    /// spread by the ramp and the think-time distribution.
+    #[default]
+    Steady,
+    /// Every speaker starts each turn at the same moment; the next round
+    /// when all are done (a classroom, a demo: the worst case).
+    Burst,
+    /// Open model: one-turn conversations arrive as a Poisson process at the
+    /// rate that keeps N speakers busy on average (measured in warm-up).
+    Poisson,
+}
+
+impl Shape {
+    /// The name as written (`steady`, `burst`, `poisson`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shape::Steady => "steady",
+            Shape::Burst => "burst",
+            Shape::Poisson => "poisson",
+        }
+    }
+
+    /// Parses a written name.
+    pub fn parse(text: &str) -> Result<Shape, String> {
+        match text.trim() {
+            "steady" => Ok(Shape::Steady),
+            "burst" => Ok(Shape::Burst),
+            "poisson" => Ok(Shape::Poisson),
+            other => Err(format!("must be steady, burst or poisson; got `{other}`")),
+        }
+    }
 }
 
 /// What drives conversations.
@@ -168,6 +207,8 @@ pub struct Plan {
     /// Local addresses devices connect from (`--source-addr`); empty: the
     /// system picks, spread over 127.0.0.x for large loopback fleets.
     pub source_addrs: Vec<std::net::IpAddr>,
+    /// How stage speakers time their turns.
+    pub shape: Shape,
 }
 
 /// Whether devices check `stt` against the clip they spoke.
@@ -213,6 +254,8 @@ pub struct Overrides {
     pub record_dir: Option<PathBuf>,
     /// `--ca-cert FILE` / `--insecure` for wss:// servers.
     pub tls: crate::device::tls::TlsOptions,
+    /// `--shape`: replaces the file's `shape`.
+    pub shape: Option<Shape>,
 }
 
 /// Parses a `--record` value: `worst=N` or `device=ID`.
@@ -277,6 +320,11 @@ impl Plan {
                 ));
             }
         };
+        let shape = match (ov.shape, raw.shape.as_deref()) {
+            (Some(s), _) => s,
+            (None, Some(text)) => Shape::parse(text).map_err(|m| invalid("shape", m))?,
+            (None, None) => Shape::Steady,
+        };
         let providers = raw
             .providers
             .take()
@@ -315,6 +363,7 @@ impl Plan {
             tls: ov.tls.clone(),
             transcript_check,
             providers,
+            shape,
             warnings: Vec::new(),
             shard: Default::default(),
             source_addrs: Vec::new(),

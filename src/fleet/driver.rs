@@ -4,7 +4,10 @@
 //! stage (closed loop), ramping new speakers in at the ramp rate, then
 //! marking the measure window for the collector. Open model: conversations
 //! arrive on a seeded Poisson clock; with no idle device free, the arrival is
-//! counted as missed, never queued.
+//! counted as missed, never queued. A measure window with fewer turns than
+//! the stage's `min_turns` is extended (at most to 3×); the stage's
+//! speakers follow the plan's shape (steady, burst rounds or Poisson
+//! arrivals, see [`super::shape`]).
 //!
 //! With `--shard I/N` the driver runs only its part (see [`super::shard`]):
 //! its own devices at their global start instants, its share of each
@@ -16,6 +19,7 @@
 use super::arrivals::ArrivalClock;
 use super::generator::RampEnd;
 use super::ramp::RampCount;
+use super::shape::ShapeState;
 use super::shard::Shard;
 use crate::config::{Load, Plan, Stop};
 use crate::device::{Command, DeviceContext, DeviceSettings, GroupRun, Note, identity_for, rng_for, run_device};
@@ -41,6 +45,8 @@ const COMMAND_CAPACITY: usize = 4;
 const NOTE_CAPACITY: usize = 65_536;
 /// A speaker whose conversation ended early (failure) is restarted after this.
 const RESTART_BACKOFF: Duration = Duration::from_secs(1);
+/// A short measure window is extended at most this many times (3× in all).
+const MAX_EXTENSIONS: u32 = 2;
 
 /// A spawned device as the driver sees it.
 struct Slot {
@@ -69,6 +75,8 @@ enum StagePhase {
         need: u32,
         next_at: Instant,
     },
+    /// Every speaker active; the shape's warm-up still runs (poisson).
+    Warm,
     /// Measuring until `end_at`.
     Measure {
         end_at: Instant,
@@ -101,6 +109,10 @@ pub(crate) struct Driver<'a> {
     /// Devices this shard runs.
     own: u32,
     ramp: RampCount,
+    shape: ShapeState,
+    /// `turns_ended` when the measure window opened, and its extensions.
+    window_turns_from: u64,
+    extensions: u32,
 }
 
 /// A diagnostics event for a device coming to life (`-vv`, `RUST_LOG=debug`).
@@ -180,6 +192,9 @@ impl<'a> Driver<'a> {
             shard,
             own: shard.share_u32(plan.devices),
             ramp,
+            shape: ShapeState::new(plan.shape),
+            window_turns_from: 0,
+            extensions: 0,
         }
     }
 
@@ -222,8 +237,9 @@ impl<'a> Driver<'a> {
             let stage_at = match self.phase {
                 StagePhase::Ramp { next_at, .. } => Some(next_at),
                 StagePhase::Measure { end_at } => Some(end_at),
-                StagePhase::Done => None,
+                StagePhase::Warm | StagePhase::Done => None,
             };
+            let shape_at = self.shape.next_at();
             let arrival_at = self.arrivals.as_ref().map(|a| a.1);
             tokio::select! {
                 _ = self.interrupt.cancelled() => break true,
@@ -237,6 +253,7 @@ impl<'a> Driver<'a> {
                 }
                 _ = until(stage_at) => self.stage_step(),
                 _ = until(arrival_at) => self.arrive(),
+                _ = until(shape_at) => self.shape_step(),
             }
         };
         let ramp = self.ramp.end();
@@ -346,6 +363,9 @@ impl<'a> Driver<'a> {
                     return;
                 };
                 slot.busy = false;
+                if !matches!(self.shape, ShapeState::Steady) && matches!(self.plan.load, Load::Stages(_)) {
+                    return self.shape_conversation_ended(self.shard.local(i), now);
+                }
                 if let Some(token) = slot.speaker.clone().filter(|t| !t.is_cancelled()) {
                     // A speaker that dropped out (failure, close) is restarted.
                     self.scheduled.push(Reverse((now + RESTART_BACKOFF, i)));
@@ -406,6 +426,13 @@ impl<'a> Driver<'a> {
             need: (target - active.len().min(target)) as u32,
             next_at: Instant::now(),
         };
+        self.shape = ShapeState::new(self.plan.shape);
+        if matches!(self.shape, ShapeState::Poisson(_)) {
+            // Speakers kept from the last stage warm up again too.
+            for i in active.into_iter().take(target) {
+                self.talk_once(i as u32);
+            }
+        }
         self.stage_step();
     }
 
@@ -414,18 +441,7 @@ impl<'a> Driver<'a> {
         let Load::Stages(stages) = &self.plan.load else { return };
         let now = Instant::now();
         match self.phase {
-            StagePhase::Ramp { need: 0, .. } => {
-                let s = &stages[self.stage];
-                self.events.stage(StageMark::Measure {
-                    name: s.name.clone(),
-                    speakers: self.shard.share_u32(s.speakers),
-                });
-                self.phase = StagePhase::Measure {
-                    end_at: now + s.duration,
-                };
-                self.ramp.measuring();
-                self.check_ramp();
-            }
+            StagePhase::Ramp { need: 0, .. } | StagePhase::Warm => self.open_window(now),
             StagePhase::Ramp { need, .. } => {
                 // This shard's part of the ramp rate.
                 let step = secs_capped(f64::from(self.shard.count) / self.plan.ramp_per_sec);
@@ -443,7 +459,12 @@ impl<'a> Driver<'a> {
                 };
                 let token = CancellationToken::new();
                 self.slots[k].speaker = Some(token.clone());
-                self.converse(self.shard.device(k as u32) as u32, Some(token));
+                match self.shape {
+                    ShapeState::Steady => self.converse(self.shard.device(k as u32) as u32, Some(token)),
+                    // Bursts start together when every speaker is in.
+                    ShapeState::Burst(_) => {}
+                    ShapeState::Poisson(_) => self.talk_once(k as u32),
+                }
                 let next_at = if need > 1 { now + step } else { now };
                 self.phase = StagePhase::Ramp {
                     need: need - 1,
@@ -451,6 +472,15 @@ impl<'a> Driver<'a> {
                 };
             }
             StagePhase::Measure { .. } => {
+                let s = &stages[self.stage];
+                let ended = self.turns_ended - self.window_turns_from;
+                if ended < s.min_turns && self.extensions < MAX_EXTENSIONS {
+                    self.extensions += 1;
+                    self.phase = StagePhase::Measure {
+                        end_at: now + s.duration,
+                    };
+                    return;
+                }
                 self.events.stage(StageMark::End);
                 self.stage += 1;
                 self.start_stage();
@@ -486,3 +516,5 @@ impl<'a> Driver<'a> {
         interrupted
     }
 }
+
+mod shapes;

@@ -15,6 +15,7 @@ mod driver;
 pub mod generator;
 pub mod limits;
 mod ramp;
+mod shape;
 pub mod shard;
 
 use crate::audio::ClipSet;

@@ -46,7 +46,7 @@ pub fn render_block(s: &Snapshot) -> [String; 2] {
 /// run's planned length, when known.
 pub async fn show_progress(mut rx: watch::Receiver<Snapshot>, expected: Option<Duration>) {
     if !std::io::stderr().is_terminal() {
-        return plain(rx).await;
+        return plain(rx, expected).await;
     }
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let bar = multi.add(match expected {
@@ -83,13 +83,28 @@ pub async fn show_progress(mut rx: watch::Receiver<Snapshot>, expected: Option<D
     }
 }
 
-async fn plain(mut rx: watch::Receiver<Snapshot>) {
+async fn plain(mut rx: watch::Receiver<Snapshot>, expected: Option<Duration>) {
     let mut last = Duration::ZERO;
     while rx.changed().await.is_ok() {
         let s = rx.borrow_and_update().clone();
         if s.elapsed >= last + PLAIN_EVERY {
             last = s.elapsed;
-            let _ = writeln!(std::io::stderr().lock(), "{}", render_status(&s));
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{}{}",
+                plain_prefix(&s, expected),
+                render_status(&s)
+            );
         }
     }
+}
+
+/// The stage being measured and the time left, when known.
+fn plain_prefix(s: &Snapshot, expected: Option<Duration>) -> String {
+    let mut prefix = s.stage.as_ref().map_or(String::new(), |st| format!("{st} · "));
+    if let Some(total) = expected {
+        let left = total.saturating_sub(s.elapsed).as_secs();
+        prefix.push_str(&format!("{left} s left · "));
+    }
+    prefix
 }

@@ -216,7 +216,7 @@ fn server_lines(out: &mut String, srv: &crate::server::series::ServerReport) {
     let of_cores = srv
         .allotment
         .cpu_cores
-        .map_or(String::new(), |c| format!(" of {c} allotted"));
+        .map_or(" (allotment unknown)".to_string(), |c| format!(" of {c} allotted"));
     let _ = writeln!(
         out,
         "\nserver ({}): CPU cores mean {:.2}, p95 {:.2}, max {:.2}{of_cores}",
@@ -233,6 +233,9 @@ fn server_lines(out: &mut String, srv: &crate::server::series::ServerReport) {
         "  memory MB mean {:.0}, max {:.0}{of_mem}",
         s.memory_mb.mean, s.memory_mb.max
     );
+    if let Some(threads) = s.threads_max {
+        let _ = writeln!(out, "  threads max {threads}");
+    }
     if let (Some(h), Some(name)) = (&s.hot_thread_share, &s.hot_thread_name) {
         let _ = writeln!(
             out,

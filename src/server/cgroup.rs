@@ -83,7 +83,7 @@ pub fn read_cgroup(path: &Path) -> Result<CgroupSnapshot, WatchError> {
 }
 
 /// `path` first, then v1 sibling controller directories for the same group.
-fn lookup_dirs(path: &Path) -> Vec<PathBuf> {
+pub(crate) fn lookup_dirs(path: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![path.to_path_buf()];
     let comps: Vec<Component> = path.components().collect();
     let controllers = ["cpu", "cpuacct", "cpu,cpuacct", "cpuacct,cpu", "memory"];

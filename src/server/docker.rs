@@ -310,6 +310,14 @@ impl DockerClient {
         docker_snapshot(&inspect, stats.as_ref())
     }
 
+    /// `POST /containers/{name}/update` (resource limits).
+    pub async fn update(&self, name: &str, body: bollard::models::ContainerUpdateBody) -> Result<(), WatchError> {
+        self.docker
+            .update_container(name, body)
+            .await
+            .map_err(|e| self.api_error(name, e))
+    }
+
     fn api_error(&self, name: &str, err: BollardError) -> WatchError {
         match err {
             BollardError::DockerResponseServerError { status_code: 404, .. } => WatchError::Gone {

@@ -5,13 +5,15 @@
 //! This file owns the shared error type and the unit constants. The readers
 //! live in `proc` (a pid), `cgroup` (a cgroup v1/v2 directory) and `docker`
 //! (a container through the Docker API); `sampler` turns them into one
-//! per-interval `ServerSample` stream plus `ServerEvent`s and summarizes it.
+//! per-interval `ServerSample` stream plus `ServerEvent`s and summarizes it;
+//! `limit` sets (and restores) the server's CPU limit for `capacity --cpus`.
 //!
 //! All parsing is done by pure functions over file contents / JSON values so
 //! the tests can drive them with fixtures of real kernel and Docker output.
 
 pub mod cgroup;
 pub mod docker;
+pub mod limit;
 pub mod proc;
 pub mod sampler;
 pub mod series;

@@ -184,8 +184,7 @@ fn live_busy_child_then_gone() {
     assert!(second.rss_bytes > 0);
     assert!(second.fds.unwrap() >= 1);
     assert_eq!(second.per_thread.len(), 1);
-    // Any share of a core shows the reader works; how much the loop gets
-    // depends on what else the machine runs.
+    // Other work may share the cores: a busy loop still shows clearly.
     assert!(sample.cpu_cores > 0.05, "busy loop used {}", sample.cpu_cores);
     let hot = sample.hot_thread.unwrap();
     assert_eq!((hot.tid, hot.name.as_str()), (pid, "sh"));

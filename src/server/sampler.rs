@@ -102,6 +102,8 @@ pub struct Watcher {
     docker_socket: String,
     poll_pause: Duration,
     cancel: CancellationToken,
+    /// Targets that gave CPU or memory at the last tick.
+    last_read: usize,
 }
 
 impl Drop for Watcher {
@@ -126,6 +128,7 @@ impl Watcher {
             docker_socket: DEFAULT_DOCKER_SOCKET.to_string(),
             poll_pause: Duration::from_millis(500),
             cancel: CancellationToken::new(),
+            last_read: 0,
         }
     }
 
@@ -139,6 +142,12 @@ impl Watcher {
     pub fn docker_poll_pause(mut self, pause: Duration) -> Self {
         self.poll_pause = pause;
         self
+    }
+
+    /// How many targets gave CPU or memory at the last tick (0: the sample
+    /// of that tick says nothing and is not sent).
+    pub fn last_read(&self) -> usize {
+        self.last_read
     }
 
     /// Targets still being sampled.
@@ -212,8 +221,12 @@ impl Watcher {
         self.start_pollers();
         let mut events = Vec::new();
         let tps = self.ticks_per_sec;
+        self.last_read = 0;
         for state in self.targets.iter_mut().filter(|t| t.active) {
             let reading = observe(state, tps).await;
+            if reading.cpu_cores.is_some() || reading.memory_mb.is_some() {
+                self.last_read += 1;
+            }
             let t_s = self.start.elapsed().as_secs_f64();
             events.extend(reading.events.iter().map(|(kind, detail)| ServerEvent {
                 t_s,
@@ -261,7 +274,8 @@ async fn send(tx: &mpsc::Sender<WatchMessage>, cancel: &CancellationToken, msg: 
 
 /// Samples `targets` every `interval` until `cancel` fires (or the receiver
 /// is dropped): first the baseline events and the `Allotment`, then per tick
-/// its events and one `Sample`, plus a new `Allotment` when limits change.
+/// its events and one `Sample` (none when no target could be read), plus a
+/// new `Allotment` when limits change.
 pub async fn run_watcher(
     targets: Vec<WatchTarget>,
     interval: Duration,
@@ -305,7 +319,11 @@ pub async fn run_watcher_with(
             allotment = now;
             out.push(WatchMessage::Allotment(now));
         }
-        out.push(WatchMessage::Sample(sample));
+        // A tick where no target could be read (all gone or failing) has no
+        // sample: zeros would drag the means down.
+        if watcher.last_read() > 0 {
+            out.push(WatchMessage::Sample(sample));
+        }
         for msg in out {
             if !send(&tx, &cancel, msg).await {
                 return;

@@ -3,8 +3,9 @@
 //! samples and events, and summarises any window of them (a stage's measure
 //! window) by mean, p95 and max, because CPU must be judged by its peaks.
 
+use super::sampler::run_watcher_with;
 use super::sampler::{Allotment, ServerEvent, ServerSample, ServerSummary, WatchMessage, WatchTarget, Watcher};
-use super::sampler::{run_watcher_with, summarize};
+use super::summary::summarize_with;
 use serde::Serialize;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -42,7 +43,7 @@ impl ServerReport {
             .filter(|s| s.t_s > from_s && s.t_s <= to_s)
             .cloned()
             .collect();
-        summarize(&w)
+        summarize_with(&w, self.allotment.cpu_cores)
     }
 }
 
@@ -107,7 +108,7 @@ impl ServerWatch {
         while let Some(m) = self.rx.recv().await {
             self.fold(m);
         }
-        self.report.summary = summarize(&self.report.samples);
+        self.report.summary = summarize_with(&self.report.samples, self.report.allotment.cpu_cores);
         self.report
     }
 }

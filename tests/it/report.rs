@@ -426,17 +426,16 @@ async fn a_capacity_search_writes_a_schema_valid_json_and_a_knee_curve() {
         ..Overrides::default()
     };
     let plan = Plan::from_file(FleetFile::parse(FLEET, "c.toml").unwrap(), "c.toml", &ov).unwrap();
+    let search = SearchConfig {
+        start: 1,
+        resolution: Resolution::Fixed(1),
+        max_speakers: 2,
+        ..SearchConfig::default()
+    };
     let opts = CapacityOptions {
-        slos: Slo::defaults(),
-        search: SearchConfig {
-            start: 1,
-            resolution: Resolution::Fixed(1),
-            max_speakers: 2,
-        },
-        stage_duration: Duration::from_secs(8),
-        target_speakers: None,
         tiers: Vec::new(),
-        watch: Default::default(),
+        min_turns: 0,
+        ..CapacityOptions::new(Slo::defaults(), search, Duration::from_secs(8))
     };
     let dir = scratch("capacity");
     let reports: Vec<PathBuf> = ["c.json", "c.html", "c.csv", "c.md"]

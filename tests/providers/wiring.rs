@@ -73,17 +73,16 @@ async fn capacity_llm_delay_sweep_searches_once_per_delay_with_that_delay_in_for
     let port = free_port();
     plan.providers.listen = Some(format!("127.0.0.1:{port}"));
     plan.providers.llm_delay_sweep = xiaozhi_fleet::providers::config::parse_delay_list("300ms,1s").unwrap();
+    let search = SearchConfig {
+        start: 1,
+        resolution: Resolution::Fixed(1),
+        max_speakers: 1,
+        ..SearchConfig::default()
+    };
     let opts = CapacityOptions {
-        slos: plan.slos.clone(),
-        search: SearchConfig {
-            start: 1,
-            resolution: Resolution::Fixed(1),
-            max_speakers: 1,
-        },
-        stage_duration: Duration::from_secs(6),
-        target_speakers: None,
         tiers: plan.tiers.clone(),
-        watch: Default::default(),
+        min_turns: 0,
+        ..CapacityOptions::new(plan.slos.clone(), search, Duration::from_secs(6))
     };
     let dir = std::env::temp_dir().join(format!("xf-providers-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -2,7 +2,10 @@
 //!
 //! This file owns the fit rules described in the parent module docs
 //! (negative slope → 0, negative intercept → refit through the origin, one
-//! distinct x → all cost per speaker, spread unknown below 3 points).
+//! distinct x → all cost per speaker, spread unknown below 3 points), and the
+//! memory model kept apart from CPU: `baseline + MB/device × devices +
+//! MB/speaker × speakers`, fitted jointly only when devices and speakers
+//! vary independently (idle devices) over three or more stages.
 
 use super::{PerSpeaker, StageServer};
 
@@ -20,26 +23,20 @@ pub(super) fn per_speaker(stages: &[&StageServer]) -> PerSpeaker {
     };
     let cpu = fit_line(&xy(|s| s.cpu_cores_p95));
     let mem = fit_line(&xy(|s| s.memory_mb_max));
-    let mut devices: Vec<u32> = stages.iter().map(|s| s.connected_devices).collect();
-    devices.sort_unstable();
-    devices.dedup();
-    let idle_devices = stages.iter().any(|s| s.connected_devices != s.speakers);
-    let mb_per_device = (devices.len() >= 2 && idle_devices).then(|| {
-        let points: Vec<(f64, f64)> = stages
-            .iter()
-            .map(|s| (f64::from(s.connected_devices), s.memory_mb_max))
-            .collect();
-        fit_line(&points).slope
-    });
+    let joint = memory_joint(stages);
+    let (mb_per_speaker, baseline_mb, mb_per_device) = match joint {
+        Some(j) => (j.per_speaker, j.baseline, Some(j.per_device)),
+        None => (mem.slope, mem.intercept, None),
+    };
     let turns: u64 = stages.iter().map(|s| s.turns).sum();
     let cpu_seconds: f64 = stages.iter().map(|s| s.cpu_cores_mean * s.duration_s).sum();
     PerSpeaker {
         cores_per_speaker: cpu.slope,
         cores_spread: cpu.spread,
-        mb_per_speaker: mem.slope,
+        mb_per_speaker,
         mb_spread: mem.spread,
         baseline_cores: cpu.intercept,
-        baseline_mb: mem.intercept,
+        baseline_mb,
         cpu_seconds_per_turn: (turns > 0).then(|| cpu_seconds / turns as f64),
         mb_per_device,
     }
@@ -87,4 +84,45 @@ pub(super) fn fit_line(points: &[(f64, f64)]) -> Fit {
         intercept,
         spread,
     }
+}
+
+/// Memory = baseline + per_device × devices + per_speaker × speakers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct MemoryJoint {
+    pub(super) baseline: f64,
+    pub(super) per_device: f64,
+    pub(super) per_speaker: f64,
+}
+
+/// The joint memory fit, when devices and speakers are not collinear over
+/// three or more stages and no cost comes out negative.
+pub(super) fn memory_joint(stages: &[&StageServer]) -> Option<MemoryJoint> {
+    if stages.len() < 3 {
+        return None;
+    }
+    let n = stages.len() as f64;
+    let mean = |f: &dyn Fn(&StageServer) -> f64| stages.iter().map(|s| f(s)).sum::<f64>() / n;
+    let dev = |s: &StageServer| f64::from(s.connected_devices);
+    let spk = |s: &StageServer| f64::from(s.speakers);
+    let mem = |s: &StageServer| s.memory_mb_max;
+    let (md, ms, mm) = (mean(&dev), mean(&spk), mean(&mem));
+    let sum = |f: &dyn Fn(&StageServer) -> f64| stages.iter().map(|s| f(s)).sum::<f64>();
+    let sdd = sum(&|s| (dev(s) - md).powi(2));
+    let sss = sum(&|s| (spk(s) - ms).powi(2));
+    let sds = sum(&|s| (dev(s) - md) * (spk(s) - ms));
+    let sdm = sum(&|s| (dev(s) - md) * (mem(s) - mm));
+    let ssm = sum(&|s| (spk(s) - ms) * (mem(s) - mm));
+    let det = sdd * sss - sds * sds;
+    // Collinear (e.g. devices = speakers, or = 2 × speakers): not separable.
+    if det.abs() <= 1e-9 * (sdd * sss).max(1.0) {
+        return None;
+    }
+    let per_device = (sdm * sss - ssm * sds) / det;
+    let per_speaker = (ssm * sdd - sdm * sds) / det;
+    let baseline = mm - per_device * md - per_speaker * ms;
+    (per_device >= 0.0 && per_speaker >= 0.0 && baseline >= 0.0).then_some(MemoryJoint {
+        baseline,
+        per_device,
+        per_speaker,
+    })
 }

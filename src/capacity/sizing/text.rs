@@ -1,11 +1,12 @@
-//! Operator wording of a [`Sizing`]: the explanation lines and the headline.
+//! Operator wording of a [`Sizing`]: the headline, the explanation lines
+//! and the evidence (the figures each line stands on).
 //!
 //! This file owns only words and number formatting; every decision is made
 //! in the parent module and read back from the [`Sizing`] here.
 
 use super::{
-    HEADROOM, HOT_THREAD_PROCESS_SHARE, MemoryBand, SATURATION_SHARE, Saturation, Sizing, StageServer,
-    THROTTLED_SATURATION, Verdict,
+    BURST_SATURATION, CLEARLY_IDLE_SHARE, HEADROOM, HOT_THREAD_PROCESS_SHARE, MemoryBand, SATURATION_SHARE, Saturation,
+    Sizing, StageServer, THROTTLED_SATURATION, Verdict,
 };
 
 /// The speaker count the needs were computed for.
@@ -14,7 +15,7 @@ fn sized_for(s: &Sizing) -> u32 {
 }
 
 /// Up to two decimals, trailing zeros dropped: 7.5 → "7.5", 4.0 → "4".
-fn num(v: f64) -> String {
+pub(super) fn num(v: f64) -> String {
     let text = format!("{v:.2}");
     text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
@@ -29,17 +30,30 @@ fn pct(share: f64) -> String {
     format!("{:.0}%", share * 100.0)
 }
 
+/// A thread's share of one core, capped at 100% (sampling jitter).
+fn core_pct(share: f64) -> String {
+    pct(share.min(1.0))
+}
+
+fn cores_word(c: f64) -> String {
+    if (c - 1.0).abs() < 1e-9 {
+        "1 core".into()
+    } else {
+        format!("{} cores", num(c))
+    }
+}
+
 fn limits(cores: Option<f64>, memory_mb: Option<f64>) -> Option<String> {
     match (cores, memory_mb) {
-        (Some(c), Some(m)) => Some(format!("{} cores / {} GB", num(c), gb(m))),
-        (Some(c), None) => Some(format!("{} cores", num(c))),
-        (None, Some(m)) => Some(format!("{} GB", gb(m))),
+        (Some(c), Some(m)) => Some(format!("{} / {} GB", cores_word(c), gb(m))),
+        (Some(c), None) => Some(format!("{} (memory allotment unknown)", cores_word(c))),
+        (None, Some(m)) => Some(format!("{} GB (CPU allotment unknown)", gb(m))),
         (None, None) => None,
     }
 }
 
 /// The explanation lines stored in [`Sizing::explanation`].
-pub(super) fn explain(s: &Sizing, judged: &StageServer) -> Vec<String> {
+pub(super) fn explain(s: &Sizing, judged: &StageServer, cores: Option<f64>) -> Vec<String> {
     let mut lines = Vec::new();
     if s.first_fail.is_none() {
         lines.push(format!(
@@ -47,42 +61,71 @@ pub(super) fn explain(s: &Sizing, judged: &StageServer) -> Vec<String> {
             judged.speakers
         ));
     }
-    lines.push(saturation_line(s, judged));
+    lines.push(saturation_line(s, judged, cores));
+    lines.extend(super::text_scaling::lines(s));
     lines.push(memory_line(s));
     lines.push(cost_line(s));
     let target = sized_for(s);
-    if s.target_speakers.is_none() {
-        lines.push(format!(
-            "No target given: sized for the measured knee ({target} speakers) with {HEADROOM}× headroom."
-        ));
+    match s.target_speakers {
+        None => lines.push(format!(
+            "No --target-speakers: no SUFFICIENT/INSUFFICIENT verdict; the needs above are for the knee ({target} speakers) with {HEADROOM}× headroom."
+        )),
+        Some(t) => {
+            if let Some(fail) = s.first_fail.filter(|f| *f <= t) {
+                lines.push(format!(
+                    "Measured: {fail} speakers already failed the SLOs here, so {t} cannot be held as is."
+                ));
+            }
+            if s.tier.is_none() {
+                lines.push(no_tier_line(s));
+            }
+        }
     }
-    if let Some(fail) = s.first_fail.filter(|f| *f <= target) {
-        lines.push(format!(
-            "Measured: {fail} speakers already failed the SLOs here, so {target} cannot be held as is."
-        ));
-    }
-    if s.tier.is_none() {
-        lines.push(format!(
-            "No listed tier has {} cores and {} GB: spread the load over several servers or ask for a larger plan.",
-            num(s.cores_needed),
-            gb(s.memory_needed_mb)
-        ));
-    }
-    if s.confidence == "low" {
+    if s.confidence == "low" && s.scaling.is_none() {
         lines.push(format!(
             "{target} speakers is {:.1}× the largest measured stage: the figures are extrapolated; rerun with more speakers to confirm.",
             s.extrapolation
         ));
     }
     if s.current_cores.is_none() && s.current_memory_mb.is_none() {
-        lines.push("No allotment or \"current\" tier known: only the measured knee was checked.".into());
+        lines.push(
+            "The server's allotment is unknown (give --server-cpus/--server-memory, or watch its cgroup or container): only the measured knee was checked.".into(),
+        );
     }
     lines
 }
 
-fn saturation_line(s: &Sizing, j: &StageServer) -> String {
+fn no_tier_line(s: &Sizing) -> String {
+    match (s.verdict, s.saturated) {
+        (Some(Verdict::Sufficient), _) => "The current allotment suffices; no smaller listed tier fits.".into(),
+        _ if s.scaling.as_ref().is_some_and(|sc| sc.flattens_at_cores.is_some()) => {
+            "No tier: more cores do not raise the knee enough; run more server instances behind a load balancer.".into()
+        }
+        (_, Saturation::HotThread) => "No tier: more cores will not help a pinned thread.".into(),
+        (_, Saturation::None) => "No tier: the limit is outside the container.".into(),
+        (_, Saturation::Inconclusive) => {
+            "No tier: it is not known whether more cores help — measure two allotments with --cpus.".into()
+        }
+        _ => format!(
+            "No listed tier has {} cores and {} GB: spread the load over several servers or ask for a larger plan.",
+            num(s.cores_needed),
+            gb(s.memory_needed_mb)
+        ),
+    }
+}
+
+fn allotted(cores: Option<f64>) -> String {
+    cores.map_or("an unknown allotment".to_string(), cores_word)
+}
+
+fn saturation_line(s: &Sizing, j: &StageServer, cores: Option<f64>) -> String {
     let n = j.speakers;
-    let cores = s.current_cores.map_or("?".to_string(), num);
+    let peaks = format!(
+        "p95 {}, p99 {}, max {} cores",
+        num(j.cpu_cores_p95),
+        num(j.cpu_cores_p99),
+        num(j.cpu_cores_max)
+    );
     match s.saturated {
         Saturation::Memory => format!(
             "Memory is the limit: peak {} MB at {n} speakers is at least {} of the {} MB limit; more cores will not help.",
@@ -94,28 +137,49 @@ fn saturation_line(s: &Sizing, j: &StageServer) -> String {
             let name = j.hot_thread_name.as_deref().unwrap_or("the busiest thread");
             let procs = s.processes_needed.map_or("more".to_string(), |p| p.to_string());
             format!(
-                "One thread ({name}) is pinned at {} of a core at {n} speakers while the process uses only {} of {cores} cores (< {}): more cores will not raise the knee; more server processes or instances will ({procs} for {} speakers).",
-                pct(j.hot_thread_p95.unwrap_or(0.0)),
+                "One thread ({name}) is pinned at {} of a core at {n} speakers while the process uses only {} of {} (< {}): more cores will not raise the knee; more server processes or instances will ({procs} for {} speakers).",
+                core_pct(j.hot_thread_p95.unwrap_or(0.0)),
                 num(j.cpu_cores_p95),
+                allotted(cores),
                 pct(HOT_THREAD_PROCESS_SHARE),
                 sized_for(s)
             )
         }
         Saturation::Throttling => format!(
-            "The CPU quota is the limit: {} of scheduler periods were throttled at {n} speakers (≥ {}), so replies stall in bursts even though average CPU ({} of {cores} cores at p95) looks lower.",
+            "The CPU quota is the limit: {} of scheduler periods were throttled at {n} speakers (≥ {}), so replies stall in bursts ({peaks} of {}).",
             pct(j.throttled_ratio_max.unwrap_or(0.0)),
             pct(THROTTLED_SATURATION),
-            num(j.cpu_cores_p95)
+            allotted(cores)
         ),
-        Saturation::Cpu => format!(
-            "CPU is the limit: p95 {} of {cores} cores at {n} speakers (≥ {}).",
-            num(j.cpu_cores_p95),
-            pct(SATURATION_SHARE)
-        ),
+        Saturation::Cpu => match j.cpu_burst_share {
+            Some(b) => format!(
+                "CPU is the limit: cpu (bursts: {} of seconds ≥ {} of {}) at {n} speakers ({peaks}).",
+                pct(b),
+                pct(SATURATION_SHARE),
+                allotted(cores)
+            ),
+            None => format!(
+                "CPU is the limit: per-second p95 at {n} speakers is at least {} of {} ({peaks}).",
+                pct(SATURATION_SHARE),
+                allotted(cores)
+            ),
+        },
         Saturation::None => format!(
-            "Nothing in the container is saturated at {n} speakers (CPU p95 {} cores, peak memory {} MB): the limit is outside it, e.g. a slow AI provider (speech recognition, LLM, TTS) or the network; a bigger container will not help.",
-            num(j.cpu_cores_p95),
+            "Nothing in the container saturated at {n} speakers (CPU {peaks}: p99 under {} of {}, no hot thread; peak memory {} MB): the limit is outside it, e.g. a slow AI provider (speech recognition, LLM, TTS) or the network; a bigger container will not help.",
+            pct(CLEARLY_IDLE_SHARE),
+            allotted(cores),
             num(j.memory_mb_max)
+        ),
+        Saturation::Inconclusive if cores.is_none() => format!(
+            "Inconclusive — the CPU allotment is unknown, so the CPU peaks at {n} speakers ({peaks}) cannot be judged: give --server-cpus, or measure two allotments with --cpus."
+        ),
+        Saturation::Inconclusive => format!(
+            "Inconclusive — measure two allotments with --cpus: at {n} speakers the CPU peaks ({peaks} of {}, {} of seconds ≥ {}) are neither saturated (≥ {} of seconds) nor clearly idle (p99 < {}).",
+            allotted(cores),
+            pct(j.cpu_burst_share.unwrap_or(0.0)),
+            pct(SATURATION_SHARE),
+            pct(BURST_SATURATION),
+            pct(CLEARLY_IDLE_SHARE)
         ),
     }
 }
@@ -146,12 +210,22 @@ fn cost_line(s: &Sizing) -> String {
             format!(" ± {}", num(d))
         })
     };
+    let memory = match c.mb_per_device {
+        Some(dev) => format!(
+            "memory {} MB per connected device (idle or talking) plus {} MB per speaker",
+            num(dev),
+            num(c.mb_per_speaker)
+        ),
+        None => format!(
+            "{} MB{} (connections and speakers could not be told apart: no idle devices)",
+            num(c.mb_per_speaker),
+            spread(c.mb_spread)
+        ),
+    };
     let mut line = format!(
-        "Each concurrent speaker costs about {} cores{} and {} MB{}, over a baseline of {} cores / {} MB; needs = (baseline + cost × {} speakers) × {HEADROOM} headroom, rounded up to 0.5 core and 64 MB.",
+        "Each concurrent speaker costs about {} cores{} and {memory}, over a baseline of {} cores / {} MB; needs = (baseline + costs × {} speakers) × {HEADROOM} headroom, rounded up to 0.5 core and 64 MB.",
         num(c.cores_per_speaker),
         spread(c.cores_spread),
-        num(c.mb_per_speaker),
-        spread(c.mb_spread),
         num(c.baseline_cores),
         num(c.baseline_mb),
         sized_for(s),
@@ -159,60 +233,124 @@ fn cost_line(s: &Sizing) -> String {
     if let Some(cpt) = c.cpu_seconds_per_turn {
         line.push_str(&format!(" A turn costs {} CPU-seconds.", num(cpt)));
     }
-    if let Some(dev) = c.mb_per_device {
-        line.push_str(&format!(" Each connected device holds {} MB.", num(dev)));
-    }
     line
+}
+
+/// The figures each verdict line stands on ([`Sizing::evidence`]).
+pub(super) fn evidence(s: &Sizing, j: &StageServer, cores: Option<f64>) -> Vec<String> {
+    let mut out = vec![format!(
+        "knee: {} speakers passed{} ({} shape, largest stage {} speakers)",
+        s.knee,
+        s.first_fail
+            .map_or(", no stage failed".into(), |f| format!(", {f} failed")),
+        if s.shape.is_empty() { "steady" } else { &s.shape },
+        s.max_measured_speakers
+    )];
+    let mut sat = format!(
+        "saturation at {} speakers: CPU p95 {}, p99 {}, max {} cores of {}",
+        j.speakers,
+        num(j.cpu_cores_p95),
+        num(j.cpu_cores_p99),
+        num(j.cpu_cores_max),
+        allotted(cores)
+    );
+    if let Some(b) = j.cpu_burst_share {
+        sat.push_str(&format!("; {} of seconds ≥ {} of it", pct(b), pct(SATURATION_SHARE)));
+    }
+    if let (Some(h), Some(name)) = (j.hot_thread_p95, &j.hot_thread_name) {
+        sat.push_str(&format!("; busiest thread {name} p95 {} of a core", core_pct(h)));
+    }
+    if let Some(t) = j.throttled_ratio_max {
+        sat.push_str(&format!("; {} of periods throttled", pct(t)));
+    }
+    sat.push_str(&format!("; peak memory {} MB", num(j.memory_mb_max)));
+    out.push(sat);
+    out.extend(super::text_scaling::evidence(s));
+    let c = &s.per_speaker;
+    out.push(format!(
+        "need for {} speakers: cores {} (fit {} + {} × T, × {HEADROOM}), memory {} MB (fit {} MB + {} MB/device + {} MB/speaker, × {HEADROOM})",
+        sized_for(s),
+        num(s.cores_needed),
+        num(c.baseline_cores),
+        num(c.cores_per_speaker),
+        num(s.memory_needed_mb),
+        num(c.baseline_mb),
+        c.mb_per_device.map_or("?".into(), num),
+        num(c.mb_per_speaker)
+    ));
+    out
 }
 
 /// The operator's text: one headline, then the explanation lines.
 pub fn render_text(s: &Sizing) -> String {
-    let here = limits(s.current_cores, s.current_memory_mb).unwrap_or("This server".into());
+    let here = limits(s.current_cores, s.current_memory_mb).unwrap_or("This server (allotment unknown)".into());
     let slo = if s.slo_summary.is_empty() {
         "within the SLOs".to_string()
     } else {
         format!("at {}", s.slo_summary)
     };
-    let target = sized_for(s);
-    let outside = s.saturated == Saturation::None && s.first_fail.is_some_and(|f| f <= target);
-    let need = match (s.saturated, s.processes_needed) {
-        (Saturation::HotThread, Some(p)) if target > s.knee => {
-            format!("{target} speakers need {p} server processes or instances (more cores will not help)")
-        }
-        _ if outside => format!(
-            "{target} speakers would fit in about {} cores / {} GB, but the limit is outside the container (e.g. a slow AI provider), so a bigger one will not help",
-            num(s.cores_needed),
-            gb(s.memory_needed_mb)
+    let shape = if s.shape.is_empty() { "steady" } else { &s.shape };
+    let mut out = match &s.scaling {
+        Some(sc) => format!(
+            "Knee by CPU allotment ({shape} load, {slo}): {}.",
+            sc.points
+                .iter()
+                .map(|p| format!("{} → {}", cores_word(p.cores), p.knee))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
-        _ => {
-            let tier = match (&s.tier, limits(s.tier_cores, s.tier_memory_gb.map(|g| g * 1024.0))) {
-                (Some(name), Some(spec)) => format!("{name} ({spec})"),
-                _ => "no listed tier fits".to_string(),
-            };
-            format!(
-                "{target} speakers need about {} cores / {} GB → {tier}",
-                num(s.cores_needed),
-                gb(s.memory_needed_mb)
-            )
-        }
+        None => format!("{here} holds {} concurrent speakers ({shape} load) {slo}.", s.knee),
     };
-    let verdict = match s.verdict {
-        Verdict::Sufficient => "SUFFICIENT",
-        Verdict::Insufficient => "INSUFFICIENT",
-    };
-    let reach = if s.extrapolation <= 1.0 {
-        "within measured load".to_string()
-    } else {
-        format!("{:.1}× beyond measured load", s.extrapolation)
-    };
-    let mut out = format!(
-        "{here} holds {} concurrent speakers {slo}; {need}. Verdict: {verdict} (confidence: {}, {reach})\n",
-        s.knee, s.confidence
-    );
+    if let (Some(t), Some(v)) = (s.target_speakers, s.verdict) {
+        let verdict = match v {
+            Verdict::Sufficient => "SUFFICIENT",
+            Verdict::Insufficient => "INSUFFICIENT",
+        };
+        let reach = if s.extrapolation <= 1.0 {
+            "within measured load".to_string()
+        } else {
+            format!("{:.1}× beyond measured load", s.extrapolation)
+        };
+        out.push_str(&format!(
+            " {t} speakers: {}. Verdict: {verdict} (confidence: {}, {reach})",
+            need(s),
+            s.confidence
+        ));
+    }
+    out.push('\n');
     for line in &s.explanation {
         out.push_str("- ");
         out.push_str(line);
         out.push('\n');
     }
     out
+}
+
+fn need(s: &Sizing) -> String {
+    let flat = s.scaling.as_ref().is_some_and(|sc| sc.flattens_at_cores.is_some());
+    match (s.saturated, s.processes_needed, &s.tier) {
+        (_, Some(p), None) if flat || s.saturated == Saturation::HotThread => {
+            format!("need {p} server processes or instances (more cores will not help)")
+        }
+        (_, _, Some(name)) => {
+            let spec = limits(s.tier_cores, s.tier_memory_gb.map(|g| g * 1024.0)).unwrap_or_default();
+            format!(
+                "need about {} cores / {} GB → {name} ({spec})",
+                num(s.cores_needed),
+                gb(s.memory_needed_mb)
+            )
+        }
+        (_, _, None) if s.verdict == Some(Verdict::Sufficient) => "the current allotment holds them".into(),
+        (Saturation::None, ..) if s.scaling.is_none() => {
+            "the limit is outside the container (e.g. a slow AI provider), so a bigger one will not help".into()
+        }
+        (Saturation::Inconclusive, ..) if s.scaling.is_none() => {
+            "inconclusive — measure two allotments with --cpus to know whether more cores help".into()
+        }
+        _ => format!(
+            "need about {} cores / {} GB, more than any listed tier",
+            num(s.cores_needed),
+            gb(s.memory_needed_mb)
+        ),
+    }
 }

@@ -344,7 +344,10 @@ fn knee_charts(h: &mut String, c: &super::view::CapacityView, v: &ReportView) {
         .iter()
         .filter_map(|a| {
             let num = |keys: &[&str]| keys.iter().find_map(|k| a.get(*k).and_then(|x| x.as_f64()));
-            Some((num(&["cpu_cores", "cores"])?, num(&["max_speakers", "knee"])?))
+            Some((
+                num(&["applied_cores", "cpus", "cpu_cores", "cores"])?,
+                num(&["max_speakers", "knee"])?,
+            ))
         })
         .collect();
     if cores_knee.len() >= 2 {

@@ -1,0 +1,79 @@
+//! The built-in mock as a child process of `capacity` (so its CPU is its own
+//! and can be limited): started on 127.0.0.1:0, its URL read from its first
+//! lines, and never outliving the tool. It is killed when its handle drops
+//! (errors, panics, the end of the run) and, through `PR_SET_PDEATHSIG`, by
+//! the kernel when the tool itself dies (even by SIGKILL).
+//!
+//! The child runs 10 nice levels below the tool: on one machine the
+//! generator's real-time pacing must win over the server's bursts of CPU
+//! (the generator needs little CPU, so the server loses almost none), or
+//! every busy stage would fail the generator's self-check.
+
+use anyhow::Context;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// How long the mock child may take to print its address.
+const MOCK_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Nice levels the mock child runs below the tool (see the module docs).
+pub const MOCK_CHILD_NICE: libc::c_int = 10;
+
+/// Starts `xiaozhi-fleet mock-server` on 127.0.0.1:0 as a child and reads
+/// its URL from its first line of output.
+pub async fn spawn_mock_child(exe: &Path, fleet: Option<&Path>) -> anyhow::Result<(Child, String)> {
+    let mut cmd = Command::new(exe);
+    cmd.args(["mock-server", "--listen", "127.0.0.1:0"]);
+    if let Some(f) = fleet {
+        cmd.arg("--config").arg(f);
+    }
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // makes async-signal-safe calls (prctl, getppid, nice), allocating
+    // nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Lower priority is best effort: an error leaves it as it was.
+            libc::nice(MOCK_CHILD_NICE);
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the mock server")?;
+    let stderr = child.stderr.take().context("mock server has no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let url = tokio::time::timeout(MOCK_START_TIMEOUT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(u) = line.split_whitespace().find(|w| w.starts_with("ws://")) {
+                return Some(u.to_string());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .context("the mock server did not say where it listens")?;
+    // Keep draining its output so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, url))
+}
+
+/// Kills the child and reaps it.
+pub async fn stop_child(mut child: Child) {
+    let _ = child.kill().await;
+}
