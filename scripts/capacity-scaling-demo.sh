@@ -8,7 +8,7 @@
 # Needs Linux and root (the mock child gets a cgroup of its own with a CFS
 # quota; without a writable cpu controller the tool falls back to CPU
 # affinity, whole cores only, and the fractional allotments cannot be shown).
-# Takes about 10-12 minutes on a 2-core machine (two searches of three
+# Takes about 13 minutes on a 2-core machine (two searches of three
 # allotments, 10 s stages). The tool runs at nice -20 and its mock child 10
 # levels lower (at -10): on a shared machine the generator must keep
 # real-time pace, and background jobs must not eat the server's allotment.
