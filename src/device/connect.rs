@@ -206,6 +206,21 @@ async fn connect_any(
     Err(last.unwrap_or_else(|| fail(FailureKind::Connect, "no address to connect to")))
 }
 
+/// A TLS failure, with what to do about the common ones.
+fn tls_detail(why: &str) -> String {
+    let hint = if why.contains("CaUsedAsEndEntity") {
+        " (the server's certificate is a CA certificate serving as its own leaf, as `openssl req -x509` makes \
+         by default: serve a leaf signed by that CA and pass the CA with --ca-cert, or use --insecure for a test server)"
+    } else if why.contains("UnknownIssuer") {
+        " (not signed by a CA this machine trusts: pass the CA with --ca-cert, or --insecure for a test server)"
+    } else if why.contains("NotValidForName") {
+        " (the certificate does not name the host in the URL)"
+    } else {
+        ""
+    };
+    format!("TLS: {why}{hint}")
+}
+
 /// Why the upgrade failed: an HTTP status is `handshake` (with the start
 /// of the body: servers say why), TLS and I/O problems are `connect`.
 pub(crate) fn upgrade_failure(e: &tungstenite::Error) -> Failure {
@@ -230,9 +245,9 @@ pub(crate) fn upgrade_failure(e: &tungstenite::Error) -> Failure {
             }
             fail(FailureKind::Handshake, d.trim_end().to_string())
         }
-        E::Tls(t) => fail(FailureKind::Connect, format!("TLS: {t}")),
+        E::Tls(t) => fail(FailureKind::Connect, tls_detail(&t.to_string())),
         E::Io(io) => match io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-            Some(tls) => fail(FailureKind::Connect, format!("TLS: {tls}")),
+            Some(tls) => fail(FailureKind::Connect, tls_detail(&tls.to_string())),
             None => fail(FailureKind::Connect, format!("during the WebSocket upgrade: {io}")),
         },
         E::Url(u) => fail(FailureKind::Connect, format!("URL: {u}")),
