@@ -1,8 +1,10 @@
 //! Stopping a run from outside: Ctrl-C (SIGINT), SIGTERM (`docker stop`,
 //! Kubernetes, CI runners, `timeout`) and SIGHUP (a closed terminal) all
 //! cancel one token, so the run stops new turns, winds down and still
-//! writes every report marked `interrupted`. A second signal exits at once
-//! with 130.
+//! writes every report marked `interrupted`. A second signal exits with
+//! 130 at once, or, while `capacity --cpus` has the server's CPU limit
+//! changed, as soon as that limit is back (at most 10 s; a third signal
+//! does not wait).
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -47,11 +49,38 @@ fn token_saying(what: &'static str) -> CancellationToken {
         tracing::info!(signal = name, "interrupted");
         t.cancel();
         if let Some(again) = next_signal(&mut streams).await {
-            eprintln!("{again} again: stopping at once");
+            if crate::server::limit::held() > 0 {
+                eprintln!(
+                    "{again} again: putting the server's CPU limit back first (at most {} s; {again} once more to stop now)",
+                    RESTORE_WAIT.as_secs()
+                );
+                tokio::select! {
+                    _ = limits_restored() => {}
+                    _ = tokio::time::sleep(RESTORE_WAIT) => {
+                        eprintln!("warning: the server's CPU limit may not be restored: check it");
+                    }
+                    _ = next_signal(&mut streams) => {
+                        eprintln!("warning: stopped before the server's CPU limit was restored: check it");
+                    }
+                }
+            } else {
+                eprintln!("{again} again: stopping at once");
+            }
             std::process::exit(EXIT_INTERRUPTED);
         }
     });
     token
+}
+
+/// How long a second signal waits for `capacity --cpus` to put the
+/// server's original CPU limit back.
+const RESTORE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Resolves once no CPU limit set by this process is left unrestored.
+async fn limits_restored() {
+    while crate::server::limit::held() > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Waits for any of the signals; `None` if none could be installed.

@@ -24,6 +24,7 @@ use docker::DockerCpu;
 use placement::Placement;
 use quota::{CpuQuota, QuotaFiles};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -95,10 +96,38 @@ enum How {
 
 /// Sets and restores one server's CPU limit. See the module docs.
 pub struct CpuLimiter {
+    /// Counted in [`held`] while alive.
+    _held: Held,
     how: How,
     /// Why the preferred way was not used (affinity fallback), if so.
     pub fallback_reason: Option<String>,
     restored: bool,
+}
+
+/// Limiters alive in this process: a second Ctrl-C waits (briefly) for
+/// them to put the server's limit back before the process exits.
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// How many CPU limits this process has changed and not yet restored.
+pub fn held() -> usize {
+    HELD.load(Ordering::SeqCst)
+}
+
+/// One count in [`HELD`], for as long as a limiter lives.
+#[derive(Debug)]
+struct Held;
+
+impl Held {
+    fn new() -> Held {
+        HELD.fetch_add(1, Ordering::SeqCst);
+        Held
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        HELD.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl CpuLimiter {
@@ -133,6 +162,7 @@ impl CpuLimiter {
             }
         };
         Ok(CpuLimiter {
+            _held: Held::new(),
             how,
             fallback_reason,
             restored: false,
