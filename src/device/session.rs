@@ -444,3 +444,32 @@ impl Device {
         let _ = self.ctx.notes.send(Note::TurnEnded(self.ctx.index)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn backoff_doubles_from_one_second_to_ten_with_half_of_it_jittered() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for (attempt, cap) in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 10.0), (40, 10.0)] {
+            for _ in 0..200 {
+                let d = backoff(attempt, &mut rng).as_secs_f64();
+                assert!(
+                    d >= cap / 2.0 && d < cap,
+                    "attempt {attempt}: {d} s not in [{}, {cap})",
+                    cap / 2.0
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn backoff_jitter_spreads_a_fleet_out() {
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let waits: Vec<u128> = (0..100).map(|_| backoff(3, &mut rng).as_millis()).collect();
+        let distinct: std::collections::BTreeSet<u128> = waits.iter().copied().collect();
+        assert!(distinct.len() > 50, "only {} distinct waits", distinct.len());
+    }
+}

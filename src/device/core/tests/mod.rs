@@ -242,6 +242,18 @@ fn summary(text: &str) -> String {
     }
 }
 
+/// A connected device whose 20-packet turn starts at 100 (end of speech at
+/// 1240), set to interrupt 500 ms into the answer, which opens at 1740.
+pub(super) fn barging_from_100() -> Harness {
+    let mut h = Harness::connected(settings());
+    let mut s = spec(Some(clip("a", "一加一等于几", 20)), ListenMode::Auto, 0);
+    s.barge_after = Some(Duration::from_millis(500));
+    h.start(100, s);
+    h.text(1740, r#"{"type":"stt","text":"x"}"#);
+    h.text(1740, r#"{"type":"tts","state":"start"}"#);
+    h
+}
+
 pub(super) fn ms(n: u64) -> Option<Duration> {
     Some(Duration::from_millis(n))
 }

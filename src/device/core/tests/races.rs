@@ -13,12 +13,7 @@ fn speaking_from_100() -> Harness {
 
 #[test]
 fn duplicate_tts_stop_after_an_abort_lands_in_the_next_turn_as_stray() {
-    let mut h = Harness::connected(settings());
-    let mut s = spec(Some(clip("a", "一加一等于几", 20)), ListenMode::Auto, 0);
-    s.barge_after = Some(Duration::from_millis(500));
-    h.start(100, s);
-    h.text(1740, r#"{"type":"stt","text":"x"}"#);
-    h.text(1740, r#"{"type":"tts","state":"start"}"#);
+    let mut h = barging_from_100();
     h.frames(2440, 5);
     h.text(2940, r#"{"type":"tts","state":"stop"}"#);
     assert_eq!(h.ends.len(), 1);

@@ -175,12 +175,7 @@ fn speech_after_the_mute_without_reply_is_plain_no_reply() {
 
 #[test]
 fn barge_in_keeps_the_latencies_measured_before_the_abort() {
-    let mut h = Harness::connected(settings());
-    let mut s = spec(Some(clip("a", "一加一等于几", 20)), ListenMode::Auto, 0);
-    s.barge_after = Some(Duration::from_millis(500));
-    h.start(100, s);
-    h.text(1740, r#"{"type":"stt","text":"x"}"#);
-    h.text(1740, r#"{"type":"tts","state":"start"}"#);
+    let mut h = barging_from_100();
     h.text(2240, r#"{"type":"llm","emotion":"happy"}"#);
     h.frames(2440, 5);
     h.paced_frames(2500, 8);
