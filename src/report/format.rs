@@ -155,17 +155,13 @@ pub fn text_of(v: &ReportView) -> String {
         if r.interrupted { " (interrupted)" } else { "" }
     );
     if let Some(t) = &v.turns {
-        let _ = writeln!(
-            out,
-            "turns: {} started, {} completed, {} failed ({:.1}%), {} cancelled",
-            t.started,
-            t.completed,
-            t.failed,
-            t.failed_ratio * 100.0,
-            t.cancelled
-        );
+        let counts = [t.started, t.completed, t.failed, t.cancelled, t.interrupted];
+        let _ = writeln!(out, "{}", super::text::turns_line(counts, t.failed_ratio));
         for (kind, n) in &t.failures {
             let _ = writeln!(out, "  failed {kind}: {n}");
+            for d in t.failure_details.get(kind).into_iter().flatten() {
+                let _ = writeln!(out, "      {d}");
+            }
         }
     }
     if !v.latency_ms.is_empty() {

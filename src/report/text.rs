@@ -64,13 +64,11 @@ pub fn render_summary(r: &Report) -> String {
     let t = &r.turns;
     let _ = writeln!(
         out,
-        "turns: {} started = {} completed + {} failed ({:.1}%) + {} cancelled + {} interrupted (barge-in)",
-        t.started,
-        t.completed,
-        t.failed,
-        t.failed_ratio * 100.0,
-        t.cancelled,
-        t.interrupted
+        "{}",
+        turns_line(
+            [t.started, t.completed, t.failed, t.cancelled, t.interrupted],
+            t.failed_ratio
+        )
     );
     failure_lines(&mut out, "failed", &t.failures, &t.failure_details);
     throughput_line(&mut out, r);
@@ -175,6 +173,15 @@ pub fn render_summary(r: &Report) -> String {
         lag.p50, lag.p99
     );
     out
+}
+
+/// The turn counts as one sum that adds up:
+/// `[started, completed, failed, cancelled, interrupted]`.
+pub fn turns_line([started, completed, failed, cancelled, interrupted]: [u64; 5], failed_ratio: f64) -> String {
+    format!(
+        "turns: {started} started = {completed} completed + {failed} failed ({:.1}%) + {cancelled} cancelled + {interrupted} interrupted (barge-in)",
+        failed_ratio * 100.0
+    )
 }
 
 /// One line per failure kind, with its first few distinct details.
