@@ -24,7 +24,7 @@
 //! - [`mock`]: the built-in xiaozhi server: a sans-IO session core (VAD,
 //!   answers, PY's pacing, the wake-word hold, injected faults) and its shell.
 //! - [`providers`]: stand-ins for a real server's AI providers (LLM, TTS, ASR).
-//! - [`server`]: watching the server under test (`/proc`, cgroups, Docker).
+//! - [`watch`]: watching the server under test (`/proc`, cgroups, Docker).
 //! - [`dist`]: seeded duration distributions (think time, TTS delays).
 //! - [`units`]: parsing of durations and rates as operators write them.
 //! - [`app`]: the commands behind the CLI (run, mock-server, validate,
@@ -47,5 +47,5 @@ pub mod protocol;
 pub mod providers;
 pub mod record;
 pub mod report;
-pub mod server;
 pub mod units;
+pub mod watch;

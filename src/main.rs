@@ -15,8 +15,8 @@ use xiaozhi_fleet::capacity::search::{Resolution, SearchConfig};
 use xiaozhi_fleet::capacity::slo::Slo;
 use xiaozhi_fleet::config::{FleetFile, Plan, plan::Overrides};
 use xiaozhi_fleet::device::tls::TlsOptions;
-use xiaozhi_fleet::server::series::WatchOptions;
-use xiaozhi_fleet::server::{Allotment, WatchTarget};
+use xiaozhi_fleet::watch::series::WatchOptions;
+use xiaozhi_fleet::watch::{Allotment, WatchTarget};
 
 const EXIT_SLO_FAILED: u8 = 1;
 const EXIT_ERROR: u8 = 2;

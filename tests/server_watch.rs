@@ -16,8 +16,8 @@ use xiaozhi_fleet::capacity::sizing::{Allotment, Saturation, SizingInput, StageS
 use xiaozhi_fleet::config::{FleetFile, Plan, plan::Overrides};
 use xiaozhi_fleet::fleet::{load_clips, run_fleet};
 use xiaozhi_fleet::metrics::Snapshot;
-use xiaozhi_fleet::server::series::{ServerReport, ServerWatch, WatchOptions};
-use xiaozhi_fleet::server::{EventKind, WatchTarget};
+use xiaozhi_fleet::watch::series::{ServerReport, ServerWatch, WatchOptions};
+use xiaozhi_fleet::watch::{EventKind, WatchTarget};
 
 fn fleet_file(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("xf-server-{}", std::process::id()));

@@ -20,7 +20,7 @@ use crate::mock::{MockConfig, MockOptions, MockServer};
 use crate::report::format::Format;
 use crate::report::outputs::{LiveAddresses, OutputOptions, RunOutputs};
 use crate::report::{Report, RunContext, render_summary};
-use crate::server::series::{ServerWatch, WatchOptions};
+use crate::watch::series::{ServerWatch, WatchOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::watch;

@@ -49,7 +49,7 @@ fn token_saying(what: &'static str) -> CancellationToken {
         tracing::info!(signal = name, "interrupted");
         t.cancel();
         if let Some(again) = next_signal(&mut streams).await {
-            if crate::server::limit::held() > 0 {
+            if crate::watch::limit::held() > 0 {
                 eprintln!(
                     "{again} again: putting the server's CPU limit back first (at most {} s; {again} once more to stop now)",
                     RESTORE_WAIT.as_secs()
@@ -78,7 +78,7 @@ const RESTORE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Resolves once no CPU limit set by this process is left unrestored.
 async fn limits_restored() {
-    while crate::server::limit::held() > 0 {
+    while crate::watch::limit::held() > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }

@@ -8,10 +8,10 @@
 use super::run::{CapacityOptions, CapacityOutcome, CapacityStage, run_capacity};
 use super::sizing::{self, AllotmentRun, SizingInput};
 use crate::config::Plan;
-use crate::server::Allotment;
-use crate::server::limit::CpuLimiter;
-use crate::server::limit::quota::cores_label;
-use crate::server::summary::ServerSummary;
+use crate::watch::Allotment;
+use crate::watch::limit::CpuLimiter;
+use crate::watch::limit::quota::cores_label;
+use crate::watch::summary::ServerSummary;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 

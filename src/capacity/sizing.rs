@@ -98,7 +98,7 @@ pub struct StageServer {
 }
 
 /// The container's limits, where known (shared with the server watcher).
-pub use crate::server::Allotment;
+pub use crate::watch::Allotment;
 
 impl StageServer {
     /// A stage's server figures from the watcher's summary of its window.
@@ -106,7 +106,7 @@ impl StageServer {
         speakers: u32,
         connected_devices: u32,
         passed: bool,
-        w: &crate::server::summary::ServerSummary,
+        w: &crate::watch::summary::ServerSummary,
         turns: u64,
         duration_s: f64,
     ) -> StageServer {

@@ -10,7 +10,7 @@
 //! reported on its own: how long it took, its CPU, its send lag.
 
 use crate::metrics::{LagHistogram, Metrics, Percentiles};
-use crate::server::proc::{clock_ticks_per_sec, read_proc};
+use crate::watch::proc::{clock_ticks_per_sec, read_proc};
 use serde::Serialize;
 use std::time::Instant as WallInstant;
 

@@ -6,8 +6,8 @@
 
 use crate::capacity::slo::Slo;
 use crate::metrics::Snapshot;
-use crate::server::sampler::EventKind;
-use crate::server::series::ServerWatch;
+use crate::watch::sampler::EventKind;
+use crate::watch::series::ServerWatch;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;

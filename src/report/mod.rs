@@ -51,7 +51,7 @@ pub struct Report {
     /// The fleet second by second, on the same clock as `server.samples`.
     pub series: Vec<crate::metrics::SeriesPoint>,
     /// The watched server (`--watch-*`), on the run's clock.
-    pub server: Option<crate::server::series::ServerReport>,
+    pub server: Option<crate::watch::series::ServerReport>,
     /// Files written for `--record` (empty when not recording).
     pub recordings: Vec<crate::record::Recording>,
     /// The AI provider stand-ins (`--providers`): what the server asked of them.
@@ -161,7 +161,7 @@ pub struct StageReport {
     pub latency_ms: BTreeMap<String, Percentiles>,
     pub playback: PlaybackSection,
     /// The server during this window (when watched).
-    pub server: Option<crate::server::summary::ServerSummary>,
+    pub server: Option<crate::watch::summary::ServerSummary>,
     /// This window's percentile objects, losslessly (see [`exact`]).
     pub histograms: BTreeMap<String, crate::metrics::LatencyHistogram>,
 }

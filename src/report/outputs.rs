@@ -14,7 +14,7 @@ use super::timeline::{LatencyPoint, Timeline};
 use crate::capacity::slo::Slo;
 use crate::fleet::Observers;
 use crate::metrics::Snapshot;
-use crate::server::series::ServerWatch;
+use crate::watch::series::ServerWatch;
 use anyhow::Context;
 use std::path::PathBuf;
 use std::time::Duration;

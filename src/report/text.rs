@@ -218,7 +218,7 @@ fn throughput_line(out: &mut String, r: &Report) {
     );
 }
 
-fn server_lines(out: &mut String, srv: &crate::server::series::ServerReport) {
+fn server_lines(out: &mut String, srv: &crate::watch::series::ServerReport) {
     let s = &srv.summary;
     let of_cores = srv
         .allotment

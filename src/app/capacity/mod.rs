@@ -15,10 +15,10 @@ use crate::capacity::run::{CapacityOptions, CapacityOutcome, CapacitySection, ru
 use crate::capacity::sizing::{Sizing, Verdict};
 use crate::config::{Plan, Target};
 use crate::report::{SCHEMA_VERSION, Tool};
-use crate::server::WatchTarget;
-use crate::server::docker::DEFAULT_DOCKER_SOCKET;
-use crate::server::limit::{CpuLimiter, LimitTarget};
-use crate::server::series::ServerReport;
+use crate::watch::WatchTarget;
+use crate::watch::docker::DEFAULT_DOCKER_SOCKET;
+use crate::watch::limit::{CpuLimiter, LimitTarget};
+use crate::watch::series::ServerReport;
 use anyhow::Context;
 use serde::Serialize;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 use super::CapacityReport;
 use crate::capacity::render_text;
 use crate::capacity::run::{CapacityStage, StageStatus};
-use crate::server::limit::quota::cores_label;
+use crate::watch::limit::quota::cores_label;
 
 /// "1 turn", "2 turns".
 fn plural(n: u64, word: &str) -> String {

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/server/fixtures")
+        .join("src/watch/fixtures")
         .join(name)
 }
 
@@ -367,7 +367,7 @@ fn updates(seen: &Seen) -> Vec<serde_json::Value> {
 }
 
 async fn docker_limiter(tag: &str, inspect: String) -> (CpuLimiter, Seen, PathBuf, tokio::task::JoinHandle<()>) {
-    let socket = crate::server::docker::tests::temp_socket(tag);
+    let socket = crate::watch::docker::tests::temp_socket(tag);
     let seen: Seen = Arc::default();
     let server = fake_daemon(&socket, inspect, seen.clone());
     let target = LimitTarget::Docker {

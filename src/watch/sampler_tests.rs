@@ -3,10 +3,10 @@
 //! Every wait is bounded by a count or a timeout.
 
 use super::*;
-use crate::server::docker::tests::{
+use crate::watch::docker::tests::{
     INSPECT_OOM, Routes, STATS_V2, fake_docker, running_inspect_object, temp_socket, wire,
 };
-use crate::server::summary::summarize_with;
+use crate::watch::summary::summarize_with;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -237,7 +237,7 @@ async fn watcher_missing_pid_is_gone_at_prime() {
 
 fn copy_fixture(name: &str, tag: &str) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/server/fixtures")
+        .join("src/watch/fixtures")
         .join(name);
     let dst = std::env::temp_dir().join(format!("xf-sampler-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dst).unwrap();

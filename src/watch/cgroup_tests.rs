@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/server/fixtures")
+        .join("src/watch/fixtures")
         .join(name)
 }
 

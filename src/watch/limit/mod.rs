@@ -18,7 +18,7 @@ pub mod docker;
 pub mod placement;
 pub mod quota;
 
-use crate::server::DockerClient;
+use crate::watch::DockerClient;
 use affinity::Affinity;
 use docker::DockerCpu;
 use placement::Placement;

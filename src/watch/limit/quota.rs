@@ -113,7 +113,7 @@ pub fn parse_cfs(quota: &str, period: &str) -> Result<CpuQuota, String> {
 /// or for a v1 path under another controller (e.g. `…/memory/docker/ID`)
 /// the same group under the cpu controller.
 pub fn quota_dir(path: &Path) -> Option<(PathBuf, QuotaFiles)> {
-    crate::server::cgroup::lookup_dirs(path).into_iter().find_map(|d| {
+    crate::watch::cgroup::lookup_dirs(path).into_iter().find_map(|d| {
         if d.join("cpu.max").is_file() {
             Some((d, QuotaFiles::V2))
         } else if d.join("cpu.cfs_quota_us").is_file() {
