@@ -296,6 +296,15 @@ pub struct CapacityArgs {
     /// .csv (one row per stage), .md, .txt; repeatable.
     #[arg(long)]
     pub report: Vec<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics during the search:
+    /// the stage in progress (speakers, CPU allotment, shape) as labels and
+    /// every finished stage as a point of the knee curve.
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus: Option<String>,
+    /// Serve a live web dashboard at http://ADDR/ during the search: the
+    /// stage in progress and the knee curve growing as stages finish.
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<String>,
     /// Search the knee at each of these CPU allotments (cores, fractions
     /// allowed), setting the watched server's limit before each and putting
     /// the original back at the end: e.g. --cpus 0.5,1,2.
@@ -380,6 +389,10 @@ pub struct MockArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Read resolved settings (JSON) from standard input: how `capacity`
+    /// hands its mock child the settings it already checked.
+    #[arg(long, hide = true, conflicts_with = "config")]
+    pub settings_stdin: bool,
 }
 
 #[derive(Debug, Args)]

@@ -27,6 +27,9 @@
 //! - [`watch`]: watching the server under test (`/proc`, cgroups, Docker).
 //! - [`dist`]: seeded duration distributions (think time, TTS delays).
 //! - [`units`]: parsing of durations and rates as operators write them.
+//! - [`rig`]: the one assembly of a run: the server end (URL, in-process
+//!   mock or mock child), the AI provider stand-ins, the watcher and the
+//!   live outputs around one fleet run (`run`) or one per stage (`capacity`).
 //! - [`app`]: the commands behind the CLI (run, mock-server, validate,
 //!   capacity, providers), signals, logging and output files.
 //! - [`capacity`]: the capacity search, SLOs and the sizing verdict.
@@ -47,5 +50,6 @@ pub mod protocol;
 pub mod providers;
 pub mod record;
 pub mod report;
+pub mod rig;
 pub mod units;
 pub mod watch;

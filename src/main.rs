@@ -182,14 +182,19 @@ fn merge(args: MergeArgs) -> anyhow::Result<u8> {
 }
 
 async fn mock_server(args: MockArgs) -> anyhow::Result<u8> {
+    let mut opts = xiaozhi_fleet::mock::MockOptions::default();
     let cfg = match &args.config {
         Some(path) => {
             let file = FleetFile::read(path)?;
             Plan::from_file(file, &path.display().to_string(), &Overrides::default())?.mock
         }
+        None if args.settings_stdin => {
+            let settings = xiaozhi_fleet::rig::ChildSettings::read(std::io::stdin().lock())?;
+            opts.clips = settings.clips()?;
+            settings.mock
+        }
         None => Default::default(),
     };
-    let mut opts = xiaozhi_fleet::mock::MockOptions::default();
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         opts.tls = Some(xiaozhi_fleet::mock::tls::load(cert, key)?);
     }
@@ -269,6 +274,8 @@ async fn capacity(args: CapacityArgs) -> anyhow::Result<u8> {
         min_turns: args.min_turns,
         cpus: args.cpus,
         live: !args.quiet,
+        prometheus: args.prometheus,
+        dashboard: args.dashboard,
     };
-    app::capacity::capacity(&plan, args.fleet.as_deref(), opts, &args.report, interrupt_token()).await
+    app::capacity::capacity(&plan, opts, &args.report, interrupt_token()).await
 }

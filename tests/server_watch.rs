@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use xiaozhi_fleet::app::capacity::spawn_mock_child;
+use xiaozhi_fleet::rig::{ChildSettings, spawn_mock_child};
 use xiaozhi_fleet::capacity::sizing::{Allotment, Saturation, SizingInput, StageServer, default_tiers, size};
 use xiaozhi_fleet::config::{FleetFile, Plan, plan::Overrides};
 use xiaozhi_fleet::fleet::{load_clips, run_fleet};
@@ -40,7 +40,7 @@ async fn burn_run(threads: &str) -> (ServerReport, Vec<(u32, f64, f64)>) {
     );
     let path = fleet_file(&format!("burn-{threads}.toml"), &text);
     let plan = Plan::load(Some(&path), &Overrides::default()).unwrap();
-    let (mut child, url) = spawn_mock_child(bin(), Some(&path)).await.unwrap();
+    let (mut child, url) = spawn_mock_child(bin(), &ChildSettings::of(&plan)).await.unwrap();
     let watch = ServerWatch::start(WatchOptions {
         targets: vec![WatchTarget::Pid(child.id().unwrap())],
         interval: std::time::Duration::from_millis(500),
@@ -123,7 +123,7 @@ async fn watched_process_that_dies_mid_run_is_an_event_and_the_run_finishes() {
         interval: std::time::Duration::from_millis(200),
         allotment: Allotment::default(),
     });
-    let (mock, url) = spawn_mock_child(bin(), Some(&path)).await.unwrap();
+    let (mock, url) = spawn_mock_child(bin(), &ChildSettings::of(&plan)).await.unwrap();
     let killer = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         let _ = victim.kill().await;

@@ -13,17 +13,14 @@ pub mod stand_ins;
 pub use describe::describe_plan;
 pub use signals::{EXIT_INTERRUPTED, interrupt_token, stop_token};
 
-use crate::config::{Plan, Target};
-use crate::fleet::{Hooks, load_clips, run_fleet_observed};
-use crate::metrics::Snapshot;
+use crate::config::Plan;
 use crate::mock::{MockConfig, MockOptions, MockServer};
 use crate::report::format::Format;
-use crate::report::outputs::{LiveAddresses, OutputOptions, RunOutputs};
+use crate::report::outputs::OutputOptions;
 use crate::report::{Report, RunContext, render_summary};
-use crate::watch::series::{ServerWatch, WatchOptions};
+use crate::rig::{MockPlacement, Rig, RigOptions};
+use crate::watch::series::WatchOptions;
 use std::path::PathBuf;
-use std::time::Duration;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// How `run` talks to the console.
@@ -67,57 +64,36 @@ pub fn print_warnings(plan: &Plan) {
 pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -> anyhow::Result<RunResult> {
     let files = output::Outputs::check(plan, &opts.reports)?;
     print_warnings(plan);
-    let clips = load_clips(plan)?;
-    let (mock, url) = match &plan.target {
-        Target::Url(u) => (None, u.clone()),
-        Target::BuiltInMock => {
-            let opts = MockOptions {
-                clips: Some(clips.clone()),
-                ..MockOptions::default()
-            };
-            let server = MockServer::start_with("127.0.0.1:0", plan.mock.clone(), opts).await?;
-            let url = server.url();
-            eprintln!("No server URL given: using the built-in mock server at {url}");
-            (Some(server), url)
-        }
-    };
-    let stand_ins = stand_ins::start(plan).await?;
+    let mut rig = Rig::start(plan, opts.rig()).await?;
+    let url = rig.url.clone();
     eprintln!("Running {} devices from {} against {url}", plan.devices, plan.name);
     tracing::info!(devices = plan.devices, url = %url, fleet = %plan.name, "run starting");
-    let server_watch = (!opts.watch.targets.is_empty()).then(|| ServerWatch::start(opts.watch.clone()));
-    let (snap_tx, snap_rx) = watch::channel(Snapshot::default());
-    let (mut outputs, observers) = RunOutputs::start(&opts.outputs(), snap_rx.clone(), server_watch).await?;
-    print_live_addresses(&outputs.addresses);
-    let progress =
-        (!opts.quiet).then(|| tokio::spawn(crate::report::live::show_progress(snap_rx, expected_length(plan))));
-    let outcome = run_fleet_observed(plan, &url, &clips, interrupt, snap_tx, Hooks::default(), observers).await?;
-    if let Some(p) = progress {
-        let _ = p.await;
-    }
-    if let Some(server) = mock {
-        server.stop().await;
-    }
+    rig.begin_watch(rig.watch_options().clone());
+    let outcome = match rig.run(plan, interrupt).await {
+        Ok(o) => o,
+        Err(e) => {
+            rig.finish(true, None).await;
+            return Err(e);
+        }
+    };
     let ctx = RunContext {
         target_url: &url,
-        mock: plan.target == Target::BuiltInMock,
+        mock: rig.is_mock(),
         devices: plan.devices,
         seed: plan.seed,
         fleet: &plan.name,
     };
     let nothing_connected = outcome.metrics.connections == 0;
     let mut report = Report::build(&ctx, &outcome);
-    outputs.finish(&mut report).await;
-    if let Some(w) = outputs.take_server_watch().await {
-        let srv = w.finish().await;
+    let end = rig.finish(report.run.interrupted, Some(report.generator.valid)).await;
+    report.latency_series = end.latency_series;
+    if let Some(srv) = end.server {
         for (st, m) in report.stages.iter_mut().zip(&outcome.metrics.stages) {
             st.server = Some(srv.window(m.started_at_s, m.started_at_s + m.duration_s));
         }
         report.server = Some(srv);
     }
-    if let Some(s) = stand_ins {
-        report.providers = Some(s.report());
-        s.stop().await;
-    }
+    report.providers = end.providers;
     let mut output_errors = Vec::new();
     let (recordings, failed) = files.write_recordings(&outcome.metrics.recorded);
     report.recordings = recordings;
@@ -135,7 +111,6 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
             Err(e) => output_errors.push(format!("cannot write report {}: {e}", path.display())),
         }
     }
-    outputs.close(&report).await;
     Ok(RunResult {
         report,
         nothing_connected,
@@ -144,32 +119,18 @@ pub async fn run(plan: &Plan, opts: &RunOptions, interrupt: CancellationToken) -
 }
 
 impl RunOptions {
-    fn outputs(&self) -> OutputOptions {
-        OutputOptions {
-            reports: self.reports.clone(),
-            prometheus: self.prometheus.clone(),
-            dashboard: self.dashboard.clone(),
-            slos: self.slos.clone(),
+    fn rig(&self) -> RigOptions {
+        RigOptions {
+            mock: MockPlacement::InProcess,
+            watch: self.watch.clone(),
+            outputs: OutputOptions {
+                reports: self.reports.clone(),
+                prometheus: self.prometheus.clone(),
+                dashboard: self.dashboard.clone(),
+                slos: self.slos.clone(),
+            },
+            progress: !self.quiet,
         }
-    }
-}
-
-fn print_live_addresses(a: &LiveAddresses) {
-    if let Some(addr) = a.prometheus {
-        eprintln!("Prometheus metrics at http://{addr}/metrics");
-    }
-    if let Some(addr) = a.dashboard {
-        eprintln!("Live dashboard at http://{addr}/");
-    }
-}
-
-/// The run's planned length, for the progress bar (unknown for turn-based runs).
-fn expected_length(plan: &Plan) -> Option<Duration> {
-    use crate::config::{Load, Stop};
-    match (&plan.load, plan.stop) {
-        (Load::Stages(stages), _) => Some(stages.iter().map(|s| s.duration).sum()),
-        (_, Stop::Duration(d)) => Some(d),
-        _ => None,
     }
 }
 

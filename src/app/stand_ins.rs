@@ -1,31 +1,13 @@
 //! The AI provider stand-ins as the commands use them: `providers` serves
-//! them until Ctrl-C; `run` and `capacity` start them in-process when the
-//! plan says where (`--providers ADDR` or `[providers] listen`), put their
-//! figures in the report, and `capacity --llm-delay` searches once per LLM
-//! first-token delay.
+//! them until Ctrl-C; `run` and `capacity` start them through the rig
+//! ([`crate::rig`]) and put their figures in the report; `capacity
+//! --llm-delay` searches once per LLM first-token delay.
 
 use crate::capacity::run::{CapacityOutcome, CapacitySection};
-use crate::config::{Plan, Target};
 use crate::dist::Dist;
 use crate::providers::{ProvidersConfig, ProvidersReport, ProvidersServer};
 use serde::Serialize;
-use std::future::Future;
 use tokio_util::sync::CancellationToken;
-
-/// Prints where each stand-in is, in the words of the server's config.yaml.
-fn announce(server: &ProvidersServer) {
-    let url = server.url();
-    let ws = url.replacen("http://", "ws://", 1);
-    eprintln!("AI provider stand-ins listening on {url}");
-    eprintln!("  LLM  (type: openai)      url: {url}/v1");
-    eprintln!("  TTS  (type: openai)      api_url: {url}/v1/audio/speech");
-    eprintln!("  ASR  (type: fun_server)  {ws}/  (host, port, is_ssl: false)");
-    eprintln!("  ASR  (type: openai)      base_url: {url}/v1/audio/transcriptions");
-    eprintln!("  figures: GET {url}/stats");
-    if server.addr.ip().is_loopback() {
-        eprintln!("  (loopback only: a server in a container needs --listen 0.0.0.0:PORT)");
-    }
-}
 
 /// The `validate` line for the stand-ins' settings (none when the fleet
 /// file has no `[providers]` table).
@@ -66,7 +48,7 @@ pub async fn serve(listen: &str, cfg: ProvidersConfig, shutdown: CancellationTok
     let server = ProvidersServer::start(listen, cfg)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    announce(&server);
+    crate::rig::announce_stand_ins(&server);
     shutdown.cancelled().await;
     let r = server.report();
     eprintln!(
@@ -75,33 +57,6 @@ pub async fn serve(listen: &str, cfg: ProvidersConfig, shutdown: CancellationTok
     );
     server.stop().await;
     Ok(())
-}
-
-/// Starts the stand-ins in-process when the plan names an address.
-pub async fn start(plan: &Plan) -> anyhow::Result<Option<ProvidersServer>> {
-    let Some(listen) = &plan.providers.listen else {
-        if !plan.providers.llm_delay_sweep.is_empty() {
-            anyhow::bail!(
-                "--llm-delay sweeps the stand-ins' LLM delay: also give --providers ADDR, the address your server's LLM points at"
-            );
-        }
-        return Ok(None);
-    };
-    if plan.target == Target::BuiltInMock {
-        if !plan.providers.llm_delay_sweep.is_empty() {
-            anyhow::bail!(
-                "--llm-delay needs a real server (--url) whose LLM calls the stand-ins; the built-in mock has its own delays ([mock] llm_delay)"
-            );
-        }
-        eprintln!(
-            "note: the built-in mock does not call AI providers; the stand-ins only see requests from a real server"
-        );
-    }
-    let server = ProvidersServer::start(listen, plan.providers.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start the AI provider stand-ins on {listen}: {e}"))?;
-    announce(&server);
-    Ok(Some(server))
 }
 
 /// One search of an LLM-delay sweep, as the capacity report lists it.
@@ -115,37 +70,23 @@ pub struct SweepPoint<T> {
     pub providers: ProvidersReport,
 }
 
-/// Runs `search` once per delay in `delays` (setting the stand-in LLM's
-/// first-token delay and clearing its figures before each), or once as it
-/// is when `delays` is empty. Stops early when `search` says to (Ctrl-C).
-/// Returns each search's result with the stand-ins' figures for it.
-pub async fn sweep<T, F, Fut>(
-    server: Option<&ProvidersServer>,
-    delays: &[Dist],
-    mut search: F,
-) -> Vec<(Option<Dist>, T, Option<ProvidersReport>)>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = (T, bool)>,
-{
-    let plan: Vec<Option<Dist>> = match (server, delays.is_empty()) {
+/// The searches of a sweep: one per delay in `delays` when the stand-ins
+/// run, or one search as they are.
+pub fn sweep_delays(server: Option<&ProvidersServer>, delays: &[Dist]) -> Vec<Option<Dist>> {
+    match (server, delays.is_empty()) {
         (Some(_), false) => delays.iter().copied().map(Some).collect(),
         _ => vec![None],
-    };
-    let mut out = Vec::with_capacity(plan.len());
-    for (i, delay) in plan.iter().enumerate() {
-        if let (Some(s), Some(d)) = (server, delay) {
-            s.set_llm_first_token(*d);
-            s.reset();
-            eprintln!("\nLLM first-token delay {d} ({} of {}):", i + 1, plan.len());
-        }
-        let (result, stop) = search().await;
-        out.push((*delay, result, server.map(ProvidersServer::report)));
-        if stop {
-            break;
-        }
     }
-    out
+}
+
+/// Before search `i` of `n`: sets the stand-in LLM's first-token delay and
+/// clears the stand-ins' figures (nothing for a search without a delay).
+pub fn before_search(server: Option<&ProvidersServer>, i: usize, n: usize, delay: Option<Dist>) {
+    if let (Some(s), Some(d)) = (server, delay) {
+        s.set_llm_first_token(d);
+        s.reset();
+        eprintln!("\nLLM first-token delay {d} ({} of {n}):", i + 1);
+    }
 }
 
 /// Splits a sweep's results: the first search's outcome and stand-in

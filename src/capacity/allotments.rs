@@ -5,9 +5,10 @@
 //! The limiter is the caller's: it restores the original limit at the end
 //! (explicitly, and from its `Drop` on errors and panics).
 
-use super::run::{CapacityOptions, CapacityOutcome, CapacityStage, run_capacity};
+use super::run::{CapacityOptions, CapacityOutcome, CapacityStage, search_on};
 use super::sizing::{self, AllotmentRun, SizingInput};
 use crate::config::Plan;
+use crate::rig::Rig;
 use crate::watch::Allotment;
 use crate::watch::limit::CpuLimiter;
 use crate::watch::limit::quota::cores_label;
@@ -72,8 +73,8 @@ pub fn allotment_order(cpus: &[f64]) -> Vec<f64> {
 
 /// Runs a knee search at every allotment of `opts.cpus` (ascending).
 pub async fn run_allotments(
+    rig: &mut Rig,
     plan: &Plan,
-    url: &str,
     opts: &CapacityOptions,
     limiter: &mut CpuLimiter,
     interrupt: CancellationToken,
@@ -96,7 +97,7 @@ pub async fn run_allotments(
         // A start taken from the last knee is a hint, not a floor.
         o.search.descend = start > opts.search.start;
         o.watch.allotment.cpu_cores = Some(applied.cores);
-        let out = run_capacity(plan, url, &o, interrupt.clone(), &progress).await?;
+        let out = search_on(rig, plan, &o, interrupt.clone(), &progress).await?;
         start = out.capacity.max_speakers.max(opts.search.start);
         let off_curve = off_curve_reason(&out);
         if off_curve.is_none() {

@@ -14,16 +14,16 @@ use super::sizing::{self, Sizing, SizingInput, StageServer, Tier};
 use super::slo::{Slo, SloResult, StageMeasure, all_passed, check_all};
 use crate::config::{Load, Plan, Shape, StagePlan};
 use crate::fleet::generator::GeneratorReport;
-use crate::fleet::{load_clips, run_fleet};
-use crate::metrics::{Metrics, Percentiles, Snapshot};
+use crate::metrics::{Metrics, Percentiles};
+use crate::report::feed::{StageInfo, StagePoint};
 use crate::report::{PlaybackSection, Turns, latency_of, playback_of, turns_of};
+use crate::rig::Rig;
 use crate::watch::limit::quota::cores_label;
-use crate::watch::series::{ServerReport, ServerWatch, WatchOptions};
+use crate::watch::series::{ServerReport, WatchOptions};
 use crate::watch::summary::ServerSummary;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -48,8 +48,12 @@ pub struct CapacityOptions {
     pub min_turns: u64,
     /// `--cpus`: allotments to search at (empty: the server as it is).
     pub cpus: Vec<f64>,
-    /// Show a live progress line during each stage.
+    /// Show a live progress line during each stage (the rig's `progress`).
     pub live: bool,
+    /// `--prometheus ADDR`: live `/metrics` across the stages.
+    pub prometheus: Option<String>,
+    /// `--dashboard ADDR`: the live page across the stages.
+    pub dashboard: Option<String>,
 }
 
 impl CapacityOptions {
@@ -65,6 +69,8 @@ impl CapacityOptions {
             min_turns: DEFAULT_MIN_TURNS,
             cpus: Vec::new(),
             live: false,
+            prometheus: None,
+            dashboard: None,
         }
     }
 }
@@ -194,7 +200,7 @@ pub struct StageRun {
     pub interrupted: bool,
 }
 
-/// Runs one stage of `speakers` against `url`.
+/// Runs one stage of `speakers` against `url` (nothing else assembled).
 pub async fn run_stage(
     plan: &Plan,
     url: &str,
@@ -203,28 +209,24 @@ pub async fn run_stage(
     interrupt: CancellationToken,
 ) -> anyhow::Result<StageRun> {
     let label = format!("{speakers} speakers");
-    run_stage_with(plan, url, speakers, (duration, 0), &label, false, interrupt).await
+    let mut rig = Rig::at_url(plan, url).await?;
+    let run = run_stage_on(&mut rig, plan, speakers, (duration, 0), &label, interrupt).await;
+    rig.finish(false, None).await;
+    run
 }
 
-/// [`run_stage`] with a minimum of turns, a label and a live progress line.
-pub async fn run_stage_with(
+/// One stage on the rig: `speakers` held for `duration` with a minimum of
+/// turns, named `label`.
+pub async fn run_stage_on(
+    rig: &mut Rig,
     plan: &Plan,
-    url: &str,
     speakers: u32,
     (duration, min_turns): (Duration, u64),
     label: &str,
-    live: bool,
     interrupt: CancellationToken,
 ) -> anyhow::Result<StageRun> {
     let p = stage_plan(plan, speakers, duration, min_turns, label);
-    let clips = load_clips(&p)?;
-    let (tx, rx) = watch::channel(Snapshot::default());
-    let expected = duration + Duration::from_secs_f64(f64::from(speakers) / p.ramp_per_sec);
-    let progress = live.then(|| tokio::spawn(crate::report::live::show_progress(rx, Some(expected))));
-    let out = run_fleet(&p, url, &clips, interrupt, tx).await?;
-    if let Some(task) = progress {
-        let _ = task.await;
-    }
+    let out = rig.run(&p, interrupt).await?;
     let connections = out.metrics.connections;
     let mut m = out.metrics;
     let (window, started_at_s, duration_s) = match m.stages.pop() {
@@ -264,7 +266,8 @@ fn judge_stage(opts: &CapacityOptions, run: &StageRun) -> (StageStatus, Vec<SloR
     (status, results, None)
 }
 
-/// Searches for the most concurrent speakers within the SLOs.
+/// Searches for the most concurrent speakers within the SLOs against `url`
+/// (nothing else assembled; the server watched as `opts.watch` says).
 pub async fn run_capacity(
     plan: &Plan,
     url: &str,
@@ -272,8 +275,24 @@ pub async fn run_capacity(
     interrupt: CancellationToken,
     progress: impl Fn(&CapacityStage),
 ) -> anyhow::Result<CapacityOutcome> {
-    let watching = !opts.watch.targets.is_empty();
-    let mut server_watch = watching.then(|| ServerWatch::start(opts.watch.clone()));
+    let mut rig = Rig::at_url(plan, url).await?;
+    let out = search_on(&mut rig, plan, opts, interrupt, progress).await;
+    let interrupted = out.as_ref().map_or(true, |o| o.interrupted);
+    rig.finish(interrupted, None).await;
+    out
+}
+
+/// Searches for the most concurrent speakers within the SLOs on the rig,
+/// watching the server as `opts.watch` says for the search's length, and
+/// publishing each stage to the rig's live outputs.
+pub async fn search_on(
+    rig: &mut Rig,
+    plan: &Plan,
+    opts: &CapacityOptions,
+    interrupt: CancellationToken,
+    progress: impl Fn(&CapacityStage),
+) -> anyhow::Result<CapacityOutcome> {
+    rig.begin_watch(opts.watch.clone());
     let t0 = Instant::now();
     let mut search = Search::new(opts.search);
     let mut stages = Vec::new();
@@ -287,8 +306,15 @@ pub async fn run_capacity(
         }
         let offset = t0.elapsed().as_secs_f64();
         let label = stage_label(cpus, n, plan.shape);
+        rig.set_step(Some(StageInfo {
+            index: 0,
+            label: label.clone(),
+            speakers: n,
+            cpus,
+            shape: plan.shape.as_str().to_string(),
+        }));
         let budget = (opts.stage_duration, opts.min_turns);
-        let run = run_stage_with(plan, url, n, budget, &label, opts.live, interrupt.clone()).await?;
+        let run = run_stage_on(rig, plan, n, budget, &label, interrupt.clone()).await?;
         if run.interrupted || interrupt.is_cancelled() {
             // The stage in progress is discarded: it was cut short.
             interrupted = true;
@@ -301,10 +327,7 @@ pub async fn run_capacity(
         let (status, results, reason) = judge_stage(opts, &run);
         let window = (offset + run.started_at_s, offset + run.started_at_s + run.duration_s);
         windows.push((window.0, window.1, run.window.completed, run.duration_s));
-        let server = server_watch.as_mut().map(|w| {
-            let r = w.drain();
-            (r.window(window.0, window.1), r.allotment.memory_mb)
-        });
+        let server = rig.watched(|r| (r.window(window.0, window.1), r.allotment.memory_mb));
         let memory_near_limit = server
             .as_ref()
             .is_some_and(|(w, limit)| limit.is_some_and(|l| w.memory_mb.max >= MEMORY_STOP_SHARE * l));
@@ -326,6 +349,7 @@ pub async fn run_capacity(
             generator_invalid_reasons: run.generator.invalid_reasons,
         };
         progress(&stage);
+        rig.stage_finished(point_of(&stage));
         stages.push(stage);
         search.record(
             n,
@@ -337,10 +361,8 @@ pub async fn run_capacity(
             },
         );
     }
-    let server = match server_watch {
-        Some(w) => Some(w.finish().await),
-        None => None,
-    };
+    rig.set_step(None);
+    let server = rig.end_watch().await;
     let result = match search.next() {
         Step::Done(r) => r,
         Step::Run(_) => search_result_so_far(&search),
@@ -350,6 +372,20 @@ pub async fn run_capacity(
         nothing_connected,
     };
     finish(plan, opts, stages, windows, server, result, ended)
+}
+
+/// A finished stage as the live outputs show it (the stage itself is filled
+/// in by the rig from the step in progress).
+fn point_of(s: &CapacityStage) -> StagePoint {
+    StagePoint {
+        stage: StageInfo::default(),
+        status: s.status.label().to_lowercase(),
+        turns_completed: s.turns.completed,
+        turns_failed: s.turns.failed,
+        first_audio_p95_ms: s.latency_ms.get("first_audio").filter(|p| p.count > 0).map(|p| p.p95),
+        stutter_ratio: s.playback.stutter_ratio,
+        server_cpu_p95: s.server.as_ref().filter(|w| w.samples > 0).map(|w| w.cpu_cores.p95),
+    }
 }
 
 /// The progress label of a stage: allotment, speakers, shape.

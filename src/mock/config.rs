@@ -58,8 +58,8 @@ pub struct MockSettings {
     pub fault: Option<Vec<FaultSettings>>,
 }
 
-/// Resolved mock settings.
-#[derive(Clone, Debug, PartialEq)]
+/// Resolved mock settings (serialized to hand them to a mock child process).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MockConfig {
     pub asr_delay: Duration,
     pub llm_delay: Duration,

@@ -152,14 +152,14 @@ pub struct FaultSettings {
 }
 
 /// Which connections or utterances a fault hits.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Pick {
     Probability(f64),
     Indices(Vec<u64>),
 }
 
 /// A resolved fault.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Fault {
     pub kind: FaultKind,
     pub pick: Pick,
@@ -260,7 +260,7 @@ fn default_body(status: u16) -> String {
 }
 
 /// The resolved faults of one server, with the seed for their draws.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FaultPlan {
     pub faults: Vec<Fault>,
     pub seed: u64,

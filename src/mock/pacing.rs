@@ -37,7 +37,7 @@ pub enum Outgoing {
 }
 
 /// How the mock paces its downlink.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum DownlinkMode {
     /// The real server's pacing.
     #[default]

@@ -78,7 +78,9 @@ pub fn state_of(snap: &Snapshot, server: &ServerLive, status: &RunStatus) -> Val
     json!({
         "phase": status.phase,
         "elapsed_s": snap.elapsed.as_secs_f64(),
-        "stage": snap.stage.clone().or(status.step.clone()),
+        "stage": snap.stage.clone().or(status.step.as_ref().map(|s| s.label.clone())),
+        "step": status.step,
+        "knee": status.knee,
         "connected": snap.connected,
         "speakers": snap.talking,
         "turns_per_sec": snap.turns_per_sec,

@@ -8,6 +8,8 @@ use crate::capacity::slo::Slo;
 use crate::metrics::Snapshot;
 use crate::watch::sampler::EventKind;
 use crate::watch::series::ServerWatch;
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -25,13 +27,45 @@ pub struct ServerLive {
     pub oom_kills: u64,
 }
 
+/// The capacity stage being measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StageInfo {
+    /// 1 for the search's first stage (counted over every allotment).
+    pub index: u32,
+    /// How the console names it, e.g. `1 core · 12 speakers · closed`.
+    pub label: String,
+    pub speakers: u32,
+    /// The CPU allotment (`--cpus`), if one was set.
+    pub cpus: Option<f64>,
+    /// The load shape (`closed`, `open`, `poisson`).
+    pub shape: String,
+}
+
+/// A finished capacity stage: one point of the knee curve.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StagePoint {
+    #[serde(flatten)]
+    pub stage: StageInfo,
+    /// `pass`, `fail` or `inconclusive`.
+    pub status: String,
+    pub turns_completed: u64,
+    pub turns_failed: u64,
+    /// p95 first audio in the measure window (no completed turn: none).
+    pub first_audio_p95_ms: Option<f64>,
+    pub stutter_ratio: f64,
+    /// The watched server's p95 CPU in the window, in cores.
+    pub server_cpu_p95: Option<f64>,
+}
+
 /// The run's state beyond the fleet's numbers.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunStatus {
     /// `running`, then `finished` (or `interrupted`).
     pub phase: String,
-    /// A capacity search's step, e.g. `stage 3: 12 speakers`.
-    pub step: Option<String>,
+    /// The capacity stage in progress.
+    pub step: Option<StageInfo>,
+    /// The capacity stages finished so far, in order (the knee curve).
+    pub knee: Vec<StagePoint>,
     /// Set when the run is over.
     pub generator_valid: Option<bool>,
     pub slos: Vec<Slo>,
@@ -71,35 +105,46 @@ impl Feed {
     }
 }
 
-/// Publishes the watched server's latest sample every `every` until `stop`,
-/// then hands the watch back (for its final report).
+/// The server watch, shared by its owner (who starts it, drains windows of
+/// it and finishes it) and the live pump; `None` while nothing is watched.
+pub type SharedWatch = Arc<Mutex<Option<ServerWatch>>>;
+
+/// What the live outputs show of a watch drained just now.
+fn live_of(w: &mut ServerWatch) -> ServerLive {
+    let r = w.drain();
+    let last = r.samples.last();
+    let count = |k: EventKind| r.events.iter().filter(|e| e.kind == k).count() as u64;
+    ServerLive {
+        watched: true,
+        cpu_cores: last.map(|s| s.cpu_cores),
+        memory_mb: last.map(|s| s.memory_mb),
+        cpu_allotment: r.allotment.cpu_cores,
+        memory_limit_mb: r.allotment.memory_mb,
+        restarts: count(EventKind::Restart),
+        oom_kills: count(EventKind::OomKill),
+    }
+}
+
+/// Publishes the watched server's latest sample every `every` until `stop`
+/// (nothing while no watch is running).
 pub fn pump_server(
-    mut w: ServerWatch,
+    w: SharedWatch,
     tx: watch::Sender<ServerLive>,
     every: Duration,
     stop: CancellationToken,
-) -> JoinHandle<ServerWatch> {
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tick.tick() => {
-                    let r = w.drain();
-                    let last = r.samples.last();
-                    let count = |k: EventKind| r.events.iter().filter(|e| e.kind == k).count() as u64;
-                    let _ = tx.send(ServerLive {
-                        watched: true,
-                        cpu_cores: last.map(|s| s.cpu_cores),
-                        memory_mb: last.map(|s| s.memory_mb),
-                        cpu_allotment: r.allotment.cpu_cores,
-                        memory_limit_mb: r.allotment.memory_mb,
-                        restarts: count(EventKind::Restart),
-                        oom_kills: count(EventKind::OomKill),
-                    });
+                    let live = w.lock().unwrap_or_else(|e| e.into_inner()).as_mut().map(live_of);
+                    if let Some(live) = live {
+                        let _ = tx.send(live);
+                    }
                 }
             }
         }
-        w
     })
 }

@@ -17,6 +17,7 @@ pub mod live;
 pub mod merge;
 pub mod outputs;
 pub mod prometheus;
+mod prometheus_stages;
 pub mod slo;
 pub mod stand_ins;
 mod text;

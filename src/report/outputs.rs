@@ -1,20 +1,20 @@
 //! Everything a run writes or serves besides the console: the streamed CSV
 //! reports, the latency series, the Prometheus exporter and the web
 //! dashboard. [`RunOutputs::start`] opens them before the first device
-//! connects (so a bad path or a busy port fails before any load is sent)
-//! and hands back the fleet's [`Observers`]; [`RunOutputs::finish`] puts
-//! what they gathered into the report; [`RunOutputs::close`] publishes the
-//! final status and stops the servers once their last event is out.
+//! connects (so a bad path or a busy port fails before any load is sent);
+//! [`RunOutputs::observers`] hands each fleet run its [`Observers`] (the
+//! first run gets the turn sinks); [`RunOutputs::finish`] returns what they
+//! gathered; [`RunOutputs::close`] publishes the final status and stops the
+//! servers once their last event is out.
 
-use super::Report;
 use super::csv::{CsvStatus, CsvStream};
-use super::feed::{Feed, FeedWriter, RunStatus, pump_server};
+use super::feed::{Feed, FeedWriter, RunStatus, StageInfo, StagePoint, pump_server};
+pub use super::feed::SharedWatch;
 use super::format::{Format, check_formats};
 use super::timeline::{LatencyPoint, Timeline};
 use crate::capacity::slo::Slo;
 use crate::fleet::Observers;
 use crate::metrics::Snapshot;
-use crate::watch::series::ServerWatch;
 use anyhow::Context;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -47,12 +47,14 @@ pub struct LiveAddresses {
 
 pub struct RunOutputs {
     csv: Vec<oneshot::Receiver<CsvStatus>>,
-    timeline: oneshot::Receiver<Vec<LatencyPoint>>,
+    timeline: Option<oneshot::Receiver<Vec<LatencyPoint>>>,
+    /// The turn sinks for the first fleet run (streamed CSV, latency series).
+    sinks: Vec<Box<dyn crate::metrics::TurnSink>>,
+    live: bool,
     writer: FeedWriter,
     servers: Vec<JoinHandle<std::io::Result<()>>>,
     shutdown: CancellationToken,
-    pump: Option<(JoinHandle<ServerWatch>, CancellationToken)>,
-    server_watch: Option<ServerWatch>,
+    pump: Option<(JoinHandle<()>, CancellationToken)>,
     pub addresses: LiveAddresses,
 }
 
@@ -63,75 +65,100 @@ async fn bind(addr: &str, flag: &str) -> anyhow::Result<TcpListener> {
 }
 
 impl RunOutputs {
-    /// Opens every output; see the module docs.
+    /// Opens every output; see the module docs. `fleet` carries every fleet
+    /// run's snapshots; `server` is the watch the live outputs show.
     pub async fn start(
         opts: &OutputOptions,
         fleet: watch::Receiver<Snapshot>,
-        server_watch: Option<ServerWatch>,
-    ) -> anyhow::Result<(RunOutputs, Observers)> {
+        server: SharedWatch,
+    ) -> anyhow::Result<RunOutputs> {
         check_formats(&opts.reports)?;
-        let mut observers = Observers::default();
+        let mut sinks: Vec<Box<dyn crate::metrics::TurnSink>> = Vec::new();
         let mut csv = Vec::new();
         for path in opts.reports.iter().filter(|p| Format::of(p).ok() == Some(Format::Csv)) {
             let (stream, status) =
                 CsvStream::create(path).with_context(|| format!("cannot write report {}", path.display()))?;
-            observers.turn_sinks.push(Box::new(stream));
+            sinks.push(Box::new(stream));
             csv.push(status);
         }
         let (timeline, timeline_rx) = Timeline::new();
-        observers.turn_sinks.push(Box::new(timeline));
+        sinks.push(Box::new(timeline));
         let live = opts.prometheus.is_some() || opts.dashboard.is_some();
-        observers.share_metrics = live;
         let (feed, writer) = Feed::new(fleet, opts.slos.clone());
-        let shutdown = CancellationToken::new();
         let mut out = RunOutputs {
             csv,
-            timeline: timeline_rx,
+            timeline: Some(timeline_rx),
+            sinks,
+            live,
             writer,
             servers: Vec::new(),
-            shutdown,
+            shutdown: CancellationToken::new(),
             pump: None,
-            server_watch,
             addresses: LiveAddresses::default(),
         };
         if let Some(addr) = &opts.prometheus {
             let l = bind(addr, "--prometheus").await?;
             out.addresses.prometheus = l.local_addr().ok();
-            out.servers.push(tokio::spawn(super::prometheus::serve(
-                l,
-                feed.clone(),
-                out.shutdown.clone(),
-            )));
+            let serving = super::prometheus::serve(l, feed.clone(), out.shutdown.clone());
+            out.servers.push(tokio::spawn(serving));
         }
         if let Some(addr) = &opts.dashboard {
             let l = bind(addr, "--dashboard").await?;
             out.addresses.dashboard = l.local_addr().ok();
-            out.servers.push(tokio::spawn(super::dashboard::serve(
-                l,
-                feed.clone(),
-                out.shutdown.clone(),
-            )));
+            let serving = super::dashboard::serve(l, feed.clone(), out.shutdown.clone());
+            out.servers.push(tokio::spawn(serving));
         }
-        if live && let Some(w) = out.server_watch.take() {
+        if live {
             let stop = CancellationToken::new();
-            let pump = pump_server(w, out.writer.server.clone(), Duration::from_secs(1), stop.clone());
+            let pump = pump_server(server, out.writer.server.clone(), Duration::from_secs(1), stop.clone());
             out.pump = Some((pump, stop));
         }
-        Ok((out, observers))
+        Ok(out)
     }
 
-    /// The server watch, back from the live pump (to finish it).
-    pub async fn take_server_watch(&mut self) -> Option<ServerWatch> {
+    /// What a fleet run hands its finished turns and snapshots to: the first
+    /// run (`first`) gets the turn sinks; every run shares its metrics with
+    /// the live outputs when they are on.
+    pub fn observers(&mut self, first: bool) -> Observers {
+        Observers {
+            turn_sinks: if first { std::mem::take(&mut self.sinks) } else { Vec::new() },
+            share_metrics: self.live,
+        }
+    }
+
+    /// Publishes the capacity stage in progress (numbered after the stages
+    /// finished so far).
+    pub fn set_step(&self, step: Option<StageInfo>) {
+        self.writer.status.send_modify(|s| {
+            s.step = step.map(|st| StageInfo {
+                index: s.knee.len() as u32 + 1,
+                ..st
+            });
+        });
+    }
+
+    /// Publishes the stage in progress as finished with `point`'s figures
+    /// (the knee curve grows by one).
+    pub fn stage_finished(&self, point: StagePoint) {
+        self.writer.status.send_modify(|s| {
+            let stage = s.step.clone().unwrap_or_default();
+            s.knee.push(StagePoint { stage, ..point });
+        });
+    }
+
+    /// Stops the live server pump, reports on the CSVs and returns the
+    /// latency series.
+    pub async fn finish(&mut self) -> Vec<LatencyPoint> {
+        // Sinks no fleet run took would hold their receivers open.
+        self.sinks.clear();
         if let Some((pump, stop)) = self.pump.take() {
             stop.cancel();
-            return pump.await.ok();
+            let _ = pump.await;
         }
-        self.server_watch.take()
-    }
-
-    /// Puts the latency series into the report and reports on the CSVs.
-    pub async fn finish(&mut self, report: &mut Report) {
-        report.latency_series = (&mut self.timeline).await.unwrap_or_default();
+        let series = match self.timeline.take() {
+            Some(rx) => rx.await.unwrap_or_default(),
+            None => Vec::new(),
+        };
         for rx in &mut self.csv {
             let Ok(st) = rx.await else { continue };
             match st.error {
@@ -143,20 +170,18 @@ impl RunOutputs {
                 ),
             }
         }
+        series
     }
 
-    /// Publishes the final status, then stops the servers once they have
-    /// sent it (bounded by `CLOSE_TIMEOUT`).
-    pub async fn close(self, report: &Report) {
+    /// Publishes the final status (`interrupted` or `finished`, and whether
+    /// the generator kept pace), then stops the servers once they have sent
+    /// it (bounded by `CLOSE_TIMEOUT`).
+    pub async fn close(self, interrupted: bool, generator_valid: Option<bool>) {
         let last = self.writer.status.borrow().clone();
         let _ = self.writer.status.send(RunStatus {
-            phase: if report.run.interrupted {
-                "interrupted"
-            } else {
-                "finished"
-            }
-            .into(),
-            generator_valid: Some(report.generator.valid),
+            phase: if interrupted { "interrupted" } else { "finished" }.into(),
+            generator_valid,
+            step: None,
             ..last
         });
         drop(self.writer);

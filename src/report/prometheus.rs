@@ -198,17 +198,8 @@ impl FleetCollector {
             None,
             (status.phase != "running") as u8 as f64,
         )?;
-        let stage = snap.stage.clone().or(status.step.clone());
-        let mut enc = e.encode_descriptor(
-            "stage",
-            "The stage being measured (1 on its label)",
-            None,
-            MetricType::Gauge,
-        )?;
-        if let Some(s) = stage {
-            let labels = [("stage", s.as_str())];
-            ConstGauge::new(1i64).encode(enc.encode_family(&labels)?)?;
-        }
+        super::prometheus_stages::stage_info(&mut e, snap.stage.as_deref(), status.step.as_ref())?;
+        super::prometheus_stages::knee(&mut e, &status.knee)?;
         if server.watched {
             self.server(&mut e, &server)?;
         }

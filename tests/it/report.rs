@@ -442,7 +442,7 @@ async fn a_capacity_search_writes_a_schema_valid_json_and_a_knee_curve() {
         .iter()
         .map(|f| dir.join(f))
         .collect();
-    xiaozhi_fleet::app::capacity::capacity(&plan, None, opts, &reports, CancellationToken::new())
+    xiaozhi_fleet::app::capacity::capacity(&plan, opts, &reports, CancellationToken::new())
         .await
         .unwrap();
     let json = read_json(&reports[0]);

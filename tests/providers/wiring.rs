@@ -122,7 +122,6 @@ async fn capacity_llm_delay_sweep_searches_once_per_delay_with_that_delay_in_for
     };
     let search = xiaozhi_fleet::app::capacity::capacity(
         &plan,
-        None,
         opts,
         std::slice::from_ref(&path),
         CancellationToken::new(),

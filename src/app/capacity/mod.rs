@@ -5,28 +5,25 @@
 //! With `--cpus` the server's CPU limit is set before each search and the
 //! original is put back at the end, on Ctrl-C/SIGTERM and on errors.
 
-mod child;
 pub mod text;
 
-pub use child::spawn_mock_child;
-
 use crate::capacity::allotments::run_allotments;
-use crate::capacity::run::{CapacityOptions, CapacityOutcome, CapacitySection, run_capacity};
+use crate::capacity::run::{CapacityOptions, CapacityOutcome, CapacitySection, search_on};
 use crate::capacity::sizing::{Sizing, Verdict};
 use crate::config::{Plan, Target};
+use crate::providers::ProvidersServer;
+use crate::report::outputs::OutputOptions;
+use crate::rig::{MockPlacement, Rig, RigOptions};
 use crate::report::{SCHEMA_VERSION, Tool};
 use crate::watch::WatchTarget;
 use crate::watch::docker::DEFAULT_DOCKER_SOCKET;
 use crate::watch::limit::{CpuLimiter, LimitTarget};
 use crate::watch::series::ServerReport;
-use anyhow::Context;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 use tokio_util::sync::CancellationToken;
 
-/// Exit code: interrupted (a partial report is written).
-pub const EXIT_INTERRUPTED: u8 = 130;
 /// Exit code: an error, or nothing could connect.
 pub const EXIT_ERROR: u8 = 2;
 
@@ -88,7 +85,6 @@ fn docker_socket() -> String {
 /// or the target fails its SLOs, 2 nothing could connect, 130 interrupted).
 pub async fn capacity(
     plan: &Plan,
-    fleet: Option<&Path>,
     mut opts: CapacityOptions,
     reports: &[PathBuf],
     interrupt: CancellationToken,
@@ -96,23 +92,24 @@ pub async fn capacity(
     if let Some(bad) = opts.cpus.iter().find(|c| !(c.is_finite() && **c > 0.0)) {
         anyhow::bail!("--cpus: {bad} is not a CPU allotment (write e.g. --cpus 0.5,1,2)");
     }
-    let (child, url) = match &plan.target {
-        Target::Url(u) => {
-            preflight(u, plan.timeouts.hello).await?;
-            (None, u.clone())
-        }
-        Target::BuiltInMock => {
-            let exe = std::env::current_exe().context("cannot find this program to start the mock server")?;
-            let (child, url) = spawn_mock_child(&exe, fleet).await?;
-            eprintln!("No server URL given: started the built-in mock server as a child process at {url}");
-            if opts.watch.targets.is_empty()
-                && let Some(pid) = child.id()
-            {
-                opts.watch.targets.push(WatchTarget::Pid(pid));
-            }
-            (Some(child), url)
-        }
+    if let Target::Url(u) = &plan.target {
+        preflight(u, plan.timeouts.hello).await?;
+    }
+    let rig_opts = RigOptions {
+        mock: MockPlacement::Child,
+        watch: opts.watch.clone(),
+        outputs: OutputOptions {
+            reports: Vec::new(),
+            prometheus: opts.prometheus.clone(),
+            dashboard: opts.dashboard.clone(),
+            slos: opts.slos.clone(),
+        },
+        progress: opts.live,
     };
+    let mut rig = Rig::start(plan, rig_opts).await?;
+    // A mock child is watched by its pid unless told otherwise.
+    opts.watch = rig.watch_options().clone();
+    let url = rig.url.clone();
     let slos: Vec<String> = opts.slos.iter().map(|s| s.describe()).collect();
     eprintln!(
         "Capacity search against {url}: {} load, {} s per stage (at least {} turns each), SLOs: {}",
@@ -121,24 +118,24 @@ pub async fn capacity(
         opts.min_turns,
         slos.join(", ")
     );
-    let stand_ins = super::stand_ins::start(plan).await?;
     let started_at = SystemTime::now();
     let t0 = std::time::Instant::now();
-    let runs = super::stand_ins::sweep(stand_ins.as_ref(), &plan.providers.llm_delay_sweep, || {
-        let (url, opts, interrupt) = (&url, &opts, interrupt.clone());
-        async move {
-            let out = search(plan, url, opts, interrupt).await;
-            let stop = out.as_ref().map_or(true, |o| o.interrupted);
-            (out, stop)
+    let delays = super::stand_ins::sweep_delays(rig.stand_ins(), &plan.providers.llm_delay_sweep);
+    let mut runs = Vec::with_capacity(delays.len());
+    for (i, delay) in delays.iter().enumerate() {
+        super::stand_ins::before_search(rig.stand_ins(), i, delays.len(), *delay);
+        let out = search(&mut rig, plan, &opts, interrupt.clone()).await;
+        let stop = out.as_ref().map_or(true, |o| o.interrupted);
+        runs.push((*delay, out, rig.stand_ins().map(ProvidersServer::report)));
+        if stop {
+            break;
         }
-    })
-    .await;
-    if let Some(c) = child {
-        child::stop_child(c).await;
     }
-    if let Some(s) = stand_ins {
-        s.stop().await;
-    }
+    let (interrupted, valid) = match runs.first() {
+        Some((_, Ok(o), _)) => (o.interrupted, Some(o.capacity.stages.iter().all(|s| s.generator_valid))),
+        _ => (true, None),
+    };
+    rig.finish(interrupted, valid).await;
     let (out, providers, sweep) = super::stand_ins::first_and_sweep(runs)?;
     let stand_in = StandIns { providers, sweep };
     finish_report(plan, &url, &opts, out, stand_in, reports, (started_at, t0))
@@ -173,14 +170,14 @@ async fn preflight(url: &str, timeout: std::time::Duration) -> anyhow::Result<()
 
 /// One search, or one per `--cpus` allotment with the limit restored after.
 async fn search(
+    rig: &mut Rig,
     plan: &Plan,
-    url: &str,
     opts: &CapacityOptions,
     interrupt: CancellationToken,
 ) -> anyhow::Result<CapacityOutcome> {
     let progress = |s: &crate::capacity::run::CapacityStage| eprintln!("{}", text::stage_line(s));
     if opts.cpus.is_empty() {
-        return run_capacity(plan, url, opts, interrupt, progress).await;
+        return search_on(rig, plan, opts, interrupt, progress).await;
     }
     let target = limit_target(&opts.watch.targets)?;
     let mut limiter = CpuLimiter::prepare(&target)
@@ -190,7 +187,7 @@ async fn search(
     if let Some(why) = &limiter.fallback_reason {
         eprintln!("note: {why}");
     }
-    let out = run_allotments(plan, url, opts, &mut limiter, interrupt, progress, |l| eprintln!("{l}")).await;
+    let out = run_allotments(rig, plan, opts, &mut limiter, interrupt, progress, |l| eprintln!("{l}")).await;
     match limiter.restore().await {
         Ok(done) => eprintln!("CPU limit restored: {done}"),
         Err(e) => eprintln!("warning: could not restore the server's CPU limit: {e}"),
@@ -269,7 +266,7 @@ fn write_report(report: &CapacityReport, text: &str, path: &Path) -> anyhow::Res
 /// The exit-code table (see [`capacity`]).
 fn exit_code(r: &CapacityReport, target: Option<u32>, nothing_connected: bool, failed_writes: usize) -> u8 {
     if r.run.interrupted {
-        return EXIT_INTERRUPTED;
+        return super::EXIT_INTERRUPTED as u8;
     }
     if nothing_connected {
         eprintln!("error: no device could connect to {}", r.run.target_url);

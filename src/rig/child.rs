@@ -8,27 +8,65 @@
 //! generator's real-time pacing must win over the server's bursts of CPU
 //! (the generator needs little CPU, so the server loses almost none), or
 //! every busy stage would fail the generator's self-check.
+//!
+//! The child is handed the settings this process already resolved (the
+//! `[mock]` table and the clips' folder) as JSON on its standard input; it
+//! reads no fleet file of its own.
 
+use crate::audio::ClipSet;
+use crate::config::Plan;
+use crate::mock::MockConfig;
 use anyhow::Context;
-use std::path::Path;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
+
+/// What a mock child needs to serve as the parent's plan says.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildSettings {
+    pub mock: MockConfig,
+    /// The clips' folder (`audio_dir`), so the child recognises what the
+    /// devices say; none = the bundled clips.
+    pub audio_dir: Option<PathBuf>,
+}
+
+impl ChildSettings {
+    /// The plan's resolved mock settings.
+    pub fn of(plan: &Plan) -> ChildSettings {
+        ChildSettings {
+            mock: plan.mock.clone(),
+            audio_dir: plan.audio_dir.clone(),
+        }
+    }
+
+    /// Reads the settings (JSON) the parent wrote.
+    pub fn read(from: impl std::io::Read) -> anyhow::Result<ChildSettings> {
+        serde_json::from_reader(from).context("mock-server --settings-stdin: unreadable settings on standard input")
+    }
+
+    /// The clips to recognise (`None`: the bundled ones).
+    pub fn clips(&self) -> anyhow::Result<Option<Arc<ClipSet>>> {
+        Ok(match &self.audio_dir {
+            Some(dir) => Some(ClipSet::from_dir(dir)?),
+            None => None,
+        })
+    }
+}
 
 /// How long the mock child may take to print its address.
 const MOCK_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Nice levels the mock child runs below the tool (see the module docs).
 pub const MOCK_CHILD_NICE: libc::c_int = 10;
 
-/// Starts `xiaozhi-fleet mock-server` on 127.0.0.1:0 as a child and reads
-/// its URL from its first line of output.
-pub async fn spawn_mock_child(exe: &Path, fleet: Option<&Path>) -> anyhow::Result<(Child, String)> {
+/// Starts `xiaozhi-fleet mock-server` on 127.0.0.1:0 as a child, hands it
+/// `settings` and reads its URL from its first line of output.
+pub async fn spawn_mock_child(exe: &Path, settings: &ChildSettings) -> anyhow::Result<(Child, String)> {
     let mut cmd = Command::new(exe);
-    cmd.args(["mock-server", "--listen", "127.0.0.1:0"]);
-    if let Some(f) = fleet {
-        cmd.arg("--config").arg(f);
-    }
+    cmd.args(["mock-server", "--listen", "127.0.0.1:0", "--settings-stdin"]);
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the child between fork and exec and only
     // makes async-signal-safe calls (prctl, getppid, nice), allocating
@@ -48,12 +86,15 @@ pub async fn spawn_mock_child(exe: &Path, fleet: Option<&Path>) -> anyhow::Resul
         });
     }
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .context("cannot start the mock server")?;
+    let mut stdin = child.stdin.take().context("mock server has no stdin")?;
+    stdin.write_all(&serde_json::to_vec(settings)?).await?;
+    drop(stdin);
     let stderr = child.stderr.take().context("mock server has no stderr")?;
     let mut lines = BufReader::new(stderr).lines();
     let url = tokio::time::timeout(MOCK_START_TIMEOUT, async {
