@@ -11,11 +11,11 @@
 use std::path::{Path, PathBuf};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use xiaozhi_fleet::rig::{ChildSettings, spawn_mock_child};
 use xiaozhi_fleet::capacity::sizing::{Allotment, Saturation, SizingInput, StageServer, default_tiers, size};
 use xiaozhi_fleet::config::{FleetFile, Plan, plan::Overrides};
 use xiaozhi_fleet::fleet::{load_clips, run_fleet};
 use xiaozhi_fleet::metrics::Snapshot;
+use xiaozhi_fleet::rig::{ChildSettings, spawn_mock_child};
 use xiaozhi_fleet::watch::series::{ServerReport, ServerWatch, WatchOptions};
 use xiaozhi_fleet::watch::{EventKind, WatchTarget};
 

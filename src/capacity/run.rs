@@ -348,8 +348,8 @@ pub async fn search_on(
             generator_valid: run.generator.valid,
             generator_invalid_reasons: run.generator.invalid_reasons,
         };
-        progress(&stage);
         rig.stage_finished(point_of(&stage));
+        progress(&stage);
         stages.push(stage);
         search.record(
             n,

@@ -8,8 +8,8 @@
 //! servers once their last event is out.
 
 use super::csv::{CsvStatus, CsvStream};
-use super::feed::{Feed, FeedWriter, RunStatus, StageInfo, StagePoint, pump_server};
 pub use super::feed::SharedWatch;
+use super::feed::{Feed, FeedWriter, RunStatus, StageInfo, StagePoint, pump_server};
 use super::format::{Format, check_formats};
 use super::timeline::{LatencyPoint, Timeline};
 use crate::capacity::slo::Slo;
@@ -121,7 +121,11 @@ impl RunOutputs {
     /// the live outputs when they are on.
     pub fn observers(&mut self, first: bool) -> Observers {
         Observers {
-            turn_sinks: if first { std::mem::take(&mut self.sinks) } else { Vec::new() },
+            turn_sinks: if first {
+                std::mem::take(&mut self.sinks)
+            } else {
+                Vec::new()
+            },
             share_metrics: self.live,
         }
     }

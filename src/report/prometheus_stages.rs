@@ -66,34 +66,22 @@ fn per_stage(
 /// The finished capacity stages (the knee curve so far), one series each.
 pub fn knee(e: Enc, knee: &[StagePoint]) -> std::fmt::Result {
     let help = "Finished capacity stages (the knee curve so far)";
-    per_stage(
-        e,
-        ("capacity_stage_turns_completed", help, None),
-        knee,
-        |p| Some(p.turns_completed as f64),
-    )?;
-    per_stage(
-        e,
-        ("capacity_stage_turns_failed", help, None),
-        knee,
-        |p| Some(p.turns_failed as f64),
-    )?;
+    per_stage(e, ("capacity_stage_turns_completed", help, None), knee, |p| {
+        Some(p.turns_completed as f64)
+    })?;
+    per_stage(e, ("capacity_stage_turns_failed", help, None), knee, |p| {
+        Some(p.turns_failed as f64)
+    })?;
     per_stage(
         e,
         ("capacity_stage_first_audio_p95", help, Some(&Unit::Seconds)),
         knee,
         |p| p.first_audio_p95_ms.map(|ms| ms / 1000.0),
     )?;
-    per_stage(
-        e,
-        ("capacity_stage_stutter_ratio", help, None),
-        knee,
-        |p| Some(p.stutter_ratio),
-    )?;
-    per_stage(
-        e,
-        ("capacity_stage_server_cpu_p95_cores", help, None),
-        knee,
-        |p| p.server_cpu_p95,
-    )
+    per_stage(e, ("capacity_stage_stutter_ratio", help, None), knee, |p| {
+        Some(p.stutter_ratio)
+    })?;
+    per_stage(e, ("capacity_stage_server_cpu_p95_cores", help, None), knee, |p| {
+        p.server_cpu_p95
+    })
 }

@@ -79,6 +79,9 @@ pub struct Rig {
     progress: bool,
     /// Fleet runs so far (the first takes the streamed CSV's sinks).
     runs: u32,
+    /// When the rig started: later runs' snapshots count from here, so the
+    /// live chart's time goes on across stages.
+    started_at: tokio::time::Instant,
 }
 
 /// What the rig saw, at its end.
@@ -123,6 +126,7 @@ impl Rig {
             feed,
             progress: opts.progress,
             runs: 0,
+            started_at: tokio::time::Instant::now(),
         })
     }
 
@@ -197,14 +201,24 @@ impl Rig {
     }
 
     /// [`Rig::run`] with test hooks.
-    pub async fn run_with(&mut self, plan: &Plan, interrupt: CancellationToken, hooks: Hooks) -> anyhow::Result<RunOutcome> {
+    pub async fn run_with(
+        &mut self,
+        plan: &Plan,
+        interrupt: CancellationToken,
+        hooks: Hooks,
+    ) -> anyhow::Result<RunOutcome> {
         let observers = self.outputs.observers(self.runs == 0);
+        let offset = if self.runs == 0 {
+            Duration::ZERO
+        } else {
+            self.started_at.elapsed()
+        };
         self.runs += 1;
         let (tx, rx) = watch::channel(Snapshot::default());
         let progress = self
             .progress
             .then(|| tokio::spawn(crate::report::live::show_progress(rx.clone(), expected_length(plan))));
-        let forward = tokio::spawn(forward(rx, self.feed.clone()));
+        let forward = tokio::spawn(forward(rx, self.feed.clone(), offset));
         let outcome = run_fleet_observed(plan, &self.url, &self.clips, interrupt, tx, hooks, observers).await;
         if let Some(p) = progress {
             let _ = p.await;
@@ -264,10 +278,12 @@ async fn start_mock(plan: &Plan, clips: &Arc<ClipSet>, at: MockPlacement) -> any
     }
 }
 
-/// Forwards one fleet run's snapshots into the rig's feed until the run ends.
-async fn forward(mut rx: watch::Receiver<Snapshot>, feed: watch::Sender<Snapshot>) {
+/// Forwards one fleet run's snapshots into the rig's feed until the run
+/// ends, their time counted from `offset`.
+async fn forward(mut rx: watch::Receiver<Snapshot>, feed: watch::Sender<Snapshot>, offset: Duration) {
     while rx.changed().await.is_ok() {
-        let snap = rx.borrow_and_update().clone();
+        let mut snap = rx.borrow_and_update().clone();
+        snap.elapsed += offset;
         let _ = feed.send(snap);
     }
 }

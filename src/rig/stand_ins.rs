@@ -46,4 +46,3 @@ pub async fn start_stand_ins(plan: &Plan) -> anyhow::Result<Option<ProvidersServ
     announce_stand_ins(&server);
     Ok(Some(server))
 }
-

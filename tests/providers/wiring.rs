@@ -120,12 +120,8 @@ async fn capacity_llm_delay_sweep_searches_once_per_delay_with_that_delay_in_for
         }
         firsts
     };
-    let search = xiaozhi_fleet::app::capacity::capacity(
-        &plan,
-        opts,
-        std::slice::from_ref(&path),
-        CancellationToken::new(),
-    );
+    let search =
+        xiaozhi_fleet::app::capacity::capacity(&plan, opts, std::slice::from_ref(&path), CancellationToken::new());
     let (code, firsts) = tokio::join!(search, probe);
     code.unwrap();
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
