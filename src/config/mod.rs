@@ -5,6 +5,7 @@
 //! reject unknown keys; [`Plan::from_file`] then checks values and fills in
 //! defaults, so nothing downstream sees an `Option` it has to guess about.
 
+mod build;
 mod check;
 mod load;
 mod locate;
