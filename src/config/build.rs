@@ -3,7 +3,9 @@
 //! file, line and key.
 
 use super::plan::{Overrides, Plan, Shape, Target, TranscriptCheckPlan};
-use super::{ConfigError, DEFAULT_FLEET, DEFAULT_FLEET_NAME, FleetFile, TranscriptCheckSpec, check, load, locate, resolve};
+use super::{
+    ConfigError, DEFAULT_FLEET, DEFAULT_FLEET_NAME, FleetFile, TranscriptCheckSpec, check, load, locate, resolve,
+};
 use crate::capacity::slo::Slo;
 use crate::fleet::shard::Shard;
 use crate::protocol::ProtocolVersion;

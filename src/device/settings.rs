@@ -37,4 +37,3 @@ pub struct DeviceSettings {
     /// ephemeral ports on one address.
     pub source_addrs: Vec<IpAddr>,
 }
-

@@ -76,4 +76,3 @@ pub enum WatchMessage {
     Sample(ServerSample),
     Event(ServerEvent),
 }
-

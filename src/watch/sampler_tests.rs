@@ -9,8 +9,8 @@ use crate::watch::docker::tests::{
 use crate::watch::proc::HotThread;
 use crate::watch::sample::EventKind;
 use crate::watch::summary::{ServerSummary, Stats, summarize, summarize_with};
-use std::path::PathBuf;
 use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 

@@ -3,9 +3,9 @@
 //! samples and events, and summarises any window of them (a stage's measure
 //! window) by mean, p95 and max, because CPU must be judged by its peaks.
 
-use super::sampler::run_watcher_with;
 use super::sample::{Allotment, ServerEvent, ServerSample, WatchMessage, WatchTarget};
 use super::sampler::Watcher;
+use super::sampler::run_watcher_with;
 use super::summary::ServerSummary;
 use super::summary::summarize_with;
 use serde::Serialize;

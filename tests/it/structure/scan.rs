@@ -317,7 +317,12 @@ fn collect_uses_and_paths(code: &[Token], out: &mut FileScan) {
             let mut leaves = Vec::new();
             use_tree(&code[i + 1..end], Vec::new(), &mut leaves);
             for (path, name) in leaves {
-                out.uses.push(UseLeaf { path, name, public, line: code[i].line });
+                out.uses.push(UseLeaf {
+                    path,
+                    name,
+                    public,
+                    line: code[i].line,
+                });
             }
             i = end + 1;
             continue;
@@ -336,7 +341,10 @@ fn collect_uses_and_paths(code: &[Token], out: &mut FileScan) {
                 }
                 j += 2;
             }
-            out.paths.push(InlinePath { path, line: code[i].line });
+            out.paths.push(InlinePath {
+                path,
+                line: code[i].line,
+            });
             i = j;
             continue;
         }
