@@ -2,9 +2,10 @@
 //! resolutions of the sibling modules run in order, each error named by
 //! file, line and key.
 
-use super::plan::{Overrides, Plan, Shape, Target, TranscriptCheckPlan};
+use super::plan::{Overrides, Plan, Target, TranscriptCheckPlan};
 use super::{
-    ConfigError, DEFAULT_FLEET, DEFAULT_FLEET_NAME, FleetFile, TranscriptCheckSpec, check, load, locate, resolve,
+    ConfigError, DEFAULT_FLEET, DEFAULT_FLEET_NAME, FleetFile, TRANSCRIPT_CHECK_CHOICES, TranscriptCheckSpec, check,
+    load, locate, resolve,
 };
 use crate::capacity::slo::Slo;
 use crate::fleet::shard::Shard;
@@ -47,22 +48,17 @@ impl Plan {
         let timeouts = resolve::timeouts(&raw).map_err(pair)?;
         let tiers = resolve::tiers(raw.tier.take()).map_err(pair)?;
         let transcript_check = match raw.transcript_check.take() {
-            None => TranscriptCheckPlan::Auto,
-            Some(TranscriptCheckSpec::Word(w)) if w == "auto" => TranscriptCheckPlan::Auto,
-            Some(TranscriptCheckSpec::Word(w)) if w == "off" => TranscriptCheckPlan::Off,
+            None | Some(TranscriptCheckSpec::Auto) => TranscriptCheckPlan::Auto,
+            Some(TranscriptCheckSpec::Off) => TranscriptCheckPlan::Off,
             Some(TranscriptCheckSpec::Cer(c)) if (0.0..=1.0).contains(&c) => TranscriptCheckPlan::MaxCer(c),
-            Some(other) => {
+            Some(TranscriptCheckSpec::Cer(c)) => {
                 return Err(invalid(
                     "transcript_check",
-                    format!("must be \"auto\", \"off\" or a character error rate between 0 and 1; got {other}"),
+                    format!("{TRANSCRIPT_CHECK_CHOICES}; got {c}"),
                 ));
             }
         };
-        let shape = match (ov.shape, raw.shape.as_deref()) {
-            (Some(s), _) => s,
-            (None, Some(text)) => Shape::parse(text).map_err(|m| invalid("shape", m))?,
-            (None, None) => Shape::Steady,
-        };
+        let shape = ov.shape.or(raw.shape).unwrap_or_default();
         let providers = raw
             .providers
             .take()

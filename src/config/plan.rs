@@ -51,8 +51,10 @@ pub enum StartBy {
     WakeWord(String),
 }
 
-/// What a device does between conversations (PROTOCOL.md §8.3, §9.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a device does between conversations (PROTOCOL.md §8.3, §9.1);
+/// written `listening`, `silent` or `disconnected`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum IdleForm {
     /// Connected in auto mode, streaming silence, until the server's
     /// no-voice timeout closes it.
@@ -113,8 +115,10 @@ pub struct StagePlan {
     pub min_turns: u64,
 }
 
-/// How the speakers of a stage time their turns.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How the speakers of a stage time their turns; written `steady`,
+/// `burst` or `poisson`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Shape {
     /// Closed loop: each speaker talks again after its think time; phases
     /// spread by the ramp and the think-time distribution.
@@ -138,7 +142,7 @@ impl Shape {
         }
     }
 
-    /// Parses a written name.
+    /// Parses a written name (`--shape`; the fleet file's `shape` goes through serde).
     pub fn parse(text: &str) -> Result<Shape, String> {
         match text.trim() {
             "steady" => Ok(Shape::Steady),
