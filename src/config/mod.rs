@@ -2,8 +2,14 @@
 //! line and key, and the validated [`Plan`] the rest of the tool runs.
 //!
 //! Two layers, as in ripgrep: serde reads the file into plain structs that
-//! reject unknown keys; [`Plan::from_file`] then checks values and fills in
-//! defaults, so nothing downstream sees an `Option` it has to guess about.
+//! reject unknown keys and unknown choices (serde enums); [`Plan::from_file`]
+//! then checks values and fills in defaults, so nothing downstream sees an
+//! `Option` it has to guess about.
+//!
+//! Files, in the order they depend on each other: `plan` (the validated
+//! types, and nothing else), `check` and `load` and `resolve` (value checks
+//! and resolutions, each from raw sections to plan types), `build` (runs
+//! them in order into a [`Plan`]), `locate` (the line of a key, for errors).
 
 mod build;
 mod check;

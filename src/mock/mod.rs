@@ -10,9 +10,10 @@
 //! it over a socket; `accept` is the listener (back-off, handshake timeout,
 //! connection faults, TLS); `reply` the ASR/LLM/TTS worker pools; `hearing`
 //! recognises the bundled clips; `fault` picks and logs faults; `pacing`,
-//! `vad`, `voice_bank`, `burn` are the pure pieces and the CPU burner.
-//! [`MockCounters`] records what the server saw so tests can compare both
-//! sides.
+//! `vad` and `voice_bank` are pure pieces (no I/O, no clocks); `burn`
+//! burns real CPU; `shared` is what every session of a server shares.
+//! [`MockCounters`] (`counters`) records what the server saw so tests can
+//! compare both sides.
 
 mod accept;
 mod burn;
