@@ -39,7 +39,7 @@ pub struct Report {
     /// The SLO verdict (`--slo`, `[[slo]]`); absent when none was set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo: Option<SloVerdict>,
-    /// Latency, turns and stutter second by second (see [`timeline`]).
+    /// Latency, turns and stutter second by second (see [`super::timeline`]).
     pub latency_series: Vec<LatencyPoint>,
     /// Every percentile object above, losslessly (see [`exact`]).
     pub histograms: BTreeMap<String, crate::metrics::LatencyHistogram>,
