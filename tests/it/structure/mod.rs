@@ -27,6 +27,10 @@
 //!   code they prove and reach into it from below (`use super::*`) and
 //!   across to fixtures; they are built only into the test harness and do
 //!   not decide in which order the library's files can be understood.
+//! - Names a parent brings in by its own façade (`pub use child::X`, then
+//!   `X` used bare in the parent) are not seen: only `use` lines and paths
+//!   with `::` are read. Such a parent depends on its child, which is the
+//!   expected direction; a child naming its parent back still shows.
 //! - The binary (`src/main.rs`, `src/cli.rs`) is another crate that only
 //!   names the library, so it cannot close a circle with it.
 
@@ -90,7 +94,39 @@ fn no_import_circle_among_library_files() {
 }
 
 #[test]
-fn circle_check_follows_reexports_and_ignores_tests() {
+fn circle_check_names_a_circle_drawn_through_a_reexport_but_not_a_facade() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("structure-fixture");
+    let files = [
+        ("src/lib.rs", "pub mod a;\npub mod b;\n"),
+        // a's façade re-exports its child: not an edge.
+        ("src/a/mod.rs", "mod inner;\npub use inner::Deep;\n"),
+        ("src/a/inner.rs", "pub struct Deep;\npub fn f() { crate::b::g(); }\n"),
+        // b names `crate::a::Deep`, which is defined in a/inner.rs.
+        (
+            "src/b.rs",
+            "use crate::a::Deep;\npub fn g() {}\n#[cfg(test)]\nmod tests { use crate::a::*; }\n",
+        ),
+    ];
+    for (file, text) in files {
+        let path = root.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let tree = ModuleTree::load(&root);
+    let edges = tree.edges();
+    let circles = strongly_connected(tree.modules.len(), &edges);
+    let named: Vec<Vec<&str>> = circles
+        .iter()
+        .map(|c| c.iter().map(|&m| tree.modules[m].file.as_str()).collect())
+        .collect();
+    assert_eq!(named, [["src/a/inner.rs", "src/b.rs"]]);
+    let said = tree.describe(&circles[0], &edges);
+    assert!(said.contains("src/b.rs:1 `crate::a::Deep` -> src/a/inner.rs"), "{said}");
+    assert!(said.contains("src/a/inner.rs:2 `crate::b::g` -> src/b.rs"), "{said}");
+}
+
+#[test]
+fn scan_leaves_out_comments_strings_and_test_code() {
     let leaf = scan::scan(
         "use super::plan::Plan; // use crate::x::Y;\n\
          #[cfg(test)] mod tests { use crate::z::W; }\n\
