@@ -10,6 +10,7 @@
 
 use crate::units::{MAX_DURATION, format_duration, parse_duration, secs_capped};
 use rand::Rng;
+use rand_distr::{Exp1, StandardNormal};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::time::Duration;
@@ -75,11 +76,11 @@ impl Dist {
             Dist::Uniform(a, b) if a == b => a,
             Dist::Uniform(a, b) => secs_capped(rng.random_range(a.as_secs_f64()..=b.as_secs_f64())),
             Dist::Exponential(mean) => {
-                let u: f64 = rng.random_range(f64::EPSILON..1.0);
-                secs_capped(-mean.as_secs_f64() * u.ln())
+                let e: f64 = rng.sample(Exp1);
+                secs_capped(mean.as_secs_f64() * e)
             }
             Dist::LogNormal { median, sigma } => {
-                let z = standard_normal(rng);
+                let z: f64 = rng.sample(StandardNormal);
                 secs_capped(median.as_secs_f64() * (sigma * z).exp())
             }
         }
@@ -102,13 +103,6 @@ impl Dist {
             Dist::LogNormal { median, sigma } => median.as_secs_f64() * (sigma * sigma / 2.0).exp(),
         }
     }
-}
-
-/// Box–Muller.
-fn standard_normal(rng: &mut impl Rng) -> f64 {
-    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
-    let u2: f64 = rng.random_range(0.0..1.0);
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
 impl fmt::Display for Dist {

@@ -12,11 +12,13 @@
 //!
 //! - [`config`]: fleet file (TOML) → validated [`config::Plan`].
 //! - [`protocol`]: typed JSON messages, binary framing, handshake headers, Opus TOC.
-//! - [`audio`]: clip loading and Opus encoding, the voiced-packet rule, the uplink pacer.
+//! - [`audio`]: clip loading and Opus encoding, clip-name globs, the voiced-packet rule,
+//!   the uplink pacer, the playback (decode-queue) model.
 //! - [`device`]: one virtual device: the protocol as a sans-IO core (turns,
 //!   attribution of every message, failures with their reasons), its async
 //!   shell, connecting (TCP, TLS, upgrade), conversations and reconnects.
-//! - [`fleet`]: ramp, spawning, run deadline and cancellation; shards, runtime and open-file limits.
+//! - [`fleet`]: ramp, spawning, run deadline and cancellation; step plans, open-model
+//!   arrivals and stage shapes; shards, runtime and open-file limits, the generator's self-check.
 //! - [`metrics`]: per-turn events, the collector that owns all histograms, snapshots.
 //! - [`report`]: the report in every format (JSON, streamed CSV, HTML with charts, text),
 //!   SLO gates on `run`, exact merges, and the live outputs (Prometheus `/metrics`,
@@ -24,7 +26,8 @@
 //! - [`mock`]: the built-in xiaozhi server: a sans-IO session core (VAD,
 //!   answers, PY's pacing, the wake-word hold, injected faults) and its shell.
 //! - [`providers`]: stand-ins for a real server's AI providers (LLM, TTS, ASR).
-//! - [`watch`]: watching the server under test (`/proc`, cgroups, Docker).
+//! - [`watch`]: watching the server under test (`/proc`, cgroups, Docker), and setting
+//!   (then restoring) its CPU limit for `capacity --cpus`.
 //! - [`dist`]: seeded duration distributions (think time, TTS delays).
 //! - [`units`]: parsing of durations and rates as operators write them.
 //! - [`rig`]: the one assembly of a run: the server end (URL, in-process
@@ -35,6 +38,9 @@
 //! - [`capacity`]: the capacity search, SLOs and the sizing verdict.
 //! - [`record`]: recordings (WAV + timeline) of the turns worth hearing.
 //! - [`alarm`]: the deadline timer the device and mock `select!` loops keep across iterations.
+//!
+//! Files name each other in one direction only: no import circle, as
+//! `tests/it/structure` checks (its rule is written there).
 
 pub mod alarm;
 pub mod app;

@@ -86,7 +86,8 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         plan.providers.listen = args.providers;
     }
     if let Some(shard) = args.shard {
-        xiaozhi_fleet::fleet::shard::apply(&mut plan, shard).map_err(|e| anyhow::anyhow!("--shard {shard}: {e}"))?;
+        plan.apply_shard(shard)
+            .map_err(|e| anyhow::anyhow!("--shard {shard}: {e}"))?;
     }
     plan.source_addrs = args.source_addr;
     let opts = RunOptions {

@@ -1,14 +1,14 @@
 //! `validate`: the resolved plan in plain words.
 
-use crate::config::{Plan, Target};
+use crate::config::{Load, Plan, Shape, Target};
 use crate::fleet::load_clips;
 use crate::mock::{BurnThreads, DownlinkMode};
 use crate::protocol::ListenMode;
+use crate::units::format_duration as fd;
 
 /// The resolved plan in plain words (for `validate`).
 pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
-    use crate::config::{Load, StartBy, Stop};
-    use crate::units::format_duration as fd;
+    use crate::config::{StartBy, Stop};
     use std::fmt::Write as _;
     let clips = load_clips(plan)?;
     let mut s = String::new();
@@ -22,17 +22,6 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
         "devices: {} (connected at {} per second)",
         plan.devices, plan.ramp_per_sec
     );
-    let load = match &plan.load {
-        Load::PerDevice => "each device holds its own conversations".to_string(),
-        Load::Stages(st) => {
-            let steps: Vec<String> = st
-                .iter()
-                .map(|x| format!("{} for {}", x.speakers, fd(x.duration)))
-                .collect();
-            format!("step plan of concurrent speakers (closed loop): {}", steps.join(", "))
-        }
-        Load::Arrivals { per_sec } => format!("open model: conversations arrive at {per_sec} per second (Poisson)"),
-    };
     let grace = fd(plan.timeouts.grace);
     let stop = match (&plan.load, plan.stop) {
         (Load::Stages(st), _) => format!(
@@ -47,7 +36,8 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
         },
         (Load::PerDevice, Stop::Turns(_)) => "when every device has held its conversations".to_string(),
     };
-    let _ = writeln!(s, "load: {load}\nstop: {stop}");
+    s.push_str(&load_words(&plan.load, plan.shape));
+    let _ = writeln!(s, "stop: {stop}");
     if let Some(n) = plan.total_turns
         && !stop.contains("turns in total")
     {
@@ -150,6 +140,42 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
     Ok(s)
 }
 
+/// The `load:` and `shape:` lines: what drives conversations and how the
+/// speakers of a step plan time their turns, with their parameters.
+fn load_words(load: &Load, shape: Shape) -> String {
+    let load_line = match load {
+        Load::PerDevice => "each device on its own, holding its group's conversations (below)".to_string(),
+        Load::Stages(st) => {
+            let steps: Vec<String> = st
+                .iter()
+                .map(|x| format!("{} for {}", x.speakers, fd(x.duration)))
+                .collect();
+            format!("a step plan of concurrent speakers: {}", steps.join(", "))
+        }
+        Load::Arrivals { per_sec } => format!(
+            "open model: conversations arrive as a Poisson process at {per_sec} per second (one every {} on average), whatever the server's speed",
+            fd(crate::units::secs_capped(1.0 / per_sec))
+        ),
+    };
+    let shape_line = match (load, shape) {
+        (Load::Stages(_), Shape::Steady) => {
+            "steady (closed loop): each speaker talks again after its think time, phases spread by the ramp and the think times"
+                .to_string()
+        }
+        (Load::Stages(_), Shape::Burst) => {
+            "burst (closed loop in rounds): every speaker starts a turn at the same moment; the next round starts one think time after the last has ended"
+                .to_string()
+        }
+        (Load::Stages(_), Shape::Poisson) => {
+            "poisson (open model per stage): a warm-up of back-to-back turns measures how long a turn takes (W), then one-turn conversations arrive at speakers / W per second, so that many are busy on average"
+                .to_string()
+        }
+        (_, Shape::Steady) => return format!("load: {load_line}\n"),
+        (_, other) => format!("{} (given, but only a step plan uses it: ignored)", other.as_str()),
+    };
+    format!("load: {load_line}\nshape: {shape_line}\n")
+}
+
 /// A listen mode as fleet files spell it.
 fn mode_name(mode: ListenMode) -> &'static str {
     match mode {
@@ -161,11 +187,64 @@ fn mode_name(mode: ListenMode) -> &'static str {
 
 /// A downlink mode as fleet files spell it, with its settings.
 fn downlink_name(mode: &DownlinkMode) -> String {
-    use crate::units::format_duration as fd;
     match mode {
         DownlinkMode::Realtime => "realtime".to_string(),
         DownlinkMode::Burst => "burst".to_string(),
         DownlinkMode::Jitter { max } => format!("jitter (jitter_max {})", fd(*max)),
         DownlinkMode::Stall { after, pause } => format!("stall (stall_after {after}, stall {})", fd(*pause)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StagePlan;
+    use std::time::Duration;
+
+    fn steps(speakers: &[u32]) -> Load {
+        Load::Stages(
+            speakers
+                .iter()
+                .map(|&n| StagePlan {
+                    name: format!("{n} speakers"),
+                    speakers: n,
+                    duration: Duration::from_secs(60),
+                    min_turns: 0,
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn step_plan_names_its_steps_and_how_speakers_time_their_turns() {
+        let steady = load_words(&steps(&[10, 20]), Shape::Steady);
+        assert_eq!(
+            steady.lines().next(),
+            Some("load: a step plan of concurrent speakers: 10 for 60s, 20 for 60s")
+        );
+        assert!(steady.contains("shape: steady (closed loop): each speaker talks again after its think time"));
+        let burst = load_words(&steps(&[10]), Shape::Burst);
+        assert!(burst.contains("shape: burst (closed loop in rounds): every speaker starts a turn at the same moment"));
+        let poisson = load_words(&steps(&[10]), Shape::Poisson);
+        assert!(poisson.contains("shape: poisson (open model per stage)"));
+        assert!(poisson.contains("arrive at speakers / W per second"));
+    }
+
+    #[test]
+    fn open_model_gives_its_rate_and_mean_gap() {
+        let open = load_words(&Load::Arrivals { per_sec: 0.5 }, Shape::Steady);
+        assert_eq!(
+            open,
+            "load: open model: conversations arrive as a Poisson process at 0.5 per second (one every 2s on average), whatever the server's speed\n"
+        );
+    }
+
+    #[test]
+    fn shape_outside_a_step_plan_is_said_to_be_ignored() {
+        let words = load_words(&Load::PerDevice, Shape::Burst);
+        assert_eq!(
+            words,
+            "load: each device on its own, holding its group's conversations (below)\nshape: burst (given, but only a step plan uses it: ignored)\n"
+        );
     }
 }

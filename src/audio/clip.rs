@@ -76,6 +76,8 @@ pub enum ClipError {
     Bad { file: String, message: String },
     #[error("no clip matches `{0}` (see audio-samples/manifest.toml for names)")]
     NoMatch(String),
+    #[error("`{pattern}` is not a clip-name pattern: {reason}")]
+    BadPattern { pattern: String, reason: String },
 }
 
 #[derive(Deserialize)]
@@ -151,17 +153,19 @@ impl ClipSet {
         Ok(ClipSet { clips, silence })
     }
 
-    /// Clips whose names match any of the patterns (`*` wildcards allowed).
+    /// Clips whose names match any of the patterns (globs: `*`, `?`,
+    /// `[ab]`, `{a,b}`), in the order of the patterns, each clip once.
     pub fn select(&self, patterns: &[String]) -> Result<Vec<Arc<Clip>>, ClipError> {
         let mut out: Vec<Arc<Clip>> = Vec::new();
         for p in patterns {
+            let glob = name_pattern(p)?;
             let before = out.len();
             for c in &self.clips {
-                if glob_match(p, &c.name) && !out.iter().any(|o| o.name == c.name) {
+                if glob.is_match(&c.name) && !out.iter().any(|o| o.name == c.name) {
                     out.push(c.clone());
                 }
             }
-            if out.len() == before && !self.clips.iter().any(|c| glob_match(p, &c.name)) {
+            if out.len() == before && !self.clips.iter().any(|c| glob.is_match(&c.name)) {
                 return Err(ClipError::NoMatch(p.clone()));
             }
         }
@@ -169,20 +173,14 @@ impl ClipSet {
     }
 }
 
-/// Matches `*` (any run) and `?` (one char) wildcards.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[char], n: &[char]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some('*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
-            (Some('?'), Some(_)) => go(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
-            _ => false,
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    go(&p, &n)
+/// A clip-name glob, matched against whole names.
+pub fn name_pattern(pattern: &str) -> Result<globset::GlobMatcher, ClipError> {
+    globset::Glob::new(pattern)
+        .map(|g| g.compile_matcher())
+        .map_err(|e| ClipError::BadPattern {
+            pattern: pattern.to_string(),
+            reason: e.kind().to_string(),
+        })
 }
 
 fn read_wav(bytes: &[u8], file: &str) -> Result<Vec<i16>, ClipError> {
@@ -353,9 +351,20 @@ mod tests {
 
     #[test]
     fn glob_matches_wildcards() {
-        assert!(glob_match("*", "abc"));
-        assert!(glob_match("a?c", "abc"));
-        assert!(glob_match("*-qi", "tian-qi"));
-        assert!(!glob_match("a*d", "abc"));
+        let matches = |p: &str, name: &str| name_pattern(p).unwrap().is_match(name);
+        assert!(matches("*", "abc"));
+        assert!(matches("a?c", "abc"));
+        assert!(matches("*-qi", "tian-qi"));
+        assert!(!matches("a*d", "abc"));
+        assert!(!matches("tian", "tian-qi"), "a pattern matches whole names");
+    }
+
+    #[test]
+    fn malformed_pattern_is_named() {
+        let err = ClipSet::embedded().unwrap().select(&["tian-[qi".into()]).unwrap_err();
+        assert!(
+            matches!(&err, ClipError::BadPattern { pattern, .. } if pattern == "tian-[qi"),
+            "{err}"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! own, a closed-loop step plan of concurrent speakers, or open arrivals).
 
 use super::plan::{GroupPlan, IdleForm, Load, Overrides, StagePlan, StartBy, Stop};
-use super::{FleetFile, GroupSection, StageSpec};
+use super::{FleetFile, GroupSection, StageSpec, StartChoice};
 use crate::dist::Dist;
 use crate::protocol::ListenMode;
 use crate::units::{parse_duration, parse_rate};
@@ -257,28 +257,14 @@ fn resolve_group(
     default_turns: Option<u32>,
     key: &dyn Fn(&str) -> String,
 ) -> Result<GroupPlan, Invalid> {
-    let mode = match g.mode.as_deref().unwrap_or("auto") {
-        "auto" => ListenMode::Auto,
-        "manual" => ListenMode::Manual,
-        "realtime" => ListenMode::Realtime,
-        m => return err(&key("mode"), format!("must be auto, manual or realtime; got `{m}`")),
-    };
-    let start = match g.start.as_deref().unwrap_or("button") {
-        "button" => StartBy::Button,
-        "wake_word" => StartBy::WakeWord(g.wake_word.clone().unwrap_or_else(|| DEFAULT_WAKE_WORD.to_string())),
-        s => return err(&key("start"), format!("must be button or wake_word; got `{s}`")),
-    };
-    let idle = match g.idle.as_deref().unwrap_or("silent") {
-        "listening" => IdleForm::Listening,
-        "silent" => IdleForm::Silent,
-        "disconnected" => IdleForm::Disconnected,
-        s => {
-            return err(
-                &key("idle"),
-                format!("must be listening, silent or disconnected; got `{s}`"),
-            );
+    let mode = g.mode.unwrap_or(ListenMode::Auto);
+    let start = match g.start.unwrap_or(StartChoice::Button) {
+        StartChoice::Button => StartBy::Button,
+        StartChoice::WakeWord => {
+            StartBy::WakeWord(g.wake_word.clone().unwrap_or_else(|| DEFAULT_WAKE_WORD.to_string()))
         }
     };
+    let idle = g.idle.unwrap_or(IdleForm::Silent);
     let barge_in = g.barge_in.unwrap_or(0.0);
     if !(0.0..=1.0).contains(&barge_in) {
         return err(&key("barge_in"), "is a probability between 0 and 1");

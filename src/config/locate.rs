@@ -37,6 +37,35 @@ pub fn key_line(text: &str, key: &str) -> Option<usize> {
     found.map(|offset| line_of(text, offset))
 }
 
+/// The key, written as in errors (`shape`, `mock.downlink`,
+/// `group[1].mode`), whose value holds byte `offset` of `text`.
+pub fn key_at(text: &str, offset: usize) -> Option<String> {
+    let root = DeTable::parse(text).ok()?;
+    key_in_table(root.get_ref(), offset, "")
+}
+
+fn key_in_table(table: &DeTable<'_>, offset: usize, prefix: &str) -> Option<String> {
+    table.iter().find_map(|(k, v)| {
+        let name = k.get_ref().as_ref();
+        let key = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        key_in_value(v, offset, &key)
+    })
+}
+
+fn key_in_value(value: &Spanned<DeValue<'_>>, offset: usize, key: &str) -> Option<String> {
+    match value.get_ref() {
+        DeValue::Table(t) => key_in_table(t, offset, key),
+        DeValue::Array(items) => {
+            (items.iter().enumerate()).find_map(|(i, item)| key_in_value(item, offset, &format!("{key}[{i}]")))
+        }
+        _ => value.span().contains(&offset).then(|| key.to_string()),
+    }
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()

@@ -2,9 +2,16 @@
 //! line and key, and the validated [`Plan`] the rest of the tool runs.
 //!
 //! Two layers, as in ripgrep: serde reads the file into plain structs that
-//! reject unknown keys; [`Plan::from_file`] then checks values and fills in
-//! defaults, so nothing downstream sees an `Option` it has to guess about.
+//! reject unknown keys and unknown choices (serde enums); [`Plan::from_file`]
+//! then checks values and fills in defaults, so nothing downstream sees an
+//! `Option` it has to guess about.
+//!
+//! Files, in the order they depend on each other: `plan` (the validated
+//! types, and nothing else), `check` and `load` and `resolve` (value checks
+//! and resolutions, each from raw sections to plan types), `build` (runs
+//! them in order into a [`Plan`]), `locate` (the line of a key, for errors).
 
+mod build;
 mod check;
 mod load;
 mod locate;
@@ -17,6 +24,7 @@ pub use plan::{
 };
 
 use crate::mock::MockSettings;
+use crate::protocol::ListenMode;
 use crate::units::Span;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -74,7 +82,7 @@ pub struct FleetFile {
     /// Open model: conversations arrive at this rate (`0.5/s`, `30/min`).
     pub arrivals: Option<String>,
     /// How stage speakers time their turns: `steady`, `burst` or `poisson`.
-    pub shape: Option<String>,
+    pub shape: Option<Shape>,
     /// Stop after this many turns in total (any load model).
     pub total_turns: Option<u64>,
     /// SLOs for `capacity` (default: p95 first audio ≤ 2 s, stutter ≤ 1%, failed ≤ 1%).
@@ -97,22 +105,55 @@ pub struct FleetFile {
     pub providers: Option<crate::providers::ProvidersSettings>,
 }
 
-/// `transcript_check` as written: a word or a number.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
+/// How a group's devices start a conversation, as written: `button` or
+/// `wake_word` (the word itself is the group's `wake_word`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartChoice {
+    Button,
+    WakeWord,
+}
+
+/// `transcript_check` as written: `"auto"`, `"off"` or a number (the
+/// largest character error rate; its range is checked with the plan).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum TranscriptCheckSpec {
-    Word(String),
+    Auto,
+    Off,
     Cer(f64),
 }
 
-impl std::fmt::Display for TranscriptCheckSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TranscriptCheckSpec::Word(w) => write!(f, "\"{w}\""),
-            TranscriptCheckSpec::Cer(c) => write!(f, "{c}"),
+impl<'de> Deserialize<'de> for TranscriptCheckSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Spec;
+        impl serde::de::Visitor<'_> for Spec {
+            type Value = TranscriptCheckSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(TRANSCRIPT_CHECK_CHOICES)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                match v {
+                    "auto" => Ok(TranscriptCheckSpec::Auto),
+                    "off" => Ok(TranscriptCheckSpec::Off),
+                    other => Err(E::custom(format!("{TRANSCRIPT_CHECK_CHOICES}; got \"{other}\""))),
+                }
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(TranscriptCheckSpec::Cer(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(TranscriptCheckSpec::Cer(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(TranscriptCheckSpec::Cer(v as f64))
+            }
         }
+        d.deserialize_any(Spec)
     }
 }
+
+/// What `transcript_check` accepts, in the words of its errors.
+pub(crate) const TRANSCRIPT_CHECK_CHOICES: &str = "must be \"auto\", \"off\" or a character error rate between 0 and 1";
 
 /// `[[slo]]`: one rule, e.g. `rule = "first_audio.p95<=2s"`.
 #[derive(Clone, Debug, Deserialize)]
@@ -142,9 +183,9 @@ pub struct GroupSection {
     /// Clip names or globs.
     pub clips: Option<Vec<String>>,
     /// `auto` (server VAD), `manual` (push-to-talk, `listen stop`), `realtime` (mic always on).
-    pub mode: Option<String>,
+    pub mode: Option<ListenMode>,
     /// `button` or `wake_word`.
-    pub start: Option<String>,
+    pub start: Option<StartChoice>,
     /// The wake word sent with `listen detect` (default 你好小智).
     pub wake_word: Option<String>,
     /// Turns per conversation (0: never talks, only idles).
@@ -153,7 +194,7 @@ pub struct GroupSection {
     /// Probability that the user interrupts an answer (`abort`) and speaks again.
     pub barge_in: Option<f64>,
     /// Between conversations: `listening`, `silent` or `disconnected`.
-    pub idle: Option<String>,
+    pub idle: Option<IdleForm>,
     /// Conversations per device when no stages/arrivals drive the load.
     pub conversations: Option<u32>,
     /// Idle time between those conversations.
@@ -247,18 +288,46 @@ impl FleetFile {
 }
 
 /// Turns a TOML error into file:line:column plus the message, which for
-/// unknown keys names the key and lists the accepted ones.
+/// unknown keys names the key and lists the accepted ones. A value that is
+/// not one of a key's choices (a serde enum) names the key, the choices
+/// and what was written, like the plan's own checks.
 pub(crate) fn syntax_error(text: &str, file: &str, e: &toml::de::Error) -> ConfigError {
     let offset = e.span().map(|s| s.start).unwrap_or(0).min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    let choice = bad_choice(e.message().trim()).zip(e.span().and_then(|s| locate::key_at(text, s.start)));
+    if let Some((message, key)) = choice {
+        return ConfigError::Invalid {
+            file: file.to_string(),
+            line: Some(line),
+            key,
+            message,
+        };
+    }
     ConfigError::Syntax {
         file: file.to_string(),
         line,
         column,
         message: e.message().trim().to_string(),
     }
+}
+
+/// serde's "unknown variant `x`, expected one of `a`, `b`, `c`" as "must
+/// be a, b or c; got `x`"; a deserializer's own "must be …" as it is;
+/// `None` for any other message.
+fn bad_choice(message: &str) -> Option<String> {
+    if message.starts_with("must be ") {
+        return Some(message.to_string());
+    }
+    let (got, expected) = message.strip_prefix("unknown variant `")?.split_once("`, expected ")?;
+    let names: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let list = match names.as_slice() {
+        [] => return None,
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    };
+    Some(format!("must be {list}; got `{got}`"))
 }
 
 #[cfg(test)]
@@ -288,6 +357,60 @@ mod tests {
             .to_string();
         assert!(err.starts_with("f.toml:1:"), "{err}");
         assert!(err.contains("soon"), "{err}");
+    }
+
+    /// What parsing `text` as `f.toml` says is wrong.
+    fn parse_error(text: &str) -> String {
+        FleetFile::parse(text, "f.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_choice_names_file_line_key_and_the_choices() {
+        let text = "devices = 4\n\n[[group]]\ncount = 2\n\n[[group]]\ncount = 2\nmode = \"push\"\n";
+        assert_eq!(
+            parse_error(text),
+            "f.toml:8: `group[1].mode` must be auto, manual or realtime; got `push`"
+        );
+        assert_eq!(
+            parse_error("[[group]]\nstart = \"clap\"\n"),
+            "f.toml:2: `group[0].start` must be button or wake_word; got `clap`"
+        );
+        assert_eq!(
+            parse_error("[[group]]\nidle = \"asleep\"\n"),
+            "f.toml:2: `group[0].idle` must be listening, silent or disconnected; got `asleep`"
+        );
+        assert_eq!(
+            parse_error("speakers = 3\nshape = \"wave\"\n"),
+            "f.toml:2: `shape` must be steady, burst or poisson; got `wave`"
+        );
+    }
+
+    #[test]
+    fn unknown_choice_in_a_nested_table_names_its_full_key() {
+        assert_eq!(
+            parse_error("[mock]\nasr_delay = \"1s\"\ndownlink = \"trickle\"\n"),
+            "f.toml:3: `mock.downlink` must be realtime, burst, jitter or stall; got `trickle`"
+        );
+        assert_eq!(
+            parse_error("[mock]\ncpu_burn_threads = \"all\"\n"),
+            "f.toml:2: `mock.cpu_burn_threads` must be pool or single; got `all`"
+        );
+        assert_eq!(
+            parse_error("[providers.llm]\npick = \"random\"\n"),
+            "f.toml:2: `providers.llm.pick` must be seed or turn; got `random`"
+        );
+    }
+
+    #[test]
+    fn transcript_check_word_that_is_no_choice_names_the_key() {
+        assert_eq!(
+            parse_error("transcript_check = \"on\"\n"),
+            "f.toml:1: `transcript_check` must be \"auto\", \"off\" or a character error rate between 0 and 1; got \"on\""
+        );
+        let raw = FleetFile::parse("transcript_check = 0.3\n", "f.toml").unwrap();
+        assert_eq!(raw.transcript_check, Some(TranscriptCheckSpec::Cer(0.3)));
+        let raw = FleetFile::parse("transcript_check = \"off\"\n", "f.toml").unwrap();
+        assert_eq!(raw.transcript_check, Some(TranscriptCheckSpec::Off));
     }
 
     #[test]

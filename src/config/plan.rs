@@ -1,6 +1,5 @@
 //! The validated run plan: every default filled in, every value checked.
 
-use super::{ConfigError, FleetFile, check, resolve};
 use crate::audio::playback::PlaybackConfig;
 use crate::capacity::sizing::Tier;
 use crate::capacity::slo::Slo;
@@ -52,8 +51,10 @@ pub enum StartBy {
     WakeWord(String),
 }
 
-/// What a device does between conversations (PROTOCOL.md §8.3, §9.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a device does between conversations (PROTOCOL.md §8.3, §9.1);
+/// written `listening`, `silent` or `disconnected`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum IdleForm {
     /// Connected in auto mode, streaming silence, until the server's
     /// no-voice timeout closes it.
@@ -114,8 +115,10 @@ pub struct StagePlan {
     pub min_turns: u64,
 }
 
-/// How the speakers of a stage time their turns.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How the speakers of a stage time their turns; written `steady`,
+/// `burst` or `poisson`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Shape {
     /// Closed loop: each speaker talks again after its think time; phases
     /// spread by the ramp and the think-time distribution.
@@ -139,7 +142,7 @@ impl Shape {
         }
     }
 
-    /// Parses a written name.
+    /// Parses a written name (`--shape`; the fleet file's `shape` goes through serde).
     pub fn parse(text: &str) -> Result<Shape, String> {
         match text.trim() {
             "steady" => Ok(Shape::Steady),
@@ -273,120 +276,10 @@ pub fn parse_record_rule(text: &str) -> Result<RecordRule, String> {
     }
 }
 
-impl Plan {
-    /// Validates a parsed fleet file; `file` names it in errors.
-    pub fn from_file(mut raw: FleetFile, file: &str, ov: &Overrides) -> Result<Plan, ConfigError> {
-        let source = raw.source.take();
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            file: file.to_string(),
-            line: source.as_deref().and_then(|t| super::locate::key_line(t, key)),
-            key: key.to_string(),
-            message,
-        };
-        let pair = |(k, m): (String, String)| invalid(&k, m);
-        let target = match ov.url.clone().or(raw.url.clone()) {
-            Some(url) if url.starts_with("ws://") || url.starts_with("wss://") => Target::Url(url),
-            Some(url) => return Err(invalid("url", format!("must start with ws:// or wss://, got `{url}`"))),
-            None => Target::BuiltInMock,
-        };
-        let ramp_per_sec = check::ramp(raw.ramp.unwrap_or(10.0)).map_err(pair)?;
-        let stop = resolve::stop(&raw, ov).map_err(pair)?;
-        let version = raw.protocol_version.unwrap_or(1);
-        let protocol_version = ProtocolVersion::try_from(version)
-            .map_err(|_| invalid("protocol_version", format!("must be 1, 2 or 3, got {version}")))?;
-        let load = super::load::resolve_load(&raw, ov, stop).map_err(pair)?;
-        let groups = super::load::resolve_groups(&raw, ov, &load, stop).map_err(pair)?;
-        let devices = resolve::device_count(&groups, &load, ov).map_err(pair)?;
-        let mock = raw
-            .mock
-            .take()
-            .unwrap_or_default()
-            .resolve()
-            .map_err(|(key, message)| invalid(&format!("mock.{key}"), message))?;
-        check::mock(&mock).map_err(pair)?;
-        let (profile, playback) = resolve::playback(raw.device.take().unwrap_or_default()).map_err(pair)?;
-        let (record, record_dir) = resolve::record(raw.record.take().unwrap_or_default(), ov);
-        let timeouts = resolve::timeouts(&raw).map_err(pair)?;
-        let tiers = resolve::tiers(raw.tier.take()).map_err(pair)?;
-        let transcript_check = match raw.transcript_check.take() {
-            None => TranscriptCheckPlan::Auto,
-            Some(super::TranscriptCheckSpec::Word(w)) if w == "auto" => TranscriptCheckPlan::Auto,
-            Some(super::TranscriptCheckSpec::Word(w)) if w == "off" => TranscriptCheckPlan::Off,
-            Some(super::TranscriptCheckSpec::Cer(c)) if (0.0..=1.0).contains(&c) => TranscriptCheckPlan::MaxCer(c),
-            Some(other) => {
-                return Err(invalid(
-                    "transcript_check",
-                    format!("must be \"auto\", \"off\" or a character error rate between 0 and 1; got {other}"),
-                ));
-            }
-        };
-        let shape = match (ov.shape, raw.shape.as_deref()) {
-            (Some(s), _) => s,
-            (None, Some(text)) => Shape::parse(text).map_err(|m| invalid("shape", m))?,
-            (None, None) => Shape::Steady,
-        };
-        let providers = raw
-            .providers
-            .take()
-            .unwrap_or_default()
-            .resolve()
-            .map_err(|(key, message)| invalid(&format!("providers.{key}"), message))?;
-        // `audio_dir` is relative to the fleet file, wherever the tool runs.
-        let audio_dir = raw.audio_dir.take().map(|d| match &raw.dir {
-            Some(base) => base.join(d),
-            None => PathBuf::from(d),
-        });
-        let mut plan = Plan {
-            name: file.to_string(),
-            target,
-            devices,
-            ramp_per_sec,
-            stop,
-            groups,
-            load,
-            total_turns: raw.total_turns.filter(|&n| n > 0),
-            audio_dir,
-            seed: ov.seed.or(raw.seed).unwrap_or(1),
-            protocol_version,
-            token: raw.token.take().filter(|t| !t.is_empty()),
-            timeouts,
-            mock,
-            profile,
-            playback,
-            record,
-            record_dir,
-            slos: match raw.slo.take() {
-                Some(v) if !v.is_empty() => v.into_iter().map(|s| s.rule).collect(),
-                _ => Slo::defaults(),
-            },
-            tiers,
-            tls: ov.tls.clone(),
-            transcript_check,
-            providers,
-            shape,
-            warnings: Vec::new(),
-            shard: Default::default(),
-            source_addrs: Vec::new(),
-        };
-        plan.warnings = check::warnings(&plan);
-        Ok(plan)
-    }
-
-    /// Reads, parses and validates a fleet file (or the built-in default).
-    pub fn load(path: Option<&std::path::Path>, ov: &Overrides) -> Result<Plan, ConfigError> {
-        match path {
-            Some(p) => Plan::from_file(FleetFile::read(p)?, &p.display().to_string(), ov),
-            None => {
-                let name = super::DEFAULT_FLEET_NAME;
-                Plan::from_file(FleetFile::parse(super::DEFAULT_FLEET, name)?, name, ov)
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{ConfigError, FleetFile};
 
     fn plan(text: &str) -> Result<Plan, ConfigError> {
         Plan::from_file(FleetFile::parse(text, "t.toml")?, "t.toml", &Overrides::default())

@@ -6,7 +6,7 @@
 //! ~10k connections from one address, `connect()` spends most of its time
 //! searching for a free ephemeral port.
 
-use super::session::DeviceSettings;
+use super::settings::DeviceSettings;
 use super::socket::Socket;
 use crate::metrics::{Failure, FailureKind};
 use crate::protocol::{DeviceIdentity, client_request};

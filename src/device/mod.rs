@@ -9,6 +9,7 @@
 //! - `connect`: DNS, TCP, TLS and the upgrade, with the reason for each failure;
 //! - `socket`: the connection a device owns (plain or TLS, boxed at its own size);
 //! - `session`: conversations, idling, reconnecting with backoff;
+//! - `settings`: what every device of a run shares;
 //! - `transcript`: checking `stt` against the clip's words.
 
 mod connect;
@@ -16,6 +17,7 @@ pub(crate) mod core;
 mod identity;
 pub mod profile;
 mod session;
+mod settings;
 mod shell;
 mod socket;
 pub mod tls;
@@ -23,4 +25,5 @@ mod trace;
 pub mod transcript;
 
 pub use identity::{identity_for, rng_for};
-pub use session::{Command, DeviceContext, DeviceSettings, GroupRun, Note, run_device};
+pub use session::{Command, DeviceContext, GroupRun, Note, run_device};
+pub use settings::DeviceSettings;

@@ -11,23 +11,18 @@
 
 use super::connect;
 use super::core::{DeviceCore, TurnEnd, TurnSpec};
+use super::settings::DeviceSettings;
 use super::shell::{Pumped, pump};
 use super::socket::Socket;
-use super::transcript::TranscriptCheck;
 use crate::audio::Clip;
-use crate::audio::playback::PlaybackConfig;
-use crate::config::Timeouts;
 use crate::config::{GroupPlan, IdleForm, StartBy};
 use crate::metrics::collector::EventSender;
 use crate::metrics::{Event, Failure, FailureKind, Tally, TurnOutcome, TurnRecord};
-use crate::protocol::{DeviceIdentity, ListenMode, ProtocolVersion};
-use bytes::Bytes;
+use crate::protocol::{DeviceIdentity, ListenMode};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::future::Future;
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -38,33 +33,6 @@ const BARGE_IN_AFTER: (Duration, Duration) = (Duration::from_millis(500), Durati
 /// Reconnect backoff: the first wait, and the most it grows to.
 pub(crate) const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(10);
-
-/// What every device of a run shares.
-#[derive(Debug)]
-pub struct DeviceSettings {
-    pub url: String,
-    pub protocol_version: ProtocolVersion,
-    pub timeouts: Timeouts,
-    pub silence: Bytes,
-    /// The board's playback model.
-    pub playback: PlaybackConfig,
-    /// Trace every turn (a `worst=N` rule is on).
-    pub record_all: bool,
-    /// Trace every turn of these devices.
-    pub record_devices: Vec<String>,
-    /// Check `stt` against the clips' transcripts (off: `None`).
-    pub transcript_check: Option<TranscriptCheck>,
-    /// TLS for `wss://` URLs.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// Set by the load driver once every device has been started and has
-    /// connected (or failed to): send lag measured before counts as the
-    /// ramp's, so the self-check judges pacing after it.
-    pub ramp_over: AtomicBool,
-    /// Local addresses to connect from, device `i` from entry `i % len`
-    /// (empty: the system picks), so big fleets do not run out of
-    /// ephemeral ports on one address.
-    pub source_addrs: Vec<IpAddr>,
-}
 
 /// A group's behaviour plus its resolved clips.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 
 use crate::audio::playback::TurnPlayback;
 use crate::metrics::{TurnOutcome, TurnRecord};
-use crate::record::trace::{Fate, Gap, TraceEntry, TraceItem, TurnTrace};
+use crate::record::trace::{Fate, Gap, TraceEntry, TraceItem, TurnFailure, TurnTrace};
 use bytes::Bytes;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -107,7 +107,7 @@ impl TurnTracer {
             device_id: self.device_id.clone(),
             conversation: r.conversation,
             turn: self.turn,
-            failure: crate::record::trace::TurnFailure::of(r),
+            failure: failure_of(r),
             clip: std::mem::take(&mut self.clip),
             sample_rate: self.sample_rate,
             outcome: outcome_name(r.outcome),
@@ -136,5 +136,16 @@ fn outcome_name(o: TurnOutcome) -> String {
         TurnOutcome::Cancelled => "cancelled".into(),
         TurnOutcome::Interrupted => "interrupted".into(),
         TurnOutcome::Failed(k) => format!("failed: {}", k.as_str()),
+    }
+}
+
+/// The failure of a failed turn, for its timeline; `None` for any other outcome.
+fn failure_of(r: &TurnRecord) -> Option<TurnFailure> {
+    match r.outcome {
+        TurnOutcome::Failed(kind) => Some(TurnFailure {
+            kind: kind.as_str().to_string(),
+            detail: r.detail.clone(),
+        }),
+        _ => None,
     }
 }

@@ -3,6 +3,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::Exp1;
 use std::time::Duration;
 
 /// Seeded exponential inter-arrival gaps.
@@ -23,8 +24,8 @@ impl ArrivalClock {
 
     /// The gap to the next arrival.
     pub fn next_gap(&mut self) -> Duration {
-        let u: f64 = self.rng.random_range(f64::EPSILON..1.0);
-        crate::units::secs_capped(-self.mean_secs * u.ln())
+        let e: f64 = self.rng.sample(Exp1);
+        crate::units::secs_capped(self.mean_secs * e)
     }
 }
 

@@ -6,20 +6,7 @@
 //! times come from the global device index, so the `N` shards together
 //! start exactly the devices one unsharded run would, at the same instants.
 
-use crate::config::Plan;
 use std::fmt;
-
-/// Makes `plan` run only `shard` of itself.
-pub fn apply(plan: &mut Plan, shard: Shard) -> Result<(), String> {
-    if shard.share_u32(plan.devices) == 0 {
-        return Err(format!(
-            "a fleet of {} device(s) leaves this shard none: use at most {} shards",
-            plan.devices, plan.devices
-        ));
-    }
-    plan.shard = shard;
-    Ok(())
-}
 
 /// Shard `index` of `count` (`0/1` is the whole run).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,8 +6,10 @@
 //! hands the upgraded socket to a session shell. One task per connection.
 
 use super::core::{SessionCore, SessionParams};
+use super::counters::MockCounters;
 use super::fault::{Fault, FaultKind};
-use super::{MAX_MESSAGE_SIZE, MockCounters, Shared, shell};
+use super::shared::Shared;
+use super::shell;
 use crate::protocol::{ClientHeaders, ProtocolVersion, read_client_headers};
 use futures_util::SinkExt;
 use std::sync::Arc;
@@ -21,6 +23,10 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::{Message, protocol::WebSocketConfig};
 use tokio_util::sync::CancellationToken;
+
+/// WebSocket messages (and frames) over this size are refused with close
+/// code 1009, like PY's library (PROTOCOL.md §9.1).
+pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
 
 /// First pause after a failed `accept()`; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);

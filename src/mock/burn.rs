@@ -10,8 +10,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-/// Where the burn runs.
+/// Where the burn runs; written `pool` or `single`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BurnThreads {
     /// tokio's blocking pool: many threads, many cores.
     #[default]

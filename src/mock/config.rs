@@ -23,7 +23,7 @@ pub struct MockSettings {
     /// (a distribution: `300ms`, `uniform(200ms, 3s)`, `exp(1s)`, ...).
     pub sentence_delay: Option<Dist>,
     /// Downlink pacing: `realtime` (the real server), `burst`, `jitter`, `stall`.
-    pub downlink: Option<String>,
+    pub downlink: Option<DownlinkChoice>,
     /// `jitter`: largest extra delay per frame.
     pub jitter_max: Option<Span>,
     /// `stall`: after this many frames of a turn...
@@ -35,7 +35,7 @@ pub struct MockSettings {
     /// Real CPU time burned by each answer stage (ASR, LLM, each TTS sentence).
     pub cpu_burn: Option<Span>,
     /// Where to burn it: `pool` (many threads) or `single` (one hot thread).
-    pub cpu_burn_threads: Option<String>,
+    pub cpu_burn_threads: Option<BurnThreads>,
     /// Sentences per answer.
     pub sentences: Option<u32>,
     /// Trailing silence that ends an utterance (VAD window W).
@@ -56,6 +56,16 @@ pub struct MockSettings {
     pub wake_words: Option<Vec<String>>,
     /// Injected faults (`[[mock.fault]]`); none by default.
     pub fault: Option<Vec<FaultSettings>>,
+}
+
+/// `downlink` as written; its parameters are the keys beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DownlinkChoice {
+    Realtime,
+    Burst,
+    Jitter,
+    Stall,
 }
 
 /// Resolved mock settings (serialized to hand them to a mock child process).
@@ -114,24 +124,20 @@ impl MockSettings {
             llm_delay: d(self.llm_delay, 550),
             tts_delay: d(self.tts_delay, 250),
             sentence_delay: self.sentence_delay.unwrap_or(Dist::Fixed(Duration::from_millis(300))),
-            downlink: downlink_mode(
-                self.downlink.as_deref(),
-                d(self.jitter_max, 100),
-                self.stall_after.unwrap_or(10),
-                d(self.stall, 500),
-            )?,
+            downlink: match self.downlink.unwrap_or(DownlinkChoice::Realtime) {
+                DownlinkChoice::Realtime => DownlinkMode::Realtime,
+                DownlinkChoice::Burst => DownlinkMode::Burst,
+                DownlinkChoice::Jitter => DownlinkMode::Jitter {
+                    max: d(self.jitter_max, 100),
+                },
+                DownlinkChoice::Stall => DownlinkMode::Stall {
+                    after: self.stall_after.unwrap_or(10),
+                    pause: d(self.stall, 500),
+                },
+            },
             seed,
             cpu_burn: d(self.cpu_burn, 0),
-            cpu_burn_threads: match self.cpu_burn_threads.as_deref().unwrap_or("pool") {
-                "pool" => BurnThreads::Pool,
-                "single" => BurnThreads::Single,
-                other => {
-                    return Err((
-                        "cpu_burn_threads".into(),
-                        format!("must be pool or single; got `{other}`"),
-                    ));
-                }
-            },
+            cpu_burn_threads: self.cpu_burn_threads.unwrap_or_default(),
             sentences: self.sentences.unwrap_or(2),
             silence_window: d(self.silence_window, 300),
             min_utterance_frames: self.min_utterance_frames.unwrap_or(15),
@@ -155,26 +161,6 @@ impl MockSettings {
         }
         Ok(cfg)
     }
-}
-
-fn downlink_mode(
-    name: Option<&str>,
-    jitter: Duration,
-    after: u32,
-    pause: Duration,
-) -> Result<DownlinkMode, (String, String)> {
-    Ok(match name.unwrap_or("realtime") {
-        "realtime" => DownlinkMode::Realtime,
-        "burst" => DownlinkMode::Burst,
-        "jitter" => DownlinkMode::Jitter { max: jitter },
-        "stall" => DownlinkMode::Stall { after, pause },
-        other => {
-            return Err((
-                "downlink".into(),
-                format!("must be one of realtime, burst, jitter, stall; got `{other}`"),
-            ));
-        }
-    })
 }
 
 #[cfg(test)]

@@ -10,25 +10,30 @@
 //! it over a socket; `accept` is the listener (back-off, handshake timeout,
 //! connection faults, TLS); `reply` the ASR/LLM/TTS worker pools; `hearing`
 //! recognises the bundled clips; `fault` picks and logs faults; `pacing`,
-//! `vad`, `voice_bank`, `burn` are the pure pieces and the CPU burner.
-//! [`MockCounters`] records what the server saw so tests can compare both
-//! sides.
+//! `vad` and `voice_bank` are pure pieces (no I/O, no clocks); `burn`
+//! burns real CPU; `shared` is what every session of a server shares.
+//! [`MockCounters`] (`counters`) records what the server saw so tests can
+//! compare both sides.
 
 mod accept;
 mod burn;
 mod config;
 pub mod core;
+mod counters;
 pub mod fault;
 pub mod hearing;
 mod pacing;
 mod reply;
+mod shared;
 mod shell;
 pub mod tls;
 mod vad;
 mod voice_bank;
 
+pub use accept::MAX_MESSAGE_SIZE;
 pub use burn::BurnThreads;
 pub use config::{MockConfig, MockSettings};
+pub use counters::MockCounters;
 pub use fault::{FaultKind, FaultLog, FaultSettings, InjectedFault};
 pub use hearing::ClipIndex;
 pub use pacing::{DownlinkMode, DownlinkPacer, Outgoing, PACE, PRE_BUFFER_FRAMES};
@@ -38,9 +43,9 @@ pub use voice_bank::VoiceBank;
 
 use crate::audio::ClipSet;
 use reply::Stages;
+use shared::Shared;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -48,96 +53,6 @@ use tokio_util::sync::CancellationToken;
 /// A connection that has not finished the WebSocket handshake (TLS
 /// included) this long after it was accepted is closed.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// WebSocket messages (and frames) over this size are refused with close
-/// code 1009, like PY's library (PROTOCOL.md §9.1).
-pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
-
-/// What the mock saw. Plain atomic counters that sessions bump (the fault
-/// log keeps its bounded record list behind a lock; faults are rare).
-#[derive(Debug, Default)]
-pub struct MockCounters {
-    /// Upgraded WebSocket connections.
-    pub sessions: AtomicU64,
-    /// Sessions currently open.
-    pub active_sessions: AtomicI64,
-    /// Client hellos answered.
-    pub hellos: AtomicU64,
-    /// `listen start` messages.
-    pub listen_starts: AtomicU64,
-    /// `listen stop` messages (push-to-talk release).
-    pub listen_stops: AtomicU64,
-    /// `listen detect` with a configured wake word (answered with a greeting).
-    pub wake_words: AtomicU64,
-    /// `listen detect` with other text (taken as the utterance).
-    pub detect_texts: AtomicU64,
-    /// Turns open now: from `listen start` (or speech) until `tts stop` was
-    /// sent and the device could have drained its queue without starting
-    /// another turn. A closed-loop speaker with no think time stays open.
-    pub open_turns: AtomicI64,
-    /// Utterances answered (`stt` sent for speech or detect text).
-    pub turns: AtomicU64,
-    /// Utterances too short to answer.
-    pub too_short: AtomicU64,
-    /// `tts stop` sent at the natural end of an answer.
-    pub replies_completed: AtomicU64,
-    /// Answers open now (`stt` sent, `tts stop` not yet).
-    pub open_replies: AtomicI64,
-    /// `abort` messages.
-    pub aborts: AtomicU64,
-    /// Binary frames received / TTS frames sent.
-    pub frames_in: AtomicU64,
-    pub frames_out: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-    /// Audio that arrived before the hello (dropped, as PY does).
-    pub frames_before_hello: AtomicU64,
-    /// MCP results received from devices.
-    pub mcp_results: AtomicU64,
-    /// Sessions closed by the idle timeout (goodbye turn or hard close).
-    pub idle_closes: AtomicU64,
-    /// Malformed client input (bad JSON shapes, bad framing).
-    pub protocol_errors: AtomicU64,
-    /// Uplink frames discarded by the wake-word mute (§13.1).
-    pub muted_frames: AtomicU64,
-    /// Utterances whose audio matched no bundled clip (answered with the
-    /// fallback text).
-    pub unrecognised: AtomicU64,
-    /// Connections closed for not finishing the handshake in time.
-    pub handshake_timeouts: AtomicU64,
-    /// `accept()` errors (e.g. out of file descriptors); the loop backs off.
-    pub accept_errors: AtomicU64,
-    /// Connections closed (1009) for a message over [`MAX_MESSAGE_SIZE`].
-    pub oversized: AtomicU64,
-    /// Faults injected: a count per kind and the first 10,000 records.
-    pub faults: FaultLog,
-}
-
-impl MockCounters {
-    /// Reads a counter.
-    pub fn get(c: &AtomicU64) -> u64 {
-        c.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn bump(c: &AtomicU64) {
-        c.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn add(c: &AtomicU64, n: u64) {
-        c.fetch_add(n, Ordering::Relaxed);
-    }
-}
-
-/// State shared by every session of one server.
-pub(crate) struct Shared {
-    pub cfg: Arc<MockConfig>,
-    pub counters: Arc<MockCounters>,
-    pub stages: Arc<Stages>,
-    pub bank: Arc<VoiceBank>,
-    pub hearing: Arc<ClipIndex>,
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
-    pub handshake_timeout: Duration,
-}
-
 /// How to run a mock server beyond its `[mock]` settings.
 #[derive(Clone)]
 pub struct MockOptions {

@@ -5,8 +5,9 @@
 //! Sink` of WebSocket messages, so plain TCP and TLS share it.
 
 use super::core::{Action, CloseReason, Input, SessionCore};
+use super::counters::MockCounters;
 use super::reply::{ReplyEvent, ReplyJob, run_reply};
-use super::{MockCounters, Shared};
+use super::shared::Shared;
 use crate::alarm::Alarm;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::collections::HashMap;

@@ -37,7 +37,7 @@ pub struct LlmSettings {
     /// ...or several, picked by `pick`.
     pub replies: Option<Vec<String>>,
     /// `seed` (a seeded draw per request) or `turn` (the Nth user message gets reply N).
-    pub pick: Option<String>,
+    pub pick: Option<ReplyPick>,
     /// Share of requests offering `tools` (with `tool_choice` auto) answered
     /// with a tool call; `tool_choice: required` or a named function always is.
     pub tool_call_ratio: Option<f64>,
@@ -87,8 +87,9 @@ pub struct LlmConfig {
     pub workers: Option<usize>,
 }
 
-/// How a reply is chosen from the list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a reply is chosen from the list; written `seed` or `turn`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ReplyPick {
     Seed,
     Turn,
@@ -166,11 +167,7 @@ impl ProvidersSettings {
         if replies.is_empty() || replies.iter().any(|r| r.trim().is_empty()) {
             return Err(("llm.replies".into(), "every reply must have some text".into()));
         }
-        let pick = match llm.pick.as_deref().unwrap_or("seed") {
-            "seed" => ReplyPick::Seed,
-            "turn" => ReplyPick::Turn,
-            other => return Err(("llm.pick".into(), format!("must be seed or turn; got `{other}`"))),
-        };
+        let pick = llm.pick.unwrap_or(ReplyPick::Seed);
         let ratio = llm.tool_call_ratio.unwrap_or(0.0);
         if !(0.0..=1.0).contains(&ratio) {
             return Err(("llm.tool_call_ratio".into(), "is a share between 0 and 1".into()));
@@ -279,13 +276,6 @@ mod tests {
             llm: Some(l),
             ..Default::default()
         };
-        assert_eq!(
-            bad(llm(LlmSettings {
-                pick: Some("random".into()),
-                ..Default::default()
-            })),
-            "llm.pick"
-        );
         assert_eq!(
             bad(llm(LlmSettings {
                 tool_arguments: Some("{oops".into()),

@@ -17,11 +17,14 @@ pub mod gate;
 mod http;
 pub mod llm;
 pub mod matcher;
+mod report;
+mod state;
 pub mod tts;
 pub mod voice;
 
 pub use config::{ProvidersConfig, ProvidersSettings};
 pub use gate::{Gate, ProviderReport};
+pub use report::{ProvidersReport, ProvidersSettingsReport};
 
 use crate::audio::clip::ClipSet;
 use crate::dist::Dist;
@@ -34,9 +37,9 @@ use axum::serve::ListenerExt;
 use matcher::Matcher;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+use state::State;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -46,86 +49,6 @@ use voice::Tape;
 const BODY_LIMIT: usize = 25 * 1024 * 1024;
 /// How long `stop` lets answers in progress finish.
 const STOP_GRACE: Duration = Duration::from_secs(2);
-
-/// Every provider's figures: `GET /stats` and the run report's `providers` section.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ProvidersReport {
-    /// Base URL of the stand-ins (`http://ADDR`).
-    pub url: String,
-    /// The latency settings in force (`Dist` syntax).
-    pub settings: ProvidersSettingsReport,
-    pub llm: ProviderReport,
-    pub tts: ProviderReport,
-    pub asr: ProviderReport,
-}
-
-/// The latencies in force, as written in a fleet file.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ProvidersSettingsReport {
-    pub llm_first_token: String,
-    pub llm_token_interval: String,
-    pub tts_delay: String,
-    pub asr_delay: String,
-}
-
-impl ProvidersReport {
-    /// Requests that reached any stand-in.
-    pub fn requests(&self) -> u64 {
-        self.llm.requests + self.tts.requests + self.asr.requests
-    }
-}
-
-/// State every handler shares.
-pub(crate) struct State {
-    cfg: Mutex<Arc<ProvidersConfig>>,
-    rngs: [Mutex<ChaCha8Rng>; 3],
-    pub llm: Gate,
-    pub tts: Gate,
-    pub asr: Gate,
-    tape16: Tape,
-    tape24: Tape,
-    pub matcher: Matcher,
-    /// `http://ADDR`.
-    pub base: String,
-    pub shutdown: CancellationToken,
-}
-
-impl State {
-    /// The settings in force (a cheap snapshot).
-    pub fn config(&self) -> Arc<ProvidersConfig> {
-        self.cfg.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Provider `i`'s RNG (0 LLM, 1 TTS, 2 ASR): draws of one provider do
-    /// not shift another's.
-    pub fn rng(&self, i: usize) -> MutexGuard<'_, ChaCha8Rng> {
-        self.rngs[i].lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn tape(&self, rate: u32) -> &Tape {
-        if rate == self.tape16.rate {
-            &self.tape16
-        } else {
-            &self.tape24
-        }
-    }
-
-    fn report(&self) -> ProvidersReport {
-        let c = self.config();
-        ProvidersReport {
-            url: self.base.clone(),
-            settings: ProvidersSettingsReport {
-                llm_first_token: c.llm.first_token.to_string(),
-                llm_token_interval: c.llm.token_interval.to_string(),
-                tts_delay: c.tts.delay.to_string(),
-                asr_delay: c.asr.delay.to_string(),
-            },
-            llm: self.llm.report(),
-            tts: self.tts.report(),
-            asr: self.asr.report(),
-        }
-    }
-}
 
 /// The stand-ins, serving on one address until stopped.
 pub struct ProvidersServer {

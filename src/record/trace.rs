@@ -3,7 +3,6 @@
 //! playback model, and the underrun spans. Times are milliseconds from end
 //! of speech (negative for anything before it).
 
-use crate::metrics::{TurnOutcome, TurnRecord};
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -62,19 +61,6 @@ pub struct TurnFailure {
     /// What exactly happened (OS error, close code and reason, message
     /// excerpt), when the device knows it.
     pub detail: Option<String>,
-}
-
-impl TurnFailure {
-    /// The failure of a failed turn; `None` for any other outcome.
-    pub fn of(r: &TurnRecord) -> Option<TurnFailure> {
-        match r.outcome {
-            TurnOutcome::Failed(kind) => Some(TurnFailure {
-                kind: kind.as_str().to_string(),
-                detail: r.detail.clone(),
-            }),
-            _ => None,
-        }
-    }
 }
 
 /// Everything needed to write a turn's WAV and timeline.

@@ -6,7 +6,7 @@
 
 use crate::capacity::slo::Slo;
 use crate::metrics::Snapshot;
-use crate::watch::sampler::EventKind;
+use crate::watch::EventKind;
 use crate::watch::series::ServerWatch;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};

@@ -2,9 +2,10 @@
 //! written in the format its file extension names ([`format`]): JSON (the
 //! contract other tools read, `schema/report.v1.json`), the CSV streamed
 //! during the run ([`csv`]), HTML with charts ([`html`]), or the console
-//! summary. Beside it: SLO gates ([`slo`]), lossless histograms and exact
-//! merges ([`exact`], [`merge`]), and the live outputs fed during the run
-//! ([`outputs`]: [`prometheus`], [`dashboard`]).
+//! summary. The value and its sections live in `model`, the SLO verdict's
+//! data in `verdict`. Beside it: SLO gates ([`slo`]), lossless histograms
+//! and exact merges ([`exact`], [`merge`]), and the live outputs fed during
+//! the run ([`outputs`]: [`prometheus`], [`dashboard`]).
 
 pub mod chart;
 pub mod csv;
@@ -15,6 +16,7 @@ pub mod format;
 pub mod html;
 pub mod live;
 pub mod merge;
+mod model;
 pub mod outputs;
 pub mod prometheus;
 mod prometheus_stages;
@@ -22,269 +24,18 @@ pub mod slo;
 pub mod stand_ins;
 mod text;
 pub mod timeline;
+mod verdict;
 pub mod view;
 
+pub use model::{
+    Audio, Connections, PlaybackSection, Report, RunContext, RunInfo, SCHEMA_VERSION, StageReport, Tool, Turns,
+    latency_of, playback_of, turns_of,
+};
 pub use text::{render_status, render_summary};
 
-use crate::fleet::RunOutcome;
-use crate::fleet::generator::GeneratorReport;
-use crate::metrics::{LATENCY_METRICS, Metrics, Percentiles, ratio};
-use serde::Serialize;
-use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Bump when a field changes meaning or disappears.
-pub const SCHEMA_VERSION: u32 = 1;
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    pub schema_version: u32,
-    pub tool: Tool,
-    pub run: RunInfo,
-    pub turns: Turns,
-    pub latency_ms: BTreeMap<String, Percentiles>,
-    pub playback: PlaybackSection,
-    pub audio: Audio,
-    pub generator: GeneratorReport,
-    pub connections: Connections,
-    /// Step plans: each stage's measure window.
-    pub stages: Vec<StageReport>,
-    /// The fleet second by second, on the same clock as `server.samples`.
-    pub series: Vec<crate::metrics::SeriesPoint>,
-    /// The watched server (`--watch-*`), on the run's clock.
-    pub server: Option<crate::watch::series::ServerReport>,
-    /// Files written for `--record` (empty when not recording).
-    pub recordings: Vec<crate::record::Recording>,
-    /// The AI provider stand-ins (`--providers`): what the server asked of them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub providers: Option<crate::providers::ProvidersReport>,
-    /// The SLO verdict (`--slo`, `[[slo]]`); absent when none was set.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub slo: Option<slo::SloVerdict>,
-    /// Latency, turns and stutter second by second (see [`timeline`]).
-    pub latency_series: Vec<timeline::LatencyPoint>,
-    /// Every percentile object above, losslessly (see [`exact`]).
-    pub histograms: BTreeMap<String, crate::metrics::LatencyHistogram>,
-}
-
-/// What users heard: the modelled decode queue of every device.
-#[derive(Clone, Debug, Serialize)]
-pub struct PlaybackSection {
-    /// Completed turns with audio.
-    pub turns: u64,
-    /// Turns with at least one underrun of at least one frame (60 ms).
-    pub stutter_turns: u64,
-    pub stutter_ratio: f64,
-    pub underruns: u64,
-    pub overflow_drops: u64,
-    /// Per-turn totals.
-    pub underrun_ms: Percentiles,
-    pub sentence_gap_ms: Percentiles,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Tool {
-    pub name: String,
-    pub version: String,
-}
-
-impl Tool {
-    /// This program's name and version.
-    pub fn this() -> Tool {
-        Tool {
-            name: env!("CARGO_PKG_NAME").to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct RunInfo {
-    pub target_url: String,
-    pub mock: bool,
-    /// RFC 3339, UTC.
-    pub started_at: String,
-    pub duration_s: f64,
-    pub devices: u32,
-    pub seed: u64,
-    pub interrupted: bool,
-    pub fleet: String,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Turns {
-    pub started: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub cancelled: u64,
-    /// Answers the user cut off (barge-in); not failures.
-    pub interrupted: u64,
-    pub failed_ratio: f64,
-    pub failures: BTreeMap<String, u64>,
-    /// The first few distinct details of each failure kind (OS error, HTTP
-    /// status, close code and reason, message excerpt).
-    pub failure_details: BTreeMap<String, Vec<String>>,
-    /// Messages that could not belong to the turn in progress, by type:
-    /// counted, never turned into a latency.
-    pub stray_messages: BTreeMap<String, u64>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Audio {
-    pub frames_sent: u64,
-    pub frames_received: u64,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Connections {
-    /// Connections opened (hello completed).
-    pub opened: u64,
-    /// Idle connections the server closed (no-voice timeout): not failures.
-    pub idle_closed: u64,
-    /// Connects that failed outside a conversation, by kind.
-    pub failed: BTreeMap<String, u64>,
-    /// The first few distinct details of those failures, per kind.
-    pub failure_details: BTreeMap<String, Vec<String>>,
-    /// Connections that replaced one the server or the network took away.
-    pub reconnects: u64,
-}
-
-/// One stage of a step plan, measured after its ramp-up.
-#[derive(Clone, Debug, Serialize)]
-pub struct StageReport {
-    pub name: String,
-    pub speakers: u32,
-    pub started_at: f64,
-    pub duration_s: f64,
-    pub turns: Turns,
-    pub latency_ms: BTreeMap<String, Percentiles>,
-    pub playback: PlaybackSection,
-    /// The server during this window (when watched).
-    pub server: Option<crate::watch::summary::ServerSummary>,
-    /// This window's percentile objects, losslessly (see [`exact`]).
-    pub histograms: BTreeMap<String, crate::metrics::LatencyHistogram>,
-}
-
-/// Facts about the run that the metrics do not hold.
-pub struct RunContext<'a> {
-    pub target_url: &'a str,
-    pub mock: bool,
-    pub devices: u32,
-    pub seed: u64,
-    pub fleet: &'a str,
-}
-
-pub fn turns_of(m: &Metrics) -> Turns {
-    Turns {
-        started: m.turns_started,
-        completed: m.completed,
-        failed: m.failed,
-        cancelled: m.cancelled,
-        interrupted: m.interrupted,
-        failed_ratio: ratio(m.failed, m.turns_started),
-        failures: m.failures.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
-        failure_details: details(&m.failure_details),
-        stray_messages: m.tally.stray.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-    }
-}
-
-fn details(d: &BTreeMap<crate::metrics::FailureKind, Vec<String>>) -> BTreeMap<String, Vec<String>> {
-    d.iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect()
-}
-
-pub fn latency_of(m: &Metrics) -> BTreeMap<String, Percentiles> {
-    LATENCY_METRICS
-        .iter()
-        .map(|name| {
-            (
-                name.to_string(),
-                m.latency.get(name).map(|h| h.percentiles()).unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
-pub fn playback_of(m: &Metrics) -> PlaybackSection {
-    let p = &m.playback;
-    PlaybackSection {
-        turns: p.turns,
-        stutter_turns: p.stutter_turns,
-        stutter_ratio: ratio(p.stutter_turns, p.turns),
-        underruns: p.underruns,
-        overflow_drops: p.overflow_drops,
-        underrun_ms: p.underrun_ms.percentiles(),
-        sentence_gap_ms: p.sentence_gap_ms.percentiles(),
-    }
-}
-
 impl Report {
-    pub fn build(ctx: &RunContext<'_>, out: &RunOutcome) -> Report {
-        let m = &out.metrics;
-        Report {
-            schema_version: SCHEMA_VERSION,
-            tool: Tool::this(),
-            run: RunInfo {
-                target_url: ctx.target_url.to_string(),
-                mock: ctx.mock,
-                started_at: humantime::format_rfc3339_seconds(out.started_at).to_string(),
-                duration_s: (out.duration.as_secs_f64() * 1000.0).round() / 1000.0,
-                devices: ctx.devices,
-                seed: ctx.seed,
-                interrupted: out.interrupted,
-                fleet: ctx.fleet.to_string(),
-            },
-            turns: turns_of(m),
-            latency_ms: latency_of(m),
-            playback: playback_of(m),
-            audio: Audio {
-                frames_sent: m.tally.frames_sent,
-                frames_received: m.tally.frames_received,
-                bytes_sent: m.tally.bytes_sent,
-                bytes_received: m.tally.bytes_received,
-            },
-            generator: out.generator.clone(),
-            connections: Connections {
-                opened: m.connections,
-                idle_closed: m.idle_closed,
-                failed: m
-                    .connect_failures
-                    .iter()
-                    .map(|(k, v)| (k.as_str().to_string(), *v))
-                    .collect(),
-                failure_details: details(&m.connect_failure_details),
-                reconnects: m.reconnects,
-            },
-            stages: m
-                .stages
-                .iter()
-                .map(|st| StageReport {
-                    name: st.name.clone(),
-                    speakers: st.speakers,
-                    started_at: (st.started_at_s * 1000.0).round() / 1000.0,
-                    duration_s: (st.duration_s * 1000.0).round() / 1000.0,
-                    turns: turns_of(&st.metrics),
-                    latency_ms: latency_of(&st.metrics),
-                    playback: playback_of(&st.metrics),
-                    server: None,
-                    histograms: exact::histograms_of(&st.metrics),
-                })
-                .collect(),
-            series: m.series.clone(),
-            server: None,
-            recordings: Vec::new(),
-            providers: None,
-            slo: None,
-            latency_series: Vec::new(),
-            histograms: {
-                let mut h = exact::histograms_of(m);
-                h.insert(exact::SEND_LAG.to_string(), m.tally.send_lag.to_histogram());
-                h
-            },
-        }
-    }
-
     /// Writes the report in the format its extension names (see [`format`]).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         format::write_run(self, path)

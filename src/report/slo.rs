@@ -2,33 +2,11 @@
 //! the pass/fail rule live in [`crate::capacity::slo`]) checked against the
 //! whole run, as the report's `slo: {passed, checks}` and the exit code.
 
-use super::Report;
+pub use super::verdict::{SloCheck, SloVerdict};
+
+use super::model::Report;
 use crate::capacity::slo::{Slo, SloMetric, StageMeasure};
-use serde::{Deserialize, Serialize};
 use std::fmt::Write;
-
-/// The report's `slo` section.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SloVerdict {
-    /// Every check passed.
-    pub passed: bool,
-    pub checks: Vec<SloCheck>,
-}
-
-/// One rule checked against the run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SloCheck {
-    /// The rule as written back, e.g. `first_audio.p95<=1500ms`.
-    pub rule: String,
-    /// In operators' words, e.g. `p95 first audio ≤ 1.5 s`.
-    pub description: String,
-    /// `ms` for latencies, `ratio` for ratios.
-    pub unit: String,
-    pub limit: f64,
-    /// The run's value; absent when nothing was measured (then it fails).
-    pub observed: Option<f64>,
-    pub passed: bool,
-}
 
 /// What the run measured, in the shape the SLO checker reads.
 pub fn measure(r: &Report) -> StageMeasure {

@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::sampler::EventKind;
+use super::sample::EventKind;
 use super::{WatchError, bytes_to_mb};
 
 /// Where Docker listens unless told otherwise.

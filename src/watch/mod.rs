@@ -5,7 +5,8 @@
 //! This file owns the shared error type and the unit constants. The readers
 //! live in `proc` (a pid), `cgroup` (a cgroup v1/v2 directory) and `docker`
 //! (a container through the Docker API); `sampler` turns them into one
-//! per-interval `ServerSample` stream plus `ServerEvent`s and summarizes it;
+//! per-interval `ServerSample` stream plus `ServerEvent`s (the data in
+//! `sample`), `summary` sums a run up;
 //! `limit` sets (and restores) the server's CPU limit for `capacity --cpus`.
 //!
 //! All parsing is done by pure functions over file contents / JSON values so
@@ -15,6 +16,7 @@ pub mod cgroup;
 pub mod docker;
 pub mod limit;
 pub mod proc;
+pub mod sample;
 pub mod sampler;
 pub mod series;
 pub mod summary;
@@ -23,10 +25,9 @@ mod targets;
 pub use cgroup::{CgroupSample, CgroupSnapshot, cgroup_delta, read_cgroup};
 pub use docker::{ContainerInfo, ContainerStats, DockerClient, DockerSample, DockerSnapshot};
 pub use proc::{HotThread, ProcSample, ProcSnapshot, proc_delta, read_proc};
-pub use sampler::{
-    Allotment, EventKind, ServerEvent, ServerSample, ServerSummary, Stats, WatchMessage, WatchTarget, Watcher,
-    run_watcher, summarize,
-};
+pub use sample::{Allotment, EventKind, ServerEvent, ServerSample, WatchMessage, WatchTarget};
+pub use sampler::{Watcher, run_watcher};
+pub use summary::{ServerSummary, Stats, summarize};
 
 /// Bytes in one "MB" as reported everywhere in this module (MiB, like
 /// `docker stats` and `top`).

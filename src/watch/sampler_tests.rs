@@ -6,8 +6,11 @@ use super::*;
 use crate::watch::docker::tests::{
     INSPECT_OOM, Routes, STATS_V2, fake_docker, running_inspect_object, temp_socket, wire,
 };
-use crate::watch::summary::summarize_with;
+use crate::watch::proc::HotThread;
+use crate::watch::sample::EventKind;
+use crate::watch::summary::{ServerSummary, Stats, summarize, summarize_with};
 use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 

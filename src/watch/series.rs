@@ -3,8 +3,10 @@
 //! samples and events, and summarises any window of them (a stage's measure
 //! window) by mean, p95 and max, because CPU must be judged by its peaks.
 
+use super::sample::{Allotment, ServerEvent, ServerSample, WatchMessage, WatchTarget};
+use super::sampler::Watcher;
 use super::sampler::run_watcher_with;
-use super::sampler::{Allotment, ServerEvent, ServerSample, ServerSummary, WatchMessage, WatchTarget, Watcher};
+use super::summary::ServerSummary;
 use super::summary::summarize_with;
 use serde::Serialize;
 use std::time::Duration;

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::sampler::ServerSample;
+use super::sample::ServerSample;
 
 /// Share of the CPU allotment from which a sample counts as a burst.
 pub const BURST_SHARE: f64 = 0.9;

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::cgroup::{CgroupSnapshot, cgroup_delta, read_cgroup};
 use super::docker::{DockerClient, DockerSnapshot, docker_events, docker_sample};
 use super::proc::{HotThread, ProcSnapshot, proc_delta, read_proc};
-use super::sampler::{Allotment, EventKind, WatchTarget};
+use super::sample::{Allotment, EventKind, WatchTarget};
 use super::{WatchError, bytes_to_mb};
 
 pub(crate) type DockerFeed = watch::Receiver<Option<Result<DockerSnapshot, WatchError>>>;

@@ -296,6 +296,65 @@ fn validate_prints_values_as_fleet_files_spell_them() {
 }
 
 #[test]
+fn validate_prints_the_load_shape_with_its_parameters() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fleets");
+    let stdout = |file: &Path, extra: &[&str]| {
+        let out = bin().arg("validate").arg(file).args(extra).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let steps = stdout(&dir.join("steps-10-20-40.toml"), &[]);
+    assert!(
+        steps.contains(
+            "load: a step plan of concurrent speakers: 10 for 60s, 20 for 60s, 40 for 60s\nshape: steady (closed loop)"
+        ),
+        "{steps}"
+    );
+    let open = stdout(&dir.join("idle-500-talk-20.toml"), &[]);
+    assert!(
+        open.contains("load: open model: conversations arrive as a Poisson process at 0.9 per second"),
+        "{open}"
+    );
+    let scratch_dir = scratch("shape");
+    let file = scratch_dir.join("burst.toml");
+    std::fs::write(&file, "speakers = 8\nduration = \"30s\"\nshape = \"burst\"\n").unwrap();
+    let burst = stdout(&file, &[]);
+    assert!(
+        burst.contains("load: a step plan of concurrent speakers: 8 for 30s\nshape: burst (closed loop in rounds)"),
+        "{burst}"
+    );
+    let _ = std::fs::remove_dir_all(&scratch_dir);
+}
+
+#[test]
+fn a_value_that_is_no_choice_names_file_line_key_and_the_choices() {
+    let dir = scratch("choices");
+    let cases = [
+        (
+            "devices = 2\n\n[[group]]\nmode = \"push\"\n",
+            "4: `group[0].mode` must be auto, manual or realtime; got `push`",
+        ),
+        (
+            "[mock]\ndownlink = \"trickle\"\n",
+            "2: `mock.downlink` must be realtime, burst, jitter or stall; got `trickle`",
+        ),
+        (
+            "shape = \"wave\"\n",
+            "1: `shape` must be steady, burst or poisson; got `wave`",
+        ),
+    ];
+    for (i, (text, said)) in cases.iter().enumerate() {
+        let file = dir.join(format!("case{i}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let out = bin().arg("validate").arg(&file).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+        assert!(err.contains(&format!("{}:{said}", file.display())), "{text}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn audio_dir_is_relative_to_the_fleet_file() {
     let dir = scratch("audio-dir");
     let clips = dir.join("clips");

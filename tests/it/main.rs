@@ -15,6 +15,7 @@ mod props;
 mod record;
 mod report;
 mod shard;
+mod structure;
 mod support;
 mod tools;
 mod until_end;

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use xiaozhi_fleet::config::Plan;
 use xiaozhi_fleet::device::identity_for;
-use xiaozhi_fleet::fleet::shard::{self, Shard};
+use xiaozhi_fleet::fleet::shard::Shard;
 use xiaozhi_fleet::fleet::{RunOutcome, load_clips, run_fleet};
 use xiaozhi_fleet::metrics::Snapshot;
 use xiaozhi_fleet::mock::{MockCounters, MockServer};
@@ -44,7 +44,7 @@ async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
 
 fn sharded(text: &str, index: u32, count: u32) -> Plan {
     let mut p = plan(text);
-    shard::apply(&mut p, Shard { index, count }).expect("shard has devices");
+    p.apply_shard(Shard { index, count }).expect("shard has devices");
     p
 }
 

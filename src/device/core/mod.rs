@@ -18,11 +18,12 @@ mod link;
 #[cfg(test)]
 mod tests;
 mod turn;
+mod turn_flow;
 
 pub(crate) use link::{close_failure, error_failure};
 pub(crate) use turn::{TurnEnd, TurnSpec};
 
-use super::session::DeviceSettings;
+use super::settings::DeviceSettings;
 use super::trace::TurnTracer;
 use crate::audio::Pacer;
 use crate::audio::playback::Playback;

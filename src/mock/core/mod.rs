@@ -20,8 +20,8 @@ mod tests;
 #[cfg(test)]
 mod tests_faults;
 
-use super::MockCounters;
 use super::config::MockConfig;
+use super::counters::MockCounters;
 use super::fault::{Fault, FaultKind};
 use super::hearing::{ClipIndex, Tally};
 use super::pacing::DownlinkPacer;

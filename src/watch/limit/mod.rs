@@ -15,8 +15,11 @@
 
 pub mod affinity;
 pub mod docker;
+mod error;
 pub mod placement;
 pub mod quota;
+
+pub use error::LimitError;
 
 use crate::watch::DockerClient;
 use affinity::Affinity;
@@ -30,30 +33,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How often the affinity fallback re-applies the mask to new threads.
 pub const AFFINITY_REFRESH: Duration = Duration::from_secs(1);
-
-/// Why a limit could not be read, set or restored.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum LimitError {
-    #[error("{path}: {msg}")]
-    Io { path: String, msg: String },
-    #[error("cannot parse {path}: {detail}")]
-    Parse { path: String, detail: String },
-    #[error("{0}")]
-    Unsupported(String),
-    #[error("process {pid} is gone")]
-    Gone { pid: u32 },
-    #[error("Docker: {0}")]
-    Docker(String),
-}
-
-impl LimitError {
-    pub(crate) fn io(path: &Path, e: &std::io::Error) -> Self {
-        LimitError::Io {
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        }
-    }
-}
 
 /// What to limit.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@ mod turns;
 use super::*;
 use crate::audio::Clip;
 use crate::config::Timeouts;
-use crate::device::session::DeviceSettings;
+use crate::device::settings::DeviceSettings;
 use crate::device::transcript::TranscriptCheck;
 use crate::metrics::{FailureKind, TurnOutcome};
 use crate::protocol::{ListenMode, ProtocolVersion};
