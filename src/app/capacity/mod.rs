@@ -279,7 +279,7 @@ fn exit_code(r: &CapacityReport, target: Option<u32>, nothing_connected: bool, f
         return EXIT_ERROR;
     }
     let verdict = r.sizing.as_ref().and_then(|s| s.verdict);
-    let target_fails = verdict.is_none() && target.is_some_and(|t| r.capacity.max_speakers < t);
+    let target_fails = verdict.is_none() && target.is_some_and(|t| r.capacity.max_speakers.is_none_or(|k| k < t));
     if verdict == Some(Verdict::Insufficient) || target_fails {
         1
     } else {
