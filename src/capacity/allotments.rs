@@ -153,6 +153,7 @@ pub async fn run_allotments(
             shape: plan.shape.as_str().to_string(),
             curve,
             devices_for_target: target_devices,
+            machine_cores: std::thread::available_parallelism().ok().map(|n| n.get() as f64),
             ..SizingInput::default()
         })?);
     }

@@ -5,9 +5,10 @@
 //! distinct x → all cost per speaker, spread unknown below 3 points), and the
 //! memory model kept apart from CPU: `baseline + MB/device × devices +
 //! MB/speaker × speakers`, fitted jointly only when devices and speakers
-//! vary independently (idle devices) over three or more stages.
+//! vary independently (idle devices) over three or more stages; and the
+//! direct memory step between two measured stages (no fit).
 
-use super::{PerSpeaker, StageServer};
+use super::{MemoryStep, PerSpeaker, StageServer};
 
 /// A least-squares line with its residual spread.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,7 +40,22 @@ pub(super) fn per_speaker(stages: &[&StageServer]) -> PerSpeaker {
         baseline_mb,
         cpu_seconds_per_turn: (turns > 0).then(|| cpu_seconds / turns as f64),
         mb_per_device,
+        memory_step: None,
     }
+}
+
+/// Peak memory growth per speaker from the smallest judged stage to the
+/// knee's stage, measured directly (no fit); `None` unless it grew.
+pub(super) fn memory_step(stages: &[StageServer], knee: u32) -> Option<MemoryStep> {
+    let at = |n: u32| stages.iter().find(|s| s.speakers == n);
+    let from = stages.iter().filter(|s| s.speakers < knee).min_by_key(|s| s.speakers)?;
+    let to = at(knee)?;
+    let grown = to.memory_mb_max - from.memory_mb_max;
+    (grown > 0.0).then(|| MemoryStep {
+        from_speakers: from.speakers,
+        to_speakers: to.speakers,
+        mb_per_speaker: grown / f64::from(to.speakers - from.speakers),
+    })
 }
 
 pub(super) fn fit_line(points: &[(f64, f64)]) -> Fit {
