@@ -179,6 +179,8 @@ async fn search(
     interrupt: CancellationToken,
 ) -> anyhow::Result<CapacityOutcome> {
     let progress = |s: &crate::capacity::run::CapacityStage| eprintln!("{}", text::stage_line(s));
+    let say = |l: &str| eprintln!("{l}");
+    let opts = &crate::capacity::probe::probed_start(plan, url, opts, interrupt.clone(), say).await?;
     if opts.cpus.is_empty() {
         return run_capacity(plan, url, opts, interrupt, progress).await;
     }
