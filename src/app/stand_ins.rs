@@ -194,9 +194,11 @@ pub fn sweep_lines(points: &[SweepPoint<CapacitySection>]) -> String {
             .find_map(|s| s.latency_ms.get("first_audio"))
             .map_or(String::new(), |l| format!(", p95 first audio there {:.0} ms", l.p95));
         out += &format!(
-            "  LLM first token {:>8}: {} speakers within the SLOs{fa} (stopped: {})\n",
+            "  LLM first token {:>8}: {} within the SLOs{fa} (stopped: {})\n",
             p.llm_first_token,
-            crate::capacity::search::knee_text(p.outcome.max_speakers),
+            p.outcome
+                .max_speakers
+                .map_or(crate::capacity::search::knee_text(None), |k| format!("{k} speakers")),
             p.outcome.stop_reason
         );
     }

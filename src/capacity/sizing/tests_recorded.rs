@@ -226,15 +226,3 @@ fn cost_lines_only_when_the_spread_is_smaller_than_the_figure() {
         s.explanation
     );
 }
-
-#[test]
-fn zz_print() {
-    for (j, t) in [(ONE_TWO, None), (HALF_ONE, None)] {
-        let (s, text) = sized(j, t);
-        println!("{text}evidence:");
-        for e in &s.evidence {
-            println!("  {e}");
-        }
-        println!("=====");
-    }
-}
