@@ -2,7 +2,8 @@
 //! workers of 1 s, the search must find the same knee as a brute-force
 //! sweep, with fewer stages, and list every stage it ran; `--shape burst`
 //! gives a lower knee than `steady`, both exactly as the worker arithmetic
-//! says; a stage with too few turns is extended, then inconclusive.
+//! says; a stage with too few turns is extended, then inconclusive; with
+//! 10 s turns the probe sizes the first stage so it is not extended.
 //!
 //! A test binary of its own: the comparison sits exactly at the SLO
 //! boundary, and other tests loading the cores at the same time can shift
@@ -12,11 +13,13 @@
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use xiaozhi_fleet::app::capacity::text::stage_line;
+use xiaozhi_fleet::capacity::probe::probed_start;
 use xiaozhi_fleet::capacity::run::{CapacityOptions, StageStatus, measure_of, run_capacity, run_stage};
 use xiaozhi_fleet::capacity::search::{Resolution, SearchConfig};
 use xiaozhi_fleet::capacity::slo::{Slo, all_passed, check_all};
 use xiaozhi_fleet::config::{FleetFile, Plan, Shape, plan::Overrides};
 use xiaozhi_fleet::mock::MockServer;
+use xiaozhi_fleet::rig::Rig;
 
 /// One test at a time: on a paused clock a stage takes little wall time,
 /// and the generator's self-check (CPU ≤ 90% of the cores over the run's
@@ -82,7 +85,7 @@ async fn capacity_finds_the_brute_force_knee_with_fewer_stages() {
     let out = run_capacity(&plan, &url, &opts, CancellationToken::new(), |_| {})
         .await
         .unwrap();
-    assert_eq!(out.capacity.max_speakers, knee);
+    assert_eq!(out.capacity.max_speakers, Some(knee));
     let ran = out.capacity.stages.len();
     assert!(
         ran < knee as usize + 1,
@@ -146,7 +149,7 @@ async fn knee(plan: &Plan, url: &str, slo: &str) -> u32 {
         .await
         .unwrap();
     assert_eq!(out.capacity.shape, plan.shape.as_str());
-    out.capacity.max_speakers
+    out.capacity.max_speakers.expect("a judged knee")
 }
 
 /// Burst: every speaker ends speech at the same instant, so the 4 workers
@@ -186,7 +189,8 @@ async fn burst_knee_is_lower_than_steady_by_the_worker_arithmetic() {
 
 /// A 5 s stage at 1 speaker against the default mock: the window is
 /// extended (not failed with "p95 first audio 0 ms"); one that stays short
-/// is `inconclusive` in the JSON and on the console, and out of the knee.
+/// is `inconclusive` in the JSON and on the console, and out of the knee:
+/// a search of only inconclusive stages writes `max_speakers: null`.
 #[tokio::test(start_paused = true)]
 async fn short_stage_is_extended_then_inconclusive() {
     let _serial = SERIAL.lock().await;
@@ -215,7 +219,7 @@ async fn short_stage_is_extended_then_inconclusive() {
     let out = run(1).await;
     let st = &out.capacity.stages[0];
     assert_eq!((st.status, st.extended, st.measured_s), (StageStatus::Pass, true, 10.0));
-    assert_eq!(out.capacity.max_speakers, 1);
+    assert_eq!(out.capacity.max_speakers, Some(1));
     // 20 turns never come: extended to 15 s (3×), then inconclusive.
     let out = run(20).await;
     let st = &out.capacity.stages[0];
@@ -226,14 +230,78 @@ async fn short_stage_is_extended_then_inconclusive() {
     assert!(!st.passed);
     assert_eq!(
         (out.capacity.max_speakers, out.capacity.stop_reason.as_str()),
-        (0, "inconclusive")
+        (None, "inconclusive")
     );
     let json = serde_json::to_value(&out.capacity).unwrap();
+    assert_eq!(json["max_speakers"], serde_json::Value::Null, "unknown, not 0");
     assert_eq!(json["stages"][0]["status"], "inconclusive");
     assert_eq!(json["completed_stages"], 0);
     let line = stage_line(st);
     assert!(line.contains("1 speakers: INCONCLUSIVE"), "{line}");
     assert!(line.contains("(need 20; the window was extended up to 3×)"), "{line}");
     assert!(!line.contains("p95 first audio 0 ms"), "{line}");
+    mock.stop().await;
+}
+
+/// Turns of 10 s: a 1.38 s clip, no think time, an LLM answering after
+/// 3.5 s (the 7.5 s cycle above with 2.5 s more), everything else instant.
+const SLOW_TURNS: &str = r#"
+think_time = "0s"
+clips = ["ji-dian"]
+ramp = 2
+seed = 9
+
+[mock]
+llm_delay = "3500ms"
+asr_delay = "0ms"
+tts_delay = "0ms"
+sentence_delay = "0ms"
+sentences = 2
+"#;
+
+/// The real server's case: 10 s turns, 60 s stages, at least 20 turns. One
+/// speaker would end 6 turns and be stretched to 180 s; the probe starts at
+/// 4 speakers, which end their 20 turns inside the 60 s window, and says so.
+#[tokio::test(start_paused = true)]
+async fn probe_sizes_the_first_stage_so_it_is_not_stretched() {
+    let _serial = SERIAL.lock().await;
+    let plan = plan(SLOW_TURNS);
+    let mock = MockServer::start("127.0.0.1:0", plan.mock.clone()).await.unwrap();
+    let url = mock.url();
+    let search = SearchConfig {
+        start: 1,
+        resolution: Resolution::Auto,
+        max_speakers: 4,
+        descend: false,
+    };
+    let slos = vec![Slo::parse("first_audio.p95<=5s").unwrap()];
+    let opts = CapacityOptions::new(slos, search, Duration::from_secs(60));
+    assert_eq!(opts.min_turns, 20);
+    let said = std::sync::Mutex::new(Vec::new());
+    let say = |l: &str| said.lock().unwrap().push(l.to_string());
+    let mut rig = Rig::at_url(&plan, &url).await.unwrap();
+    let probed = probed_start(&mut rig, &plan, &opts, CancellationToken::new(), say)
+        .await
+        .unwrap();
+    rig.finish(false, None).await;
+    assert_eq!((probed.search.start, probed.search.descend), (4, true));
+    assert_eq!(
+        said.into_inner().unwrap(),
+        vec![
+            "First stage: 4 speakers (not 1). A probe speaker's turns took 10 s each (turn and think time), so each \
+             speaker ends at least 6 turns in a 60 s window: 4 end the 20 turns a stage needs without stretching its \
+             window."
+                .to_string()
+        ]
+    );
+    let out = run_capacity(&plan, &url, &probed, CancellationToken::new(), |_| {})
+        .await
+        .unwrap();
+    let st = &out.capacity.stages[0];
+    assert_eq!(
+        (st.speakers, st.status, st.extended, st.measured_s),
+        (4, StageStatus::Pass, false, 60.0)
+    );
+    assert_eq!(st.turns.completed, 24, "4 speakers × 6 turns of 10 s");
     mock.stop().await;
 }

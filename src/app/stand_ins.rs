@@ -131,12 +131,16 @@ pub fn sweep_lines(points: &[SweepPoint<CapacitySection>]) -> String {
             .outcome
             .stages
             .iter()
-            .filter(|s| s.speakers == p.outcome.max_speakers)
+            .filter(|s| Some(s.speakers) == p.outcome.max_speakers)
             .find_map(|s| s.latency_ms.get("first_audio"))
             .map_or(String::new(), |l| format!(", p95 first audio there {:.0} ms", l.p95));
         out += &format!(
-            "  LLM first token {:>8}: {} speakers within the SLOs{fa} (stopped: {})\n",
-            p.llm_first_token, p.outcome.max_speakers, p.outcome.stop_reason
+            "  LLM first token {:>8}: {} within the SLOs{fa} (stopped: {})\n",
+            p.llm_first_token,
+            p.outcome
+                .max_speakers
+                .map_or(crate::capacity::search::knee_text(None), |k| format!("{k} speakers")),
+            p.outcome.stop_reason
         );
     }
     out

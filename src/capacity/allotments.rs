@@ -25,7 +25,8 @@ pub struct AllotmentSection {
     pub applied_cores: f64,
     /// How the limit was set.
     pub limit: String,
-    pub max_speakers: u32,
+    /// The knee at this allotment; `None` when no stage could be judged.
+    pub max_speakers: Option<u32>,
     pub stop_reason: String,
     pub stages: Vec<CapacityStage>,
     /// The server over the whole search at this allotment.
@@ -42,7 +43,7 @@ pub struct AllotmentSection {
 fn off_curve_reason(out: &CapacityOutcome) -> Option<String> {
     off_curve(
         &out.capacity.stop_reason,
-        out.capacity.max_speakers,
+        out.capacity.max_speakers.unwrap_or(0),
         out.result.first_fail,
     )
 }
@@ -98,7 +99,7 @@ pub async fn run_allotments(
         o.search.descend = start > opts.search.start;
         o.watch.allotment.cpu_cores = Some(applied.cores);
         let out = search_on(rig, plan, &o, interrupt.clone(), &progress).await?;
-        start = out.capacity.max_speakers.max(opts.search.start);
+        start = out.capacity.max_speakers.unwrap_or(0).max(opts.search.start);
         let off_curve = off_curve_reason(&out);
         if off_curve.is_none() {
             curve.push(AllotmentRun {
@@ -153,6 +154,7 @@ pub async fn run_allotments(
             shape: plan.shape.as_str().to_string(),
             curve,
             devices_for_target: target_devices,
+            machine_cores: std::thread::available_parallelism().ok().map(|n| n.get() as f64),
             ..SizingInput::default()
         })?);
     }

@@ -8,10 +8,12 @@
 //!   buy/keep verdict.
 //!
 //! The async runners: [`run`] (one knee search, stage by stage, against a
-//! watched server) and [`allotments`] (`--cpus`: one search per CPU
-//! allotment, the limit set before each).
+//! watched server), [`allotments`] (`--cpus`: one search per CPU
+//! allotment, the limit set before each) and [`probe`] (the first stage's
+//! size from one speaker's turn time; its rule is pure).
 
 pub mod allotments;
+pub mod probe;
 pub mod run;
 pub mod search;
 pub mod sizing;

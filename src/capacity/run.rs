@@ -123,8 +123,9 @@ pub struct CapacityStage {
 /// The report's `capacity` section.
 #[derive(Clone, Debug, Serialize)]
 pub struct CapacitySection {
-    /// The knee (at the largest allotment with `--cpus`).
-    pub max_speakers: u32,
+    /// The knee (at the largest allotment with `--cpus`); `None` when no
+    /// stage could be judged (see [`SearchResult::knee`]).
+    pub max_speakers: Option<u32>,
     pub slos: Vec<String>,
     pub shape: String,
     pub min_turns: u64,
@@ -487,7 +488,7 @@ fn finish(
     let completed_stages = stages.iter().filter(|s| s.status != StageStatus::Inconclusive).count() as u32;
     Ok(CapacityOutcome {
         capacity: CapacitySection {
-            max_speakers: result.max_speakers,
+            max_speakers: result.knee(),
             slos: opts.slos.iter().map(|s| s.to_string()).collect(),
             shape: plan.shape.as_str().to_string(),
             min_turns: opts.min_turns,

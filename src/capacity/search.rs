@@ -108,6 +108,23 @@ pub struct SearchResult {
     pub first_fail: Option<u32>,
 }
 
+impl SearchResult {
+    /// The knee as reports give it: `None` when no stage could be judged
+    /// (only inconclusive stages, or failures with only inconclusive stages
+    /// below them), so an unknown knee never reads as 0 speakers.
+    pub fn knee(&self) -> Option<u32> {
+        match (self.max_speakers, self.first_fail, self.stop_reason) {
+            (0, None, _) | (0, Some(_), StopReason::Inconclusive) => None,
+            (n, ..) => Some(n),
+        }
+    }
+}
+
+/// A knee in the operator's words: the count, or why there is none.
+pub fn knee_text(knee: Option<u32>) -> String {
+    knee.map_or("unknown (no stage could be judged)".to_string(), |k| k.to_string())
+}
+
 /// What to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -452,6 +469,26 @@ mod tests {
             (ran, result.stop_reason, result.max_speakers),
             (vec![1, 2], StopReason::Inconclusive, 0)
         );
+    }
+
+    #[test]
+    fn knee_is_unknown_when_no_stage_was_judged() {
+        let (only_short, _) = drive(
+            SearchConfig {
+                max_speakers: 2,
+                ..SearchConfig::default()
+            },
+            short,
+        );
+        assert_eq!(only_short.knee(), None);
+        let short_then_fail = |n: u32| if n <= 2 { short(n) } else { pass(false) };
+        let (result, ran) = drive(cfg(1), short_then_fail);
+        assert_eq!((ran, result.stop_reason), (vec![1, 2, 4], StopReason::Inconclusive));
+        assert_eq!(result.knee(), None, "failures above unjudged stages: unknown, not 0");
+        let (start_failed, _) = drive(cfg(4), |_| pass(false));
+        assert_eq!(start_failed.knee(), Some(0), "even the start failed: a knee of 0");
+        let (found, _) = drive(cfg(1), |n| pass(n <= 12));
+        assert_eq!(found.knee(), Some(12));
     }
 
     #[test]

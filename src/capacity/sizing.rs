@@ -11,17 +11,24 @@
 //!   y = CPU p95 cores (see `fit`). **Memory** is kept apart: baseline plus
 //!   MB per connected device plus MB per speaker, fitted jointly when the
 //!   device count varies independently of the speakers (idle devices), else
-//!   one slope per speaker (MB per device unknown).
+//!   one slope per speaker (MB per device unknown). A fitted figure is
+//!   printed only when its spread is smaller than it; otherwise it is left
+//!   out as noise, with the reason, next to what the stages measured
+//!   directly (CPU-seconds per turn, the memory step up to the knee).
 //! - **Saturation** is judged at the first failing stage (or the largest),
 //!   from the CPU *peaks* against the known allotment (see `saturation`):
 //!   `memory`, `hot_thread`, `throttling`, `cpu` (bursts: ≥ 5% of seconds at
 //!   ≥ 90% of the allotment), `none` only when CPU p99 stays under 60% and no
-//!   thread is hot, else `inconclusive` (measure two allotments).
+//!   thread is hot, else `inconclusive` (measure two allotments). With a
+//!   curve, the curve decides what the peaks cannot: `serial_part` when the
+//!   knee grows more slowly than the cores (σ > 0).
 //! - **Scaling** (several allotments, see `scaling`): speakers per added core
 //!   between measured points, where the curve flattens (a step raises the
 //!   knee by < 25% of proportional), a Universal Scalability Law fit, and a
 //!   predicted knee per tier with a confidence that falls with the distance
-//!   from measured allotments.
+//!   from measured allotments; beyond twice the largest measured allotment
+//!   no point figure, only the range the measured knees admit (or none),
+//!   and the allotment to measure next (see `reach`).
 //! - **Need** for the target T (the knee when no target): cores
 //!   `(baseline + slope × T) × 1.3` rounded up to 0.5 core, or, with a
 //!   curve, the fewest cores whose predicted knee reaches T; memory
@@ -32,7 +39,9 @@
 //! - **Verdict** only with a target: `SUFFICIENT` when the known allotment
 //!   covers the needs (unknown parts are not checked) and the knee (measured,
 //!   or predicted by the curve at the allotment) reaches T; otherwise
-//!   `INSUFFICIENT`. No target, no verdict.
+//!   `INSUFFICIENT`. No target, no verdict. The verdict is about one
+//!   allotment (`verdict_cores`): the server's own when known, else the
+//!   largest measured one, and the headline names it.
 //! - **Tier** agrees with the verdict: with `SUFFICIENT` only a tier no
 //!   larger than the allotment; with `INSUFFICIENT` only a tier larger than
 //!   the allotment in the saturated resource, and none at all when more of
@@ -179,6 +188,10 @@ pub struct SizingInput {
     /// default T.
     #[serde(default)]
     pub devices_for_target: Option<u32>,
+    /// The most cores this machine gives (names the allotment to measure
+    /// next when a tier is beyond the curve's reach).
+    #[serde(default)]
+    pub machine_cores: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,8 +211,13 @@ pub enum Saturation {
     HotThread,
     None,
     /// The peaks are neither clearly saturated nor clearly idle, or the
-    /// allotment is unknown: measure two allotments with `--cpus`.
+    /// allotment is unknown: measure two allotments with `--cpus` (with a
+    /// curve, the curve decides).
     Inconclusive,
+    /// With a curve: the process stopped using its cores before the SLOs
+    /// broke (peaks well under the allotment) and the knee grows more
+    /// slowly than the cores: a serial part (σ) limits it.
+    SerialPart,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,22 +246,8 @@ impl MemoryBand {
     }
 }
 
-/// The fitted cost model.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct PerSpeaker {
-    pub cores_per_speaker: f64,
-    pub cores_spread: Option<f64>,
-    /// MB per speaker beyond its connection (all of it when connections and
-    /// speakers cannot be told apart).
-    pub mb_per_speaker: f64,
-    pub mb_spread: Option<f64>,
-    pub baseline_cores: f64,
-    pub baseline_mb: f64,
-    pub cpu_seconds_per_turn: Option<f64>,
-    /// MB per connected device (idle or talking), when measurable.
-    pub mb_per_device: Option<f64>,
-}
-
+pub use fit::{MemoryStep, PerSpeaker};
+pub use reach::{KneeRange, NextAllotment};
 pub use scaling::{Scaling, ScalingPoint, TierPrediction, Usl};
 
 /// The sizing answer. The first twelve fields are read by other tools.
@@ -274,6 +278,10 @@ pub struct Sizing {
     pub first_fail: Option<u32>,
     pub max_measured_speakers: u32,
     pub peak_memory_mb: f64,
+    /// The CPU allotment the verdict is about: the server's own when known,
+    /// else the largest measured one (`None`: unknown and unmeasured).
+    #[serde(default)]
+    pub verdict_cores: Option<f64>,
     /// The known allotment the verdict was judged against (`None` = unknown).
     pub current_cores: Option<f64>,
     pub current_memory_mb: Option<f64>,
@@ -332,9 +340,11 @@ pub fn size(input: &SizingInput) -> Result<Sizing, SizingError> {
         false => curve.iter().flat_map(|a| a.stages.clone()).collect(),
     };
     let all_refs: Vec<&StageServer> = all_stages.iter().collect();
-    let cost = fit::per_speaker(&all_refs);
-    let saturated = saturation::judge(m.judged, judged_cores, input.allotment.memory_mb);
+    let mut cost = fit::per_speaker(&all_refs);
+    cost.memory_step = fit::memory_step(&stages, m.knee);
     let scaling = scaling::analyse(&curve, input)?;
+    let peaks = saturation::judge(m.judged, judged_cores, input.allotment.memory_mb);
+    let saturated = saturation::with_curve(peaks, scaling.as_ref());
     let target = input.target_speakers.unwrap_or(m.knee.max(1));
     let t = f64::from(target);
     let devices = f64::from(input.devices_for_target.unwrap_or(target));
@@ -390,6 +400,7 @@ pub fn size(input: &SizingInput) -> Result<Sizing, SizingError> {
         first_fail: m.first_fail,
         max_measured_speakers: m.max_measured,
         peak_memory_mb,
+        verdict_cores: input.allotment.cpu_cores.or(judged_cores),
         current_cores: input.allotment.cpu_cores,
         current_memory_mb: input.allotment.memory_mb,
         tier_cores: tier.map(|t| t.cpu_cores),
@@ -432,7 +443,7 @@ fn verdict_of(j: &Judged, scaling: Option<&Scaling>, cores_needed: f64, memory_n
     let mem_ok = j.supply.memory_mb.is_none_or(|mb| mb >= memory_needed_mb);
     let knee_ok = match (scaling, j.supply.cpu_cores) {
         // With a curve: the knee predicted (or measured) at the allotment.
-        (Some(sc), Some(c)) => scaling::knee_at(sc, c).is_some_and(|k| k >= f64::from(t)),
+        (Some(sc), Some(c)) => reach::knee_bound(sc, c).is_some_and(|k| k >= f64::from(t)),
         (Some(sc), None) => sc.points.iter().any(|p| p.knee >= t),
         (None, _) => {
             let beyond = j.m.first_fail.is_none() && t > j.m.max_measured;
@@ -467,6 +478,7 @@ mod fit;
 mod saturation;
 mod validate;
 use validate::validate;
+mod reach;
 mod scaling;
 mod text;
 mod text_scaling;
@@ -475,5 +487,7 @@ pub use text::render_text;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_recorded;
 #[cfg(test)]
 mod tests_scaling;

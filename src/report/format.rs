@@ -216,7 +216,7 @@ fn capacity_text(out: &mut String, v: &ReportView) {
     let _ = writeln!(
         out,
         "\nmost concurrent speakers within the SLOs: {} ({} stages, stopped: {})",
-        c.max_speakers,
+        crate::capacity::search::knee_text(c.max_speakers),
         c.stages.len(),
         c.stop_reason
     );

@@ -170,7 +170,8 @@ pub struct RecordingView {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct CapacityView {
-    pub max_speakers: u32,
+    /// `None` when no stage could be judged.
+    pub max_speakers: Option<u32>,
     pub slos: Vec<String>,
     pub stop_reason: String,
     pub stages: Vec<StageView>,

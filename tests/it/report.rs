@@ -467,6 +467,9 @@ async fn a_capacity_search_writes_a_schema_valid_json_and_a_knee_curve() {
             .unwrap()
             .contains("most concurrent speakers within the SLOs")
     );
+    let mut unknown = json.clone();
+    unknown["capacity"]["max_speakers"] = Value::Null;
+    assert_eq!(schema_errors(&unknown), Vec::<String>::new(), "an unknown knee is null");
     let mut broken = json.clone();
     broken["capacity"]["max_speakers"] = serde_json::json!(-1);
     assert!(

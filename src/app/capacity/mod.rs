@@ -176,6 +176,8 @@ async fn search(
     interrupt: CancellationToken,
 ) -> anyhow::Result<CapacityOutcome> {
     let progress = |s: &crate::capacity::run::CapacityStage| eprintln!("{}", text::stage_line(s));
+    let say = |l: &str| eprintln!("{l}");
+    let opts = &crate::capacity::probe::probed_start(rig, plan, opts, interrupt.clone(), say).await?;
     if opts.cpus.is_empty() {
         return search_on(rig, plan, opts, interrupt, progress).await;
     }
@@ -276,7 +278,7 @@ fn exit_code(r: &CapacityReport, target: Option<u32>, nothing_connected: bool, f
         return EXIT_ERROR;
     }
     let verdict = r.sizing.as_ref().and_then(|s| s.verdict);
-    let target_fails = verdict.is_none() && target.is_some_and(|t| r.capacity.max_speakers < t);
+    let target_fails = verdict.is_none() && target.is_some_and(|t| r.capacity.max_speakers.is_none_or(|k| k < t));
     if verdict == Some(Verdict::Insufficient) || target_fails {
         1
     } else {

@@ -5,6 +5,7 @@
 use super::CapacityReport;
 use crate::capacity::render_text;
 use crate::capacity::run::{CapacityStage, StageStatus};
+use crate::capacity::search::knee_text;
 use crate::watch::limit::quota::cores_label;
 
 /// "1 turn", "2 turns".
@@ -74,9 +75,9 @@ pub fn render(r: &CapacityReport) -> String {
         for a in allotments {
             let _ = writeln!(
                 out,
-                "  {:>10}: {} speakers ({} stages, stopped: {}; limit: {})",
+                "  {:>10}: {} ({} stages, stopped: {}; limit: {})",
                 cores_label(a.cpus),
-                a.max_speakers,
+                a.max_speakers.map_or(knee_text(None), |k| format!("{k} speakers")),
                 a.stages.len(),
                 a.stop_reason,
                 a.limit
@@ -130,12 +131,13 @@ fn knee_line(r: &CapacityReport) -> String {
     if r.run.interrupted {
         format!(
             "interrupted: most concurrent speakers within the SLOs from {} completed stages: {} (not converged; the stage in progress was discarded{left_out})",
-            c.completed_stages, c.max_speakers
+            c.completed_stages,
+            knee_text(c.max_speakers)
         )
     } else {
         format!(
             "most concurrent speakers within the SLOs: {} ({} stages, stopped: {}{left_out})",
-            c.max_speakers,
+            knee_text(c.max_speakers),
             c.stages.len(),
             c.stop_reason
         )

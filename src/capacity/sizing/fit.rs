@@ -5,9 +5,40 @@
 //! distinct x → all cost per speaker, spread unknown below 3 points), and the
 //! memory model kept apart from CPU: `baseline + MB/device × devices +
 //! MB/speaker × speakers`, fitted jointly only when devices and speakers
-//! vary independently (idle devices) over three or more stages.
+//! vary independently (idle devices) over three or more stages; and the
+//! direct memory step between two measured stages (no fit).
 
-use super::{PerSpeaker, StageServer};
+use serde::{Deserialize, Serialize};
+
+use super::StageServer;
+
+/// The fitted cost model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PerSpeaker {
+    pub cores_per_speaker: f64,
+    pub cores_spread: Option<f64>,
+    /// MB per speaker beyond its connection (all of it when connections and
+    /// speakers cannot be told apart).
+    pub mb_per_speaker: f64,
+    pub mb_spread: Option<f64>,
+    pub baseline_cores: f64,
+    pub baseline_mb: f64,
+    pub cpu_seconds_per_turn: Option<f64>,
+    /// MB per connected device (idle or talking), when measurable.
+    pub mb_per_device: Option<f64>,
+    /// Memory measured directly between the smallest judged stage and the
+    /// knee's stage (at the judged allotment), when it grew.
+    #[serde(default)]
+    pub memory_step: Option<MemoryStep>,
+}
+
+/// Peak memory growth between two measured stages.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MemoryStep {
+    pub from_speakers: u32,
+    pub to_speakers: u32,
+    pub mb_per_speaker: f64,
+}
 
 /// A least-squares line with its residual spread.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,7 +70,22 @@ pub(super) fn per_speaker(stages: &[&StageServer]) -> PerSpeaker {
         baseline_mb,
         cpu_seconds_per_turn: (turns > 0).then(|| cpu_seconds / turns as f64),
         mb_per_device,
+        memory_step: None,
     }
+}
+
+/// Peak memory growth per speaker from the smallest judged stage to the
+/// knee's stage, measured directly (no fit); `None` unless it grew.
+pub(super) fn memory_step(stages: &[StageServer], knee: u32) -> Option<MemoryStep> {
+    let at = |n: u32| stages.iter().find(|s| s.speakers == n);
+    let from = stages.iter().filter(|s| s.speakers < knee).min_by_key(|s| s.speakers)?;
+    let to = at(knee)?;
+    let grown = to.memory_mb_max - from.memory_mb_max;
+    (grown > 0.0).then(|| MemoryStep {
+        from_speakers: from.speakers,
+        to_speakers: to.speakers,
+        mb_per_speaker: grown / f64::from(to.speakers - from.speakers),
+    })
 }
 
 pub(super) fn fit_line(points: &[(f64, f64)]) -> Fit {

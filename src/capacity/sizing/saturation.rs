@@ -5,7 +5,10 @@
 //! under half its cores; throttling (≥ 10% of periods); CPU bursts (≥ 5% of
 //! seconds at ≥ 90% of the allotment, or p95 there); `none` only when CPU
 //! p99 stays under 60% of the allotment and no thread is hot; anything else
-//! (including an unknown allotment) is `inconclusive`.
+//! (including an unknown allotment) is `inconclusive`. With a curve, the
+//! curve decides what the peaks cannot: `serial_part` when they stayed
+//! well under the allotment while the knee grew more slowly than the cores
+//! (σ > 0).
 
 use super::{
     BURST_SATURATION, CLEARLY_IDLE_SHARE, HOT_THREAD_PROCESS_SHARE, HOT_THREAD_SHARE, SATURATION_SHARE, Saturation,
@@ -37,4 +40,13 @@ pub(super) fn judge(s: &StageServer, cores: Option<f64>, memory_mb: Option<f64>)
         return Saturation::None;
     }
     Saturation::Inconclusive
+}
+
+/// The peak rule's answer, completed by the curve (see module docs).
+pub(super) fn with_curve(peaks: Saturation, curve: Option<&super::Scaling>) -> Saturation {
+    let serial = curve.is_some_and(|sc| sc.curve != "proportional" && sc.usl.is_some_and(|u| u.sigma > 0.0));
+    match peaks {
+        Saturation::Inconclusive if serial => Saturation::SerialPart,
+        other => other,
+    }
 }

@@ -10,10 +10,12 @@
 //! three, κ = 0 for two, least squares beyond; σ kept in [0, 1], κ ≥ 0;
 //! once the curve flattens, only to the points from there on);
 //! predicted knees per tier with a confidence by distance from the
-//! measured allotments.
+//! measured allotments: a point figure within reach, a range beyond it
+//! (see `reach`), and the allotment to measure next when a tier got none.
 
 use serde::{Deserialize, Serialize};
 
+use super::reach::{self, KneeRange, NextAllotment};
 use super::{AllotmentRun, SizingError, SizingInput, StageServer};
 
 /// A step raising the knee by less than this share of proportional is flat.
@@ -26,6 +28,9 @@ pub const PROPORTIONAL_EFFICIENCY: f64 = 0.75;
 pub struct ScalingPoint {
     pub cores: f64,
     pub knee: u32,
+    /// The smallest failing count above the knee (its bracket's top).
+    #[serde(default)]
+    pub first_fail: Option<u32>,
 }
 
 /// The fitted Universal Scalability Law.
@@ -54,7 +59,12 @@ impl Usl {
 pub struct TierPrediction {
     pub tier: String,
     pub cores: f64,
-    pub knee: f64,
+    /// The point figure; `None` beyond twice the largest measured allotment.
+    pub knee: Option<f64>,
+    /// Beyond that reach: the knees the measured points admit (`None` when
+    /// they admit no range, or within reach).
+    #[serde(default)]
+    pub knee_range: Option<KneeRange>,
     pub confidence: String,
 }
 
@@ -75,17 +85,22 @@ pub struct Scaling {
     /// The busiest thread above the flattening point (the serial part).
     pub busiest_thread: Option<String>,
     pub busiest_thread_share: Option<f64>,
+    /// What to measure next when a tier got no point figure.
+    #[serde(default)]
+    pub next_allotment: Option<NextAllotment>,
 }
 
-/// The knee of one allotment's stages (largest pass below the first fail).
-fn knee_of(stages: &[StageServer]) -> u32 {
+/// The knee of one allotment's stages (largest pass below the first fail)
+/// and that first fail.
+fn knee_of(stages: &[StageServer]) -> (u32, Option<u32>) {
     let first_fail = stages.iter().filter(|s| !s.passed).map(|s| s.speakers).min();
-    stages
+    let knee = stages
         .iter()
         .filter(|s| s.passed && first_fail.is_none_or(|f| s.speakers < f))
         .map(|s| s.speakers)
         .max()
-        .unwrap_or(0)
+        .unwrap_or(0);
+    (knee, first_fail)
 }
 
 /// The curve from two or more allotments (`None` from fewer).
@@ -97,9 +112,13 @@ pub(super) fn analyse(curve: &[&AllotmentRun], input: &SizingInput) -> Result<Op
     }
     let points: Vec<ScalingPoint> = runs
         .iter()
-        .map(|a| ScalingPoint {
-            cores: a.cores,
-            knee: knee_of(&a.stages),
+        .map(|a| {
+            let (knee, first_fail) = knee_of(&a.stages);
+            ScalingPoint {
+                cores: a.cores,
+                knee,
+                first_fail,
+            }
         })
         .collect();
     let mut sc = curve_of(&points);
@@ -118,18 +137,29 @@ pub(super) fn analyse(curve: &[&AllotmentRun], input: &SizingInput) -> Result<Op
         sc.busiest_thread = hot.hot_thread_name.clone();
         sc.busiest_thread_share = hot.hot_thread_p95;
     }
+    let fitted = fit_points(&sc.points, sc.flattens_at_cores);
     sc.predictions = input
         .tiers
         .iter()
         .filter_map(|t| {
+            let c = t.cpu_cores;
+            let reach = reach::within_reach(&sc.points, c);
             Some(TierPrediction {
                 tier: t.name.clone(),
-                cores: t.cpu_cores,
-                knee: knee_at(&sc, t.cpu_cores)?,
-                confidence: distance_confidence(&sc, t.cpu_cores).to_string(),
+                cores: c,
+                knee: if reach { Some(knee_at(&sc, c)?) } else { None },
+                knee_range: if reach { None } else { reach::knee_range(&fitted, c) },
+                confidence: distance_confidence(&sc, c).to_string(),
             })
         })
         .collect();
+    let withheld: Vec<f64> = sc
+        .predictions
+        .iter()
+        .filter(|p| p.knee.is_none())
+        .map(|p| p.cores)
+        .collect();
+    sc.next_allotment = reach::next_allotment(&sc.points, &withheld, input.machine_cores);
     Ok(Some(sc))
 }
 
@@ -166,6 +196,7 @@ pub fn curve_of(points: &[ScalingPoint]) -> Scaling {
         predictions: Vec::new(),
         busiest_thread: None,
         busiest_thread_share: None,
+        next_allotment: None,
     }
 }
 
@@ -271,11 +302,12 @@ pub fn knee_at(sc: &Scaling, c: f64) -> Option<f64> {
     sc.usl.map(|u| u.knee(c))
 }
 
-/// The fewest cores (0.5 steps, up to 256) whose predicted knee reaches `t`.
+/// The fewest cores (0.5 steps, up to 256) that hold at least `t` (by
+/// [`reach::knee_bound`]: no figure beyond reach that the data cannot carry).
 pub fn cores_for(sc: &Scaling, t: f64) -> Option<f64> {
     (1..=512)
         .map(|i| f64::from(i) * 0.5)
-        .find(|&c| knee_at(sc, c).is_some_and(|k| k >= t))
+        .find(|&c| reach::knee_bound(sc, c).is_some_and(|k| k >= t))
 }
 
 /// `high` within the measured allotments, `medium` up to 2× beyond

@@ -94,8 +94,8 @@ fn insufficient_needs_plan_a() {
     assert_eq!(
         headline,
         "4 cores / 8 GB holds 12 concurrent speakers (steady load) at p95 first audio ≤ 2 s. \
-         20 speakers: need about 7.5 cores / 9.2 GB → plan A (8 cores / 16 GB). \
-         Verdict: INSUFFICIENT (confidence: medium, 1.2× beyond measured load)"
+         20 speakers at 4 cores / 8 GB (the server's allotment): Verdict: INSUFFICIENT — 13 speakers failed there \
+         (confidence: medium, 1.2× beyond measured load); need about 7.5 cores / 9.2 GB → plan A (8 cores / 16 GB)."
     );
 }
 
@@ -144,7 +144,7 @@ fn hot_thread_says_more_cores_will_not_help() {
     assert!(text.contains("more cores will not raise the knee"), "{text}");
     assert!(text.contains("more server processes or instances will"), "{text}");
     assert!(
-        text.contains("20 speakers: need 4 server processes or instances"),
+        text.contains("Verdict: INSUFFICIENT — 7 speakers failed there (confidence: low, 2.5× beyond measured load); need 4 server processes or instances"),
         "{text}"
     );
     let within = size(&input(stages, 4.0, 8192.0, Some(5))).unwrap();

@@ -64,7 +64,7 @@ pub(super) fn explain(s: &Sizing, judged: &StageServer, cores: Option<f64>) -> V
     lines.push(saturation_line(s, judged, cores));
     lines.extend(super::text_scaling::lines(s));
     lines.push(memory_line(s));
-    lines.push(cost_line(s));
+    lines.extend(cost_lines(s));
     let target = sized_for(s);
     match s.target_speakers {
         None => lines.push(format!(
@@ -72,8 +72,9 @@ pub(super) fn explain(s: &Sizing, judged: &StageServer, cores: Option<f64>) -> V
         )),
         Some(t) => {
             if let Some(fail) = s.first_fail.filter(|f| *f <= t) {
+                let there = cores.map_or("here".to_string(), |c| format!("at {}", cores_word(c)));
                 lines.push(format!(
-                    "Measured: {fail} speakers already failed the SLOs here, so {t} cannot be held as is."
+                    "Measured: {fail} speakers already failed the SLOs {there}, so {t} cannot be held there as is."
                 ));
             }
             if s.tier.is_none() {
@@ -88,9 +89,16 @@ pub(super) fn explain(s: &Sizing, judged: &StageServer, cores: Option<f64>) -> V
         ));
     }
     if s.current_cores.is_none() && s.current_memory_mb.is_none() {
-        lines.push(
-            "The server's allotment is unknown (give --server-cpus/--server-memory, or watch its cgroup or container): only the measured knee was checked.".into(),
-        );
+        let checked = match (&s.scaling, s.verdict_cores, s.verdict) {
+            (Some(_), Some(c), Some(_)) => format!(
+                "the verdict is about the measured allotments (the largest: {})",
+                cores_word(c)
+            ),
+            _ => "only the measured knee was checked".to_string(),
+        };
+        lines.push(format!(
+            "The server's allotment is unknown (give --server-cpus/--server-memory, or watch its cgroup or container): {checked}."
+        ));
     }
     lines
 }
@@ -103,8 +111,11 @@ fn no_tier_line(s: &Sizing) -> String {
         }
         (_, Saturation::HotThread) => "No tier: more cores will not help a pinned thread.".into(),
         (_, Saturation::None) => "No tier: the limit is outside the container.".into(),
-        (_, Saturation::Inconclusive) => {
+        (_, Saturation::Inconclusive) if s.scaling.is_none() => {
             "No tier: it is not known whether more cores help — measure two allotments with --cpus.".into()
+        }
+        _ if s.scaling.is_some() => {
+            "No tier: no listed tier is known to hold them from the knees measured (see the predicted knees).".into()
         }
         _ => format!(
             "No listed tier has {} cores and {} GB: spread the load over several servers or ask for a larger plan.",
@@ -170,6 +181,11 @@ fn saturation_line(s: &Sizing, j: &StageServer, cores: Option<f64>) -> String {
             allotted(cores),
             num(j.memory_mb_max)
         ),
+        Saturation::SerialPart => serial_part_line(s, j, cores),
+        Saturation::Inconclusive if s.scaling.is_some() => format!(
+            "At {n} speakers the CPU peaks ({peaks} of {}) are neither saturated nor clearly idle; the knees measured at several allotments decide (below).",
+            allotted(cores)
+        ),
         Saturation::Inconclusive if cores.is_none() => format!(
             "Inconclusive — the CPU allotment is unknown, so the CPU peaks at {n} speakers ({peaks}) cannot be judged: give --server-cpus, or measure two allotments with --cpus."
         ),
@@ -182,6 +198,33 @@ fn saturation_line(s: &Sizing, j: &StageServer, cores: Option<f64>) -> String {
             pct(CLEARLY_IDLE_SHARE)
         ),
     }
+}
+
+/// What the curve adds when the peaks stayed under the allotment: the
+/// process stopped using its cores before the SLOs broke (a serial part).
+fn serial_part_line(s: &Sizing, j: &StageServer, cores: Option<f64>) -> String {
+    let usl = s.scaling.as_ref().and_then(|sc| sc.usl);
+    let sigma = usl.map_or(0.0, |u| u.sigma);
+    let thread = match (&j.hot_thread_name, j.hot_thread_p95) {
+        (Some(name), Some(h)) => format!("; its busiest thread, {name}, at {} of a core", core_pct(h)),
+        _ => String::new(),
+    };
+    let ceiling = usl
+        .filter(|u| u.kappa == 0.0 && u.sigma > 0.0)
+        .map_or(String::new(), |u| {
+            format!(
+                ", and no number of cores takes one process past about {:.0} speakers",
+                u.lambda / u.sigma
+            )
+        });
+    format!(
+        "The server stops using its cores before the SLOs break: at {} it failed at {} speakers while using {} of them (CPU p95{thread}). A serial part limits it: σ = {} means about {} of each turn's work runs one piece at a time (e.g. on the one event loop every audio packet passes through), so each added core buys less{ceiling}.",
+        allotted(cores),
+        j.speakers,
+        num(j.cpu_cores_p95),
+        num(sigma),
+        pct(sigma)
+    )
 }
 
 fn memory_line(s: &Sizing) -> String {
@@ -203,37 +246,79 @@ fn memory_line(s: &Sizing) -> String {
     )
 }
 
-fn cost_line(s: &Sizing) -> String {
-    let c = &s.per_speaker;
-    let spread = |v: Option<f64>| {
-        v.map_or(" (spread unknown: fewer than 3 stages)".into(), |d| {
-            format!(" ± {}", num(d))
-        })
-    };
-    let memory = match c.mb_per_device {
-        Some(dev) => format!(
-            "memory {} MB per connected device (idle or talking) plus {} MB per speaker",
-            num(dev),
-            num(c.mb_per_speaker)
-        ),
-        None => format!(
-            "{} MB{} (connections and speakers could not be told apart: no idle devices)",
-            num(c.mb_per_speaker),
-            spread(c.mb_spread)
-        ),
-    };
-    let mut line = format!(
-        "Each concurrent speaker costs about {} cores{} and {memory}, over a baseline of {} cores / {} MB; needs = (baseline + costs × {} speakers) × {HEADROOM} headroom, rounded up to 0.5 core and 64 MB.",
-        num(c.cores_per_speaker),
-        spread(c.cores_spread),
-        num(c.baseline_cores),
-        num(c.baseline_mb),
-        sized_for(s),
-    );
-    if let Some(cpt) = c.cpu_seconds_per_turn {
-        line.push_str(&format!(" A turn costs {} CPU-seconds.", num(cpt)));
+/// A fitted per-speaker figure, shown only when its spread is smaller than
+/// it; otherwise the reason it is left out.
+fn fitted(what: &str, value: f64, spread: Option<f64>, unit: &str) -> Result<String, String> {
+    match spread {
+        Some(d) if d < value => Ok(format!("{} {unit} ± {}", num(value), num(d))),
+        Some(d) => Err(format!(
+            "{what} ({} ± {}: the spread is larger than the figure)",
+            num(value),
+            num(d)
+        )),
+        None => Err(format!("{what} (fewer than 3 stages: no spread to judge it by)")),
     }
-    line
+}
+
+/// The cost lines: fitted per-speaker figures that are more than noise,
+/// the ones left out and why, what the stages measured directly, and how
+/// the needs were computed.
+fn cost_lines(s: &Sizing) -> Vec<String> {
+    let c = &s.per_speaker;
+    let (mut shown, mut left_out) = (Vec::new(), Vec::new());
+    for r in [
+        fitted("cores per speaker", c.cores_per_speaker, c.cores_spread, "cores"),
+        match c.mb_per_device {
+            Some(dev) => Ok(format!(
+                "{} MB per connected device (idle or talking) plus {} MB per speaker",
+                num(dev),
+                num(c.mb_per_speaker)
+            )),
+            None => fitted("MB per speaker", c.mb_per_speaker, c.mb_spread, "MB"),
+        },
+    ] {
+        match r {
+            Ok(v) => shown.push(v),
+            Err(why) => left_out.push(why),
+        }
+    }
+    let mut lines = Vec::new();
+    if !shown.is_empty() {
+        lines.push(format!(
+            "Each concurrent speaker costs about {}, over a baseline of {} cores / {} MB.",
+            shown.join(" and "),
+            num(c.baseline_cores),
+            num(c.baseline_mb)
+        ));
+    }
+    if !left_out.is_empty() {
+        lines.push(format!("Left out as noise: {}.", left_out.join("; ")));
+    }
+    let mut direct = Vec::new();
+    if let Some(cpt) = c.cpu_seconds_per_turn {
+        direct.push(format!("a turn costs {} CPU-seconds", num(cpt)));
+    }
+    if let Some(m) = c.memory_step {
+        direct.push(format!(
+            "peak memory grew {} MB per speaker from {} to {} speakers",
+            num(m.mb_per_speaker),
+            m.from_speakers,
+            m.to_speakers
+        ));
+    }
+    if !direct.is_empty() {
+        lines.push(format!("Measured directly: {}.", direct.join("; ")));
+    }
+    let cores_from = if s.scaling.is_some() {
+        "cores from the knees measured at several allotments, memory"
+    } else {
+        "needs"
+    };
+    lines.push(format!(
+        "For {} speakers: {cores_from} = (baseline + fitted cost × speakers) × {HEADROOM} headroom, rounded up to 0.5 core and 64 MB.",
+        sized_for(s)
+    ));
+    lines
 }
 
 /// The figures each verdict line stands on ([`Sizing::evidence`]).
@@ -267,12 +352,18 @@ pub(super) fn evidence(s: &Sizing, j: &StageServer, cores: Option<f64>) -> Vec<S
     out.push(sat);
     out.extend(super::text_scaling::evidence(s));
     let c = &s.per_speaker;
+    let cores_from = match &s.scaling {
+        Some(_) => "from the knees by allotment".to_string(),
+        None => format!(
+            "fit {} + {} × T, × {HEADROOM}",
+            num(c.baseline_cores),
+            num(c.cores_per_speaker)
+        ),
+    };
     out.push(format!(
-        "need for {} speakers: cores {} (fit {} + {} × T, × {HEADROOM}), memory {} MB (fit {} MB + {} MB/device + {} MB/speaker, × {HEADROOM})",
+        "need for {} speakers: cores {} ({cores_from}), memory {} MB (fit {} MB + {} MB/device + {} MB/speaker, × {HEADROOM})",
         sized_for(s),
         num(s.cores_needed),
-        num(c.baseline_cores),
-        num(c.cores_per_speaker),
         num(s.memory_needed_mb),
         num(c.baseline_mb),
         c.mb_per_device.map_or("?".into(), num),
@@ -311,10 +402,15 @@ pub fn render_text(s: &Sizing) -> String {
         } else {
             format!("{:.1}× beyond measured load", s.extrapolation)
         };
+        let failed = match (v, s.first_fail.filter(|f| *f <= t)) {
+            (Verdict::Insufficient, Some(f)) => format!(" — {f} speakers failed there"),
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            " {t} speakers: {}. Verdict: {verdict} (confidence: {}, {reach})",
-            need(s),
-            s.confidence
+            " {t} speakers at {}: Verdict: {verdict}{failed} (confidence: {}, {reach}); {}.",
+            verdict_place(s),
+            s.confidence,
+            need(s)
         ));
     }
     out.push('\n');
@@ -326,8 +422,26 @@ pub fn render_text(s: &Sizing) -> String {
     out
 }
 
+/// Which allotment the verdict word is about (never a tier's).
+fn verdict_place(s: &Sizing) -> String {
+    match (limits(s.current_cores, s.current_memory_mb), s.verdict_cores) {
+        (Some(here), _) => format!("{here} (the server's allotment)"),
+        (None, Some(c)) => format!("{}, as measured (the server's own allotment is unknown)", cores_word(c)),
+        (None, None) => "the measured allotment (the server's own is unknown)".into(),
+    }
+}
+
 fn need(s: &Sizing) -> String {
     let flat = s.scaling.as_ref().is_some_and(|sc| sc.flattens_at_cores.is_some());
+    let unknown_supply = s.current_cores.is_none() && s.current_memory_mb.is_none();
+    if let (Some(Verdict::Insufficient), Some(name), true) = (s.verdict, &s.tier, unknown_supply) {
+        let spec = limits(s.tier_cores, s.tier_memory_gb.map(|g| g * 1024.0)).unwrap_or_default();
+        return format!(
+            "predicted to hold at {} cores / {} GB, inside the {name} tier ({spec})",
+            num(s.cores_needed),
+            gb(s.memory_needed_mb)
+        );
+    }
     match (s.saturated, s.processes_needed, &s.tier) {
         (_, Some(p), None) if flat || s.saturated == Saturation::HotThread => {
             format!("need {p} server processes or instances (more cores will not help)")

@@ -1,8 +1,12 @@
 //! Operator wording of the scaling curve ([`super::Scaling`]): speakers per
-//! added core, where the curve flattens and what that means, the USL fit
-//! and the tiers' predicted knees. Words only; the rules live in `scaling`.
+//! added core, where the curve flattens and what that means, the USL fit,
+//! the tiers' predicted knees (a figure within reach, a range or none
+//! beyond) and the allotment to measure next. Words only; the rules live
+//! in `scaling` and `reach`.
 
 use super::Sizing;
+use super::reach::{POINT_REACH, largest};
+use super::scaling::{Scaling, TierPrediction};
 use super::text::num;
 
 fn cores(c: f64) -> String {
@@ -65,21 +69,80 @@ pub(super) fn lines(s: &Sizing) -> Vec<String> {
             num(u.kappa)
         ));
     }
-    if !sc.predictions.is_empty() {
-        let tiers: Vec<String> = sc
-            .predictions
-            .iter()
-            .map(|p| {
-                format!(
-                    "{} ({}) ≈ {:.0} ({} confidence)",
-                    p.tier,
-                    cores(p.cores),
-                    p.knee,
-                    p.confidence
-                )
-            })
-            .collect();
-        out.push(format!("Predicted knees: {}.", tiers.join(", ")));
+    out.extend(prediction_lines(sc));
+    out
+}
+
+/// The tiers' predicted knees: a figure within reach, a range beyond it,
+/// and the allotment to measure next when a tier got no figure.
+fn prediction_lines(sc: &Scaling) -> Vec<String> {
+    let mut out = Vec::new();
+    let points: Vec<String> = sc
+        .predictions
+        .iter()
+        .filter_map(|p| {
+            let k = p.knee?;
+            Some(format!(
+                "{} ({}) ≈ {k:.0} ({} confidence)",
+                p.tier,
+                cores(p.cores),
+                p.confidence
+            ))
+        })
+        .collect();
+    if !points.is_empty() {
+        out.push(format!("Predicted knees: {}.", points.join(", ")));
+    }
+    let beyond: Vec<&TierPrediction> = sc.predictions.iter().filter(|p| p.knee.is_none()).collect();
+    let Some(first) = beyond.first() else {
+        return out;
+    };
+    let reach = cores(POINT_REACH * largest(&sc.points));
+    let ranged: Vec<String> = beyond
+        .iter()
+        .filter_map(|p| {
+            let r = p.knee_range?;
+            Some(format!(
+                "{} ({}) {:.0}–{:.0}",
+                p.tier,
+                cores(p.cores),
+                r.low.floor(),
+                r.high.ceil()
+            ))
+        })
+        .collect();
+    let names: Vec<String> = beyond
+        .iter()
+        .map(|p| format!("{} ({})", p.tier, cores(p.cores)))
+        .collect();
+    out.push(match (ranged.is_empty(), first.knee_range) {
+        (false, Some(r)) => format!(
+            "Beyond {reach} (twice the largest measured allotment) no single figure, only the range the measured knees allow (σ from {} to {}): {}.",
+            num(r.sigma_low),
+            num(r.sigma_high),
+            ranged.join(", ")
+        ),
+        _ => format!(
+            "No prediction for {}: beyond {reach} (twice the largest measured allotment), and the knees measured admit no range (no serial part can be told from them yet, so σ = 0 would be a guess).",
+            names.join(", ")
+        ),
+    });
+    if let Some(next) = sc.next_allotment {
+        let list: Vec<String> = sc.points.iter().map(|p| num(p.cores)).collect();
+        out.push(if next.on_this_machine {
+            format!(
+                "Measure {} next (the most this machine gives: --cpus {},{}); for larger tiers, measure their cores on a machine that has them.",
+                cores(next.cores),
+                list.join(","),
+                num(next.cores)
+            )
+        } else {
+            format!(
+                "Measure {} next, on a machine that has that many cores (the knees measured reach only {}).",
+                cores(next.cores),
+                cores(largest(&sc.points))
+            )
+        });
     }
     out
 }

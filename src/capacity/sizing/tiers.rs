@@ -21,7 +21,7 @@ pub(super) fn pick<'a>(
     let t = f64::from(j.target);
     let covers = |tier: &Tier| {
         let cpu_ok = match sc {
-            Some(sc) => scaling::knee_at(sc, tier.cpu_cores).is_some_and(|k| k >= t),
+            Some(sc) => super::reach::knee_bound(sc, tier.cpu_cores).is_some_and(|k| k >= t),
             None => tier.cpu_cores >= cores,
         };
         cpu_ok && tier.memory_gb * 1024.0 >= memory_mb
@@ -41,7 +41,11 @@ pub(super) fn pick<'a>(
         (Verdict::Insufficient, _, Some(_)) => &more_cores,
         (Verdict::Insufficient, Saturation::Cpu | Saturation::Throttling, None) => &more_cores,
         (Verdict::Insufficient, Saturation::Memory, None) => &more_memory,
-        (Verdict::Insufficient, Saturation::HotThread | Saturation::None | Saturation::Inconclusive, None) => {
+        (
+            Verdict::Insufficient,
+            Saturation::HotThread | Saturation::None | Saturation::Inconclusive | Saturation::SerialPart,
+            None,
+        ) => {
             return None;
         }
     };

@@ -124,7 +124,7 @@ fn verdicts(h: &mut String, v: &ReportView) {
             "info",
             &format!(
                 "At most <b>{}</b> concurrent speakers within the SLOs ({}); {} stages, search stopped: {}.",
-                c.max_speakers,
+                esc(&crate::capacity::search::knee_text(c.max_speakers)),
                 esc(&slos.join(", ")),
                 c.stages.len(),
                 esc(&c.stop_reason)
