@@ -249,6 +249,7 @@ fn every_documented_command_parses_with_the_real_cli() {
             Err(e) => problems.push(e),
         }
     }
+    println!("{total} command examples checked: {per_file:?}");
     assert!(problems.is_empty(), "{} documented command(s) are wrong:\n{}", problems.len(), problems.join("\n"));
     assert!(total >= MIN_EXAMPLES, "only {total} command examples found (expected at least {MIN_EXAMPLES}): {per_file:?}");
     for (name, n) in &per_file {
