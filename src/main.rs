@@ -4,6 +4,8 @@
 //! failed, 2 error, 130 interrupted).
 
 mod cli;
+#[cfg(test)]
+mod doc_examples;
 
 use clap::Parser;
 use cli::{CapacityArgs, Cli, Command, MergeArgs, MockArgs, ProvidersArgs, ReportArgs, RunArgs, TlsArgs, WatchArgs};
