@@ -139,8 +139,7 @@ Endpoints: POST /v1/chat/completions (OpenAI LLM), POST /v1/audio/speech (OpenAI
 wav or pcm), POST /v1/audio/transcriptions (OpenAI ASR), WebSocket / (FunASR runtime
 protocol, the server's fun_server ASR), GET /stats (counters and latencies).
 --config reads the [providers] table of a fleet file (delays, worker limits, replies).
-Point the server's config.yaml at them: see the README section
-\"Load-testing your real server without AI costs\".")]
+Point the server's config.yaml at them: see docs/real-server.md.")]
     Providers(ProvidersArgs),
     /// Re-render a saved JSON report (run, capacity or merged) in other formats.
     #[command(after_help = "Examples:

@@ -16,7 +16,7 @@ pub fn providers_lines(out: &mut String, p: &ProvidersReport) {
     if p.requests() == 0 {
         let _ = writeln!(
             out,
-            "  no requests reached them: point the server's LLM, TTS and ASR at {} (README: \"Load-testing your real server without AI costs\")",
+            "  no requests reached them: point the server's LLM, TTS and ASR at {} (docs/real-server.md)",
             p.url
         );
         return;
