@@ -118,3 +118,40 @@ pub async fn spawn_mock_child(exe: &Path, settings: &ChildSettings) -> anyhow::R
 pub async fn stop_child(mut child: Child) {
     let _ = child.kill().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{FleetFile, Plan, plan::Overrides};
+
+    #[test]
+    fn resolved_settings_reach_the_child_unchanged() {
+        let text = r#"
+audio_dir = "audio-samples"
+[mock]
+downlink = "jitter"
+jitter_max = "80ms"
+sentence_delay = "lognormal(300ms, 0.5)"
+cpu_burn = "5ms"
+cpu_burn_threads = "single"
+llm_workers = 3
+wake_words = ["你好小智"]
+[[mock.fault]]
+kind = "reject_upgrade"
+p = 0.25
+status = 403
+"#;
+        let plan = Plan::from_file(
+            FleetFile::parse(text, "f.toml").unwrap(),
+            "f.toml",
+            &Overrides::default(),
+        )
+        .unwrap();
+        let sent = ChildSettings::of(&plan);
+        let got = ChildSettings::read(serde_json::to_vec(&sent).unwrap().as_slice()).unwrap();
+        assert_eq!(got, sent);
+        assert_eq!(got.mock.llm_workers, Some(3));
+        assert_eq!(got.mock.faults.faults.len(), 1);
+        assert!(ChildSettings::read(&b"{not json"[..]).is_err());
+    }
+}
