@@ -8,7 +8,8 @@
 pub mod text;
 
 use crate::capacity::allotments::run_allotments;
-use crate::capacity::run::{CapacityOptions, CapacityOutcome, CapacitySection, search_on};
+use crate::capacity::run::{CapacityOptions, CapacityOutcome, search_on};
+use crate::capacity::section::CapacitySection;
 use crate::capacity::sizing::{Sizing, Verdict};
 use crate::config::{Plan, Target};
 use crate::providers::ProvidersServer;
@@ -175,7 +176,7 @@ async fn search(
     opts: &CapacityOptions,
     interrupt: CancellationToken,
 ) -> anyhow::Result<CapacityOutcome> {
-    let progress = |s: &crate::capacity::run::CapacityStage| eprintln!("{}", text::stage_line(s));
+    let progress = |s: &crate::capacity::section::CapacityStage| eprintln!("{}", text::stage_line(s));
     let say = |l: &str| eprintln!("{l}");
     let opts = &crate::capacity::probe::probed_start(rig, plan, opts, interrupt.clone(), say).await?;
     if opts.cpus.is_empty() {

@@ -4,8 +4,8 @@
 
 use super::CapacityReport;
 use crate::capacity::render_text;
-use crate::capacity::run::{CapacityStage, StageStatus};
 use crate::capacity::search::knee_text;
+use crate::capacity::section::{CapacityStage, StageStatus};
 use crate::watch::limit::quota::cores_label;
 
 /// "1 turn", "2 turns".
