@@ -2,7 +2,7 @@
 //! (per allotment with `--cpus`), and the sizing verdict. The same text goes
 //! to stdout and to `--report` files that do not end in `.json`.
 
-use super::CapacityReport;
+use super::report::CapacityReport;
 use crate::capacity::render_text;
 use crate::capacity::search::knee_text;
 use crate::capacity::section::{CapacityStage, StageStatus};
