@@ -3,7 +3,8 @@
 //! ([`crate::rig`]) and put their figures in the report; `capacity
 //! --llm-delay` searches once per LLM first-token delay.
 
-use crate::capacity::run::{CapacityOutcome, CapacitySection};
+use crate::capacity::run::CapacityOutcome;
+use crate::capacity::section::CapacitySection;
 use crate::dist::Dist;
 use crate::providers::{ProvidersConfig, ProvidersReport, ProvidersServer};
 use serde::Serialize;

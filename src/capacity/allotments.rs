@@ -5,36 +5,15 @@
 //! The limiter is the caller's: it restores the original limit at the end
 //! (explicitly, and from its `Drop` on errors and panics).
 
-use super::run::{CapacityOptions, CapacityOutcome, CapacityStage, search_on};
+use super::run::{CapacityOptions, CapacityOutcome, search_on};
+use super::section::{AllotmentSection, CapacityStage, StageStatus};
 use super::sizing::{self, AllotmentRun, SizingInput};
 use crate::config::Plan;
 use crate::rig::Rig;
 use crate::watch::Allotment;
 use crate::watch::limit::CpuLimiter;
 use crate::watch::limit::quota::cores_label;
-use crate::watch::summary::ServerSummary;
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
-
-/// One allotment's search, as the report lists it (`capacity.allotments`).
-#[derive(Clone, Debug, Serialize)]
-pub struct AllotmentSection {
-    /// The allotment asked for, in cores.
-    pub cpus: f64,
-    /// What the server could really use (whole cores with CPU affinity).
-    pub applied_cores: f64,
-    /// How the limit was set.
-    pub limit: String,
-    /// The knee at this allotment; `None` when no stage could be judged.
-    pub max_speakers: Option<u32>,
-    pub stop_reason: String,
-    pub stages: Vec<CapacityStage>,
-    /// The server over the whole search at this allotment.
-    pub server: Option<ServerSummary>,
-    /// Why this knee is not a point of the scaling curve (it is only a
-    /// lower bound, or unknown), if so.
-    pub off_curve: Option<String>,
-}
 
 /// Why a search's knee cannot be a point of the curve: only a search that
 /// ended by its own rule, or was cut short with its knee already between a
@@ -158,10 +137,7 @@ pub async fn run_allotments(
             ..SizingInput::default()
         })?);
     }
-    out.capacity.completed_stages = stages
-        .iter()
-        .filter(|s| s.status != super::run::StageStatus::Inconclusive)
-        .count() as u32;
+    out.capacity.completed_stages = stages.iter().filter(|s| s.status != StageStatus::Inconclusive).count() as u32;
     out.capacity.stages = stages;
     out.capacity.allotments = Some(sections);
     Ok(out)

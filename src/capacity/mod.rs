@@ -10,12 +10,14 @@
 //! The async runners: [`run`] (one knee search, stage by stage, against a
 //! watched server), [`allotments`] (`--cpus`: one search per CPU
 //! allotment, the limit set before each) and [`probe`] (the first stage's
-//! size from one speaker's turn time; its rule is pure).
+//! size from one speaker's turn time; its rule is pure). Both runners fill
+//! the report's `capacity` section, whose types are in [`section`].
 
 pub mod allotments;
 pub mod probe;
 pub mod run;
 pub mod search;
+pub mod section;
 pub mod sizing;
 pub mod slo;
 

@@ -10,24 +10,20 @@
 //! the search with the knee from the completed stages.
 
 use super::search::{Search, SearchConfig, SearchResult, StageOutcome, Step, StopReason};
+use super::section::{CapacitySection, CapacityStage, StageStatus};
 use super::sizing::{self, Sizing, SizingInput, StageServer, Tier};
 use super::slo::{Slo, SloResult, StageMeasure, all_passed, check_all};
 use crate::config::{Load, Plan, Shape, StagePlan};
 use crate::fleet::generator::GeneratorReport;
-use crate::metrics::{Metrics, Percentiles};
+use crate::metrics::Metrics;
 use crate::report::feed::{StageInfo, StagePoint};
-use crate::report::{PlaybackSection, Turns, latency_of, playback_of, turns_of};
+use crate::report::{latency_of, playback_of, turns_of};
 use crate::rig::Rig;
 use crate::watch::limit::quota::cores_label;
 use crate::watch::series::{ServerReport, WatchOptions};
-use crate::watch::summary::ServerSummary;
-use serde::Serialize;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-pub use super::allotments::{AllotmentSection, run_allotments};
 
 /// Peak memory at or above this share of the limit stops the search.
 pub const MEMORY_STOP_SHARE: f64 = 0.9;
@@ -73,69 +69,6 @@ impl CapacityOptions {
             dashboard: None,
         }
     }
-}
-
-/// A stage's outcome as the report names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StageStatus {
-    Pass,
-    Fail,
-    /// Too few turns, or the generator could not keep pace: not judged.
-    Inconclusive,
-}
-
-impl StageStatus {
-    /// The word on the console.
-    pub fn label(self) -> &'static str {
-        match self {
-            StageStatus::Pass => "PASS",
-            StageStatus::Fail => "FAIL",
-            StageStatus::Inconclusive => "INCONCLUSIVE",
-        }
-    }
-}
-
-/// One stage as the report lists it.
-#[derive(Clone, Debug, Serialize)]
-pub struct CapacityStage {
-    pub speakers: u32,
-    /// The CPU allotment the stage ran at (`--cpus`).
-    pub cpus: Option<f64>,
-    pub status: StageStatus,
-    pub passed: bool,
-    /// Why the stage is inconclusive (if it is).
-    pub inconclusive_reason: Option<String>,
-    /// Length of the measure window (longer than the stage duration when
-    /// it was extended for too few turns).
-    pub measured_s: f64,
-    pub extended: bool,
-    pub slos: Vec<SloResult>,
-    pub turns: Turns,
-    pub latency_ms: BTreeMap<String, Percentiles>,
-    pub playback: PlaybackSection,
-    pub server: Option<ServerSummary>,
-    pub generator_valid: bool,
-    /// Why the generator's own figures were not trustworthy (if so).
-    pub generator_invalid_reasons: Vec<String>,
-}
-
-/// The report's `capacity` section.
-#[derive(Clone, Debug, Serialize)]
-pub struct CapacitySection {
-    /// The knee (at the largest allotment with `--cpus`); `None` when no
-    /// stage could be judged (see [`SearchResult::knee`]).
-    pub max_speakers: Option<u32>,
-    pub slos: Vec<String>,
-    pub shape: String,
-    pub min_turns: u64,
-    pub stop_reason: String,
-    /// Stages that finished and were judged (the knee comes from these).
-    pub completed_stages: u32,
-    pub stages: Vec<CapacityStage>,
-    /// One search per `--cpus` allotment.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allotments: Option<Vec<AllotmentSection>>,
 }
 
 /// Everything a capacity run produced.

@@ -5,11 +5,15 @@
 //! With `--cpus` the server's CPU limit is set before each search and the
 //! original is put back at the end, on Ctrl-C/SIGTERM and on errors.
 
+mod report;
 pub mod text;
 
+pub use report::{CapacityReport, CapacityRun};
+
 use crate::capacity::allotments::run_allotments;
-use crate::capacity::run::{CapacityOptions, CapacityOutcome, CapacitySection, search_on};
-use crate::capacity::sizing::{Sizing, Verdict};
+use crate::capacity::run::{CapacityOptions, CapacityOutcome, search_on};
+use crate::capacity::section::CapacitySection;
+use crate::capacity::sizing::Verdict;
 use crate::config::{Plan, Target};
 use crate::providers::ProvidersServer;
 use crate::report::outputs::OutputOptions;
@@ -18,43 +22,12 @@ use crate::rig::{MockPlacement, Rig, RigOptions};
 use crate::watch::WatchTarget;
 use crate::watch::docker::DEFAULT_DOCKER_SOCKET;
 use crate::watch::limit::{CpuLimiter, LimitTarget};
-use crate::watch::series::ServerReport;
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 use tokio_util::sync::CancellationToken;
 
 /// Exit code: an error, or nothing could connect.
 pub const EXIT_ERROR: u8 = 2;
-
-/// The capacity report (JSON).
-#[derive(Debug, Serialize)]
-pub struct CapacityReport {
-    pub schema_version: u32,
-    pub tool: Tool,
-    pub run: CapacityRun,
-    pub capacity: CapacitySection,
-    pub sizing: Option<Sizing>,
-    pub server: Option<ServerReport>,
-    /// The AI provider stand-ins (`--providers`) during the (first) search.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub providers: Option<crate::providers::ProvidersReport>,
-    /// `--llm-delay`: one search per stand-in LLM first-token delay.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub llm_delay_sweep: Vec<super::stand_ins::SweepPoint<CapacitySection>>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct CapacityRun {
-    pub target_url: String,
-    pub mock: bool,
-    pub started_at: String,
-    pub duration_s: f64,
-    pub fleet: String,
-    pub seed: u64,
-    pub stage_duration_s: f64,
-    pub interrupted: bool,
-}
 
 /// What `--cpus` limits: the one watched target (or the mock child).
 fn limit_target(watch: &[WatchTarget]) -> anyhow::Result<LimitTarget> {
@@ -175,7 +148,7 @@ async fn search(
     opts: &CapacityOptions,
     interrupt: CancellationToken,
 ) -> anyhow::Result<CapacityOutcome> {
-    let progress = |s: &crate::capacity::run::CapacityStage| eprintln!("{}", text::stage_line(s));
+    let progress = |s: &crate::capacity::section::CapacityStage| eprintln!("{}", text::stage_line(s));
     let say = |l: &str| eprintln!("{l}");
     let opts = &crate::capacity::probe::probed_start(rig, plan, opts, interrupt.clone(), say).await?;
     if opts.cpus.is_empty() {

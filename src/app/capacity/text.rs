@@ -2,10 +2,10 @@
 //! (per allotment with `--cpus`), and the sizing verdict. The same text goes
 //! to stdout and to `--report` files that do not end in `.json`.
 
-use super::CapacityReport;
+use super::report::CapacityReport;
 use crate::capacity::render_text;
-use crate::capacity::run::{CapacityStage, StageStatus};
 use crate::capacity::search::knee_text;
+use crate::capacity::section::{CapacityStage, StageStatus};
 use crate::watch::limit::quota::cores_label;
 
 /// "1 turn", "2 turns".

@@ -8,37 +8,7 @@
 //! vary independently (idle devices) over three or more stages; and the
 //! direct memory step between two measured stages (no fit).
 
-use serde::{Deserialize, Serialize};
-
-use super::StageServer;
-
-/// The fitted cost model.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct PerSpeaker {
-    pub cores_per_speaker: f64,
-    pub cores_spread: Option<f64>,
-    /// MB per speaker beyond its connection (all of it when connections and
-    /// speakers cannot be told apart).
-    pub mb_per_speaker: f64,
-    pub mb_spread: Option<f64>,
-    pub baseline_cores: f64,
-    pub baseline_mb: f64,
-    pub cpu_seconds_per_turn: Option<f64>,
-    /// MB per connected device (idle or talking), when measurable.
-    pub mb_per_device: Option<f64>,
-    /// Memory measured directly between the smallest judged stage and the
-    /// knee's stage (at the judged allotment), when it grew.
-    #[serde(default)]
-    pub memory_step: Option<MemoryStep>,
-}
-
-/// Peak memory growth between two measured stages.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct MemoryStep {
-    pub from_speakers: u32,
-    pub to_speakers: u32,
-    pub mb_per_speaker: f64,
-}
+use super::model::{MemoryStep, PerSpeaker, StageServer};
 
 /// A least-squares line with its residual spread.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -20,9 +20,7 @@
 //!   point figure: the most this machine gives, if that is more than was
 //!   measured; else the smallest such tier's cores, on a larger machine.
 
-use serde::{Deserialize, Serialize};
-
-use super::scaling::{Scaling, ScalingPoint};
+use super::model::{KneeRange, NextAllotment, Scaling, ScalingPoint};
 use crate::capacity::search::Resolution;
 
 /// Point predictions reach this multiple of the largest measured allotment.
@@ -31,25 +29,6 @@ pub const POINT_REACH: f64 = 2.0;
 pub const KAPPA_MAX: f64 = 0.05;
 const SIGMA_STEPS: u32 = 1000;
 const KAPPA_STEPS: u32 = 100;
-
-/// The knees a tier may have, from the USLs the measured knees admit.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct KneeRange {
-    pub low: f64,
-    pub high: f64,
-    /// The contention (σ) span of the admitted laws.
-    pub sigma_low: f64,
-    pub sigma_high: f64,
-}
-
-/// The allotment to measure next (`sizing.scaling.next_allotment`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct NextAllotment {
-    pub cores: f64,
-    /// `true`: the most this machine gives; `false`: a tier's cores, which
-    /// need a larger machine.
-    pub on_this_machine: bool,
-}
 
 /// The largest measured allotment.
 pub fn largest(points: &[ScalingPoint]) -> f64 {

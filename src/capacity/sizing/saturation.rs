@@ -10,7 +10,7 @@
 //! well under the allotment while the knee grew more slowly than the cores
 //! (σ > 0).
 
-use super::{
+use super::model::{
     BURST_SATURATION, CLEARLY_IDLE_SHARE, HOT_THREAD_PROCESS_SHARE, HOT_THREAD_SHARE, SATURATION_SHARE, Saturation,
     StageServer, THROTTLED_SATURATION,
 };
@@ -43,7 +43,7 @@ pub(super) fn judge(s: &StageServer, cores: Option<f64>, memory_mb: Option<f64>)
 }
 
 /// The peak rule's answer, completed by the curve (see module docs).
-pub(super) fn with_curve(peaks: Saturation, curve: Option<&super::Scaling>) -> Saturation {
+pub(super) fn with_curve(peaks: Saturation, curve: Option<&super::model::Scaling>) -> Saturation {
     let serial = curve.is_some_and(|sc| sc.curve != "proportional" && sc.usl.is_some_and(|u| u.sigma > 0.0));
     match peaks {
         Saturation::Inconclusive if serial => Saturation::SerialPart,

@@ -13,82 +13,13 @@
 //! measured allotments: a point figure within reach, a range beyond it
 //! (see `reach`), and the allotment to measure next when a tier got none.
 
-use serde::{Deserialize, Serialize};
-
-use super::reach::{self, KneeRange, NextAllotment};
-use super::{AllotmentRun, SizingError, SizingInput, StageServer};
+use super::model::{AllotmentRun, Scaling, ScalingPoint, SizingError, SizingInput, StageServer, TierPrediction, Usl};
+use super::reach;
 
 /// A step raising the knee by less than this share of proportional is flat.
 pub const FLAT_EFFICIENCY: f64 = 0.25;
 /// Every step at or above this share of proportional scales proportionally.
 pub const PROPORTIONAL_EFFICIENCY: f64 = 0.75;
-
-/// One measured allotment and its knee.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ScalingPoint {
-    pub cores: f64,
-    pub knee: u32,
-    /// The smallest failing count above the knee (its bracket's top).
-    #[serde(default)]
-    pub first_fail: Option<u32>,
-}
-
-/// The fitted Universal Scalability Law.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Usl {
-    /// Speakers per core without contention.
-    pub lambda: f64,
-    /// Contention (the serial part).
-    pub sigma: f64,
-    /// Coherency cost (capacity falls past a peak when > 0).
-    pub kappa: f64,
-    /// Cores past which more cores lower capacity, `sqrt((1 − σ) / κ)`.
-    pub peak_cores: Option<f64>,
-}
-
-impl Usl {
-    /// The predicted knee at `c` cores.
-    pub fn knee(&self, c: f64) -> f64 {
-        let denom = 1.0 + self.sigma * (c - 1.0) + self.kappa * c * (c - 1.0);
-        if denom <= 0.0 { 0.0 } else { self.lambda * c / denom }
-    }
-}
-
-/// A tier's predicted knee.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TierPrediction {
-    pub tier: String,
-    pub cores: f64,
-    /// The point figure; `None` beyond twice the largest measured allotment.
-    pub knee: Option<f64>,
-    /// Beyond that reach: the knees the measured points admit (`None` when
-    /// they admit no range, or within reach).
-    #[serde(default)]
-    pub knee_range: Option<KneeRange>,
-    pub confidence: String,
-}
-
-/// The report's `sizing.scaling`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Scaling {
-    pub points: Vec<ScalingPoint>,
-    /// Speakers gained per added core, one per step between points.
-    pub speakers_per_core: Vec<f64>,
-    /// Knee gained ÷ proportional gain, per step (`None` from a knee of 0).
-    pub step_efficiency: Vec<Option<f64>>,
-    /// The allotment past which adding cores stops raising the knee.
-    pub flattens_at_cores: Option<f64>,
-    /// `proportional`, `sublinear`, `flattens` or `flat`.
-    pub curve: String,
-    pub usl: Option<Usl>,
-    pub predictions: Vec<TierPrediction>,
-    /// The busiest thread above the flattening point (the serial part).
-    pub busiest_thread: Option<String>,
-    pub busiest_thread_share: Option<f64>,
-    /// What to measure next when a tier got no point figure.
-    #[serde(default)]
-    pub next_allotment: Option<NextAllotment>,
-}
 
 /// The knee of one allotment's stages (largest pass below the first fail)
 /// and that first fail.

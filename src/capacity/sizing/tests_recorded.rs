@@ -5,6 +5,7 @@
 //! the machine had 2 cores.
 
 use super::*;
+use serde::Deserialize;
 
 #[derive(Deserialize)]
 struct Recorded {

@@ -2,7 +2,7 @@
 //! and flat curves, the USL fit (exact for three points), tier
 //! predictions, and the verdict read from a curve.
 
-use super::scaling::{ScalingPoint, curve_of, fit_usl};
+use super::scaling::{curve_of, fit_usl};
 use super::tests::linear;
 use super::*;
 

@@ -4,20 +4,15 @@
 //! This file owns only words and number formatting; every decision is made
 //! in the parent module and read back from the [`Sizing`] here.
 
-use super::{
+use super::model::{
     BURST_SATURATION, CLEARLY_IDLE_SHARE, HEADROOM, HOT_THREAD_PROCESS_SHARE, MemoryBand, SATURATION_SHARE, Saturation,
     Sizing, StageServer, THROTTLED_SATURATION, Verdict,
 };
+use super::words::num;
 
 /// The speaker count the needs were computed for.
 fn sized_for(s: &Sizing) -> u32 {
     s.target_speakers.unwrap_or(s.knee.max(1))
-}
-
-/// Up to two decimals, trailing zeros dropped: 7.5 → "7.5", 4.0 → "4".
-pub(super) fn num(v: f64) -> String {
-    let text = format!("{v:.2}");
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Megabytes as gigabytes, one decimal: 9408 → "9.2", 8192 → "8".

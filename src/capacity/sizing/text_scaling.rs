@@ -4,10 +4,9 @@
 //! beyond) and the allotment to measure next. Words only; the rules live
 //! in `scaling` and `reach`.
 
-use super::Sizing;
+use super::model::{Scaling, Sizing, TierPrediction};
 use super::reach::{POINT_REACH, largest};
-use super::scaling::{Scaling, TierPrediction};
-use super::text::num;
+use super::words::num;
 
 fn cores(c: f64) -> String {
     if (c - 1.0).abs() < 1e-9 {

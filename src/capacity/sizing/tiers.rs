@@ -6,8 +6,9 @@
 //! smallest covering tier larger than the allotment in the saturated
 //! resource, and none when more of it cannot help.
 
-use super::scaling::{self, Scaling};
-use super::{Judged, Saturation, Tier, Verdict};
+use super::measured::Judged;
+use super::model::{Saturation, Scaling, Tier, Verdict};
+use super::scaling;
 
 pub(super) fn pick<'a>(
     j: &Judged,

@@ -2,7 +2,7 @@
 //! broken reading becomes a typed error naming the stage and field instead
 //! of a verdict built on it.
 
-use super::{SizingError, SizingInput};
+use super::model::{SizingError, SizingInput};
 
 pub(super) fn validate(input: &SizingInput) -> Result<(), SizingError> {
     let check = |what: String, v: f64| {

@@ -5,7 +5,10 @@
 //! when it has data, otherwise the page says what is missing); then the
 //! tables.
 
+mod escape;
 mod tables;
+
+pub use escape::esc;
 
 use super::chart::{self, BLUE, Chart, GREEN, GREY, Marker, ORANGE, PURPLE, RED};
 use super::slo::human_value;
@@ -13,14 +16,6 @@ use super::view::{ReportView, StageView};
 use crate::capacity::slo::{Slo, SloMetric, Stat};
 use std::fmt::Write;
 use std::path::Path;
-
-/// Escapes text for HTML.
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px auto;max-width:920px;color:#222}\
 h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}\

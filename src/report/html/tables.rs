@@ -1,7 +1,7 @@
 //! The HTML report's tables: latency percentiles, failures (with whatever
 //! details the report carries), stages, the worst turns' recordings.
 
-use super::esc;
+use super::escape::esc;
 use crate::metrics::{LATENCY_METRICS, Percentiles};
 use crate::report::view::{ReportView, StageView};
 use std::fmt::Write;

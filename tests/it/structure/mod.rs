@@ -40,56 +40,12 @@ use scan::{FileScan, UseLeaf};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-/// Circles known when the rule was written, in code being reshaped
-/// elsewhere at the same time (`capacity`, `app::capacity`, the HTML
-/// report). Each entry is the set of files of one circle. Empty it as they
-/// are fixed: an entry that no longer matches a circle exactly fails the
-/// test too, so the list cannot go stale or hide a new file.
-const ALLOWED: &[&[&str]] = &[
-    // The sizing verdict: sizing.rs runs fit, saturation, scaling, tiers,
-    // text and validate, which take its types (PerSpeaker, Judged, Sizing,
-    // SizingError, AllotmentRun, BURST_SATURATION); text ↔ text_scaling too.
-    &[
-        "src/capacity/sizing.rs",
-        "src/capacity/sizing/fit.rs",
-        "src/capacity/sizing/saturation.rs",
-        "src/capacity/sizing/scaling.rs",
-        "src/capacity/sizing/text.rs",
-        "src/capacity/sizing/text_scaling.rs",
-        "src/capacity/sizing/tiers.rs",
-        "src/capacity/sizing/validate.rs",
-    ],
-    // allotments.rs takes CapacityOptions from run.rs, which takes AllotmentSection.
-    &["src/capacity/allotments.rs", "src/capacity/run.rs"],
-    // html/mod.rs calls tables::tables; tables.rs takes html's `esc`.
-    &["src/report/html/mod.rs", "src/report/html/tables.rs"],
-    // app/capacity/mod.rs calls text::stage_line; text.rs takes CapacityReport.
-    &["src/app/capacity/mod.rs", "src/app/capacity/text.rs"],
-];
-
 #[test]
 fn no_import_circle_among_library_files() {
     let tree = ModuleTree::load(Path::new(env!("CARGO_MANIFEST_DIR")));
     let edges = tree.edges();
     let circles = strongly_connected(tree.modules.len(), &edges);
-    let allowed: BTreeSet<BTreeSet<String>> = ALLOWED
-        .iter()
-        .map(|files| files.iter().map(|f| f.to_string()).collect())
-        .collect();
-    let mut problems = Vec::new();
-    let mut found = BTreeSet::new();
-    for circle in &circles {
-        let files: BTreeSet<String> = circle.iter().map(|&m| tree.modules[m].file.clone()).collect();
-        if !allowed.contains(&files) {
-            problems.push(tree.describe(circle, &edges));
-        }
-        found.insert(files);
-    }
-    for stale in allowed.difference(&found) {
-        problems.push(format!(
-            "allowed circle no longer found, remove it from ALLOWED: {stale:?}"
-        ));
-    }
+    let problems: Vec<String> = circles.iter().map(|circle| tree.describe(circle, &edges)).collect();
     assert!(problems.is_empty(), "import circles:\n\n{}", problems.join("\n\n"));
 }
 
