@@ -198,6 +198,11 @@ impl ReportView {
             .filter(|h| h.count() > 0)
     }
 
+    /// The sizing verdict's word (`SUFFICIENT`, `INSUFFICIENT`), if it gave one.
+    pub fn sizing_verdict(&self) -> Option<&str> {
+        self.sizing.as_ref()?.get("verdict")?.as_str()
+    }
+
     /// The sizing verdict in plain words, when the report has one.
     pub fn sizing_text(&self) -> Option<String> {
         let v = self.sizing.as_ref().filter(|v| !v.is_null())?;

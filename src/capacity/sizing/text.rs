@@ -245,6 +245,8 @@ fn memory_line(s: &Sizing) -> String {
 /// it; otherwise the reason it is left out.
 fn fitted(what: &str, value: f64, spread: Option<f64>, unit: &str) -> Result<String, String> {
     match spread {
+        // It prints as 0: the stages could not tell the cost from nothing.
+        _ if num(value) == "0" => Err(format!("{what} (too small to measure at these loads)")),
         Some(d) if d < value => Ok(format!("{} {unit} ± {}", num(value), num(d))),
         Some(d) => Err(format!(
             "{what} ({} ± {}: the spread is larger than the figure)",
@@ -461,5 +463,26 @@ fn need(s: &Sizing) -> String {
             num(s.cores_needed),
             gb(s.memory_needed_mb)
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fitted;
+
+    #[test]
+    fn a_fitted_cost_is_shown_only_when_it_is_more_than_its_spread_and_than_nothing() {
+        assert_eq!(
+            fitted("MB per speaker", 0.87, Some(0.2), "MB"),
+            Ok("0.87 MB ± 0.2".to_string())
+        );
+        assert_eq!(
+            fitted("MB per speaker", 0.87, Some(12.38), "MB"),
+            Err("MB per speaker (0.87 ± 12.38: the spread is larger than the figure)".to_string())
+        );
+        assert_eq!(
+            fitted("cores per speaker", 0.0004, Some(0.0001), "cores"),
+            Err("cores per speaker (too small to measure at these loads)".to_string())
+        );
     }
 }

@@ -134,7 +134,11 @@ fn verdicts(h: &mut String, v: &ReportView) {
     }
     match v.sizing_text() {
         Some(text) => {
-            let class = if text.contains("INSUFFICIENT") { "fail" } else { "pass" };
+            let class = match v.sizing_verdict() {
+                Some("INSUFFICIENT") => "fail",
+                Some(_) => "pass",
+                None => "info",
+            };
             box_(h, class, &esc(&text));
         }
         None if v.is_capacity() => box_(
