@@ -14,6 +14,8 @@
 //! - [`protocol`]: typed JSON messages, binary framing, handshake headers, Opus TOC.
 //! - [`audio`]: clip loading and Opus encoding, clip-name globs, the voiced-packet rule,
 //!   the uplink pacer, the playback (decode-queue) model.
+//! - [`ota`]: OTA bootstrap and activation, sans-IO: the version-check request, the answer
+//!   of either server kind, the transport decision, the activation loop.
 //! - [`device`]: one virtual device: the protocol as a sans-IO core (turns,
 //!   attribution of every message, failures with their reasons), its async
 //!   shell, connecting (TCP, TLS, upgrade), conversations and reconnects.
@@ -52,6 +54,7 @@ pub mod dist;
 pub mod fleet;
 pub mod metrics;
 pub mod mock;
+pub mod ota;
 pub mod protocol;
 pub mod providers;
 pub mod record;
