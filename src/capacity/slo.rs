@@ -6,7 +6,7 @@
 //! ([`Slo::check`]). It does not measure anything itself.
 //!
 //! Metrics:
-//! - latency: `connect|hello|stt|llm|tts_start|first_audio|first_play|turn`
+//! - latency: `ota|connect|hello|stt|llm|tts_start|first_audio|first_play|turn`
 //!   followed by `.min|.mean|.p50|.p90|.p95|.p99|.max`; the limit needs a unit
 //!   (`2s`, `1.5s`, `1500ms`) and is stored in milliseconds;
 //! - ratios: `stutter_ratio`, `failed_ratio`; the limit is a plain number in
