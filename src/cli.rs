@@ -167,6 +167,10 @@ pub struct RunArgs {
     /// Server WebSocket URL, e.g. ws://host:8000/xiaozhi/v1/ (default: built-in mock).
     #[arg(long)]
     pub url: Option<String>,
+    /// OTA version-check URL, e.g. http://host:8003/xiaozhi/ota/: each device asks it
+    /// before its first connection and connects where it answers (--url not needed).
+    #[arg(long, value_name = "URL")]
+    pub ota: Option<String>,
     /// Number of virtual devices.
     #[arg(long)]
     pub devices: Option<u32>,
@@ -273,6 +277,10 @@ pub struct CapacityArgs {
     /// Server WebSocket URL (default: the built-in mock as a child process).
     #[arg(long)]
     pub url: Option<String>,
+    /// OTA version-check URL (http://): each device asks it before its first
+    /// connection and connects where it answers (--url not needed).
+    #[arg(long, value_name = "URL")]
+    pub ota: Option<String>,
     /// An SLO such as first_audio.p95<=2s, stutter_ratio<=0.01; replaces the defaults; repeatable.
     #[arg(long)]
     pub slo: Vec<String>,

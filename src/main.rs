@@ -72,6 +72,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let interrupt = interrupt_token();
     let ov = Overrides {
         url: args.url,
+        ota: args.ota,
         devices: args.devices,
         duration: args.duration,
         turns: args.turns,
@@ -245,6 +246,7 @@ async fn capacity(args: CapacityArgs) -> anyhow::Result<u8> {
     xiaozhi_fleet::report::format::check_formats(&args.report)?;
     let ov = Overrides {
         url: args.url,
+        ota: args.ota,
         tls: tls_options(&args.tls),
         shape: args.shape,
         ..Overrides::default()

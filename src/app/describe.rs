@@ -15,8 +15,12 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
     let target = match &plan.target {
         Target::Url(u) => u.clone(),
         Target::BuiltInMock => "built-in mock server (no url)".to_string(),
+        Target::OtaAnswer => "the WebSocket URL of each device's OTA answer".to_string(),
     };
     let _ = writeln!(s, "fleet: {}\ntarget: {target}", plan.name);
+    if let Some(ota) = &plan.ota {
+        let _ = writeln!(s, "ota: {ota} (version check before each device's first connection)");
+    }
     let _ = writeln!(
         s,
         "devices: {} (connected at {} per second)",

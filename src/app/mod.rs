@@ -150,7 +150,9 @@ pub async fn mock_server_with(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     eprintln!("xiaozhi mock server listening on {}", server.url());
+    eprintln!("OTA version check at {}", server.ota_url());
     eprintln!("point devices at it with: xiaozhi-fleet run --url {}", server.url());
+    eprintln!("or through its OTA with: xiaozhi-fleet run --ota {}", server.ota_url());
     shutdown.cancelled().await;
     server.stop().await;
     Ok(())

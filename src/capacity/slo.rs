@@ -6,7 +6,7 @@
 //! ([`Slo::check`]). It does not measure anything itself.
 //!
 //! Metrics:
-//! - latency: `connect|hello|stt|llm|tts_start|first_audio|first_play|turn`
+//! - latency: `ota|connect|hello|stt|llm|tts_start|first_audio|first_play|turn`
 //!   followed by `.min|.mean|.p50|.p90|.p95|.p99|.max`; the limit needs a unit
 //!   (`2s`, `1.5s`, `1500ms`) and is stored in milliseconds;
 //! - ratios: `stutter_ratio`, `failed_ratio`; the limit is a plain number in
@@ -51,6 +51,7 @@ pub enum SloError {
 /// A latency metric: one step of a conversation turn, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LatencyMetric {
+    Ota,
     Connect,
     Hello,
     Stt,
@@ -62,7 +63,8 @@ pub enum LatencyMetric {
 }
 
 impl LatencyMetric {
-    const ALL: [LatencyMetric; 8] = [
+    const ALL: [LatencyMetric; 9] = [
+        Self::Ota,
         Self::Connect,
         Self::Hello,
         Self::Stt,
@@ -81,6 +83,7 @@ impl LatencyMetric {
     /// Words an operator reads, e.g. `first audio`.
     pub fn human(self) -> &'static str {
         match self {
+            Self::Ota => "OTA version check",
             Self::Connect => "connect",
             Self::Hello => "hello",
             Self::Stt => "speech recognition",

@@ -23,9 +23,22 @@ impl Plan {
             message,
         };
         let pair = |(k, m): (String, String)| invalid(&k, m);
+        let ota = match ov.ota.clone().or(raw.ota.clone()) {
+            Some(u) if u.starts_with("https://") => {
+                return Err(invalid(
+                    "ota",
+                    format!("https OTA not supported yet (`{u}`): use an http:// OTA URL"),
+                ));
+            }
+            Some(u) if !u.starts_with("http://") => {
+                return Err(invalid("ota", format!("must start with http://, got `{u}`")));
+            }
+            other => other,
+        };
         let target = match ov.url.clone().or(raw.url.clone()) {
             Some(url) if url.starts_with("ws://") || url.starts_with("wss://") => Target::Url(url),
             Some(url) => return Err(invalid("url", format!("must start with ws:// or wss://, got `{url}`"))),
+            None if ota.is_some() => Target::OtaAnswer,
             None => Target::BuiltInMock,
         };
         let ramp_per_sec = check::ramp(raw.ramp.unwrap_or(10.0)).map_err(pair)?;
@@ -73,6 +86,7 @@ impl Plan {
         let mut plan = Plan {
             name: file.to_string(),
             target,
+            ota,
             devices,
             ramp_per_sec,
             stop,

@@ -40,6 +40,8 @@ pub const DEFAULT_FLEET_NAME: &str = "smoke (built in)";
 pub struct FleetFile {
     /// Server WebSocket URL; absent means "start the built-in mock".
     pub url: Option<String>,
+    /// OTA version-check URL (http://); devices connect where it answers.
+    pub ota: Option<String>,
     /// How many virtual devices.
     pub devices: Option<u32>,
     /// Devices connected per second during the ramp.

@@ -18,6 +18,9 @@ pub enum Target {
     Url(String),
     /// Start the built-in mock in-process on 127.0.0.1, port 0.
     BuiltInMock,
+    /// No WebSocket URL: each device connects where the answer of its OTA
+    /// version check ([`Plan::ota`]) sends it.
+    OtaAnswer,
 }
 
 /// When the run ends.
@@ -170,6 +173,9 @@ pub struct Plan {
     /// Fleet file name (for the report).
     pub name: String,
     pub target: Target,
+    /// The OTA version-check URL (`--ota`, `ota = "…"`): every device asks
+    /// it before its first connection and connects where it answers.
+    pub ota: Option<String>,
     pub devices: u32,
     /// Devices connected per second.
     pub ramp_per_sec: f64,
@@ -246,6 +252,8 @@ impl TranscriptCheckPlan {
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
     pub url: Option<String>,
+    /// `--ota URL`: replaces the file's `ota`.
+    pub ota: Option<String>,
     pub devices: Option<u32>,
     pub duration: Option<Duration>,
     pub turns: Option<u32>,

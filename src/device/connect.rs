@@ -9,7 +9,7 @@
 use super::settings::DeviceSettings;
 use super::socket::Socket;
 use crate::metrics::{Failure, FailureKind};
-use crate::protocol::{DeviceIdentity, client_request};
+use crate::protocol::{DeviceIdentity, ProtocolVersion, client_request};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
@@ -39,12 +39,26 @@ fn fail(kind: FailureKind, detail: impl Into<String>) -> Failure {
     Failure::new(kind, detail)
 }
 
+/// Where and how a device connects: the run's URL and protocol version,
+/// or the OTA answer's.
+pub(crate) struct Dial<'a> {
+    pub url: &'a str,
+    pub version: ProtocolVersion,
+    pub identity: &'a DeviceIdentity,
+    pub index: u32,
+}
+
 /// Connects and upgrades, within the hello timeout for each step. Device
 /// `index` connects from its share of the source addresses, if any.
-pub(crate) async fn open(settings: &DeviceSettings, identity: &DeviceIdentity, index: u32) -> Result<Opened, Failure> {
+pub(crate) async fn open(settings: &DeviceSettings, dial: Dial<'_>) -> Result<Opened, Failure> {
+    let Dial {
+        url,
+        version,
+        identity,
+        index,
+    } = dial;
     let limit = settings.timeouts.hello;
-    let request = client_request(&settings.url, identity, settings.protocol_version)
-        .map_err(|e| fail(FailureKind::Connect, e.to_string()))?;
+    let request = client_request(url, identity, version).map_err(|e| fail(FailureKind::Connect, e.to_string()))?;
     let (host, port) = host_port(&request)?;
     let started = Instant::now();
     tracing::debug!(device = %identity.device_id, %host, port, "connecting");

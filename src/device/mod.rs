@@ -8,6 +8,7 @@
 //! - `shell`: the one `select!` loop that runs the core on a socket;
 //! - `connect`: DNS, TCP, TLS and the upgrade, with the reason for each failure;
 //! - `socket`: the connection a device owns (plain or TLS, boxed at its own size);
+//! - `ota`: the OTA version check before the first connection;
 //! - `session`: conversations, idling, reconnecting with backoff;
 //! - `settings`: what every device of a run shares;
 //! - `transcript`: checking `stt` against the clip's words.
@@ -15,6 +16,7 @@
 mod connect;
 pub(crate) mod core;
 mod identity;
+pub mod ota;
 pub mod profile;
 mod session;
 mod settings;

@@ -9,8 +9,9 @@
 //! The protocol itself is the pure [`DeviceCore`]; this module only
 //! sequences it and owns the socket through [`pump`].
 
-use super::connect;
+use super::connect::{self, Dial};
 use super::core::{DeviceCore, TurnEnd, TurnSpec};
+use super::ota::{self, Endpoint};
 use super::settings::DeviceSettings;
 use super::shell::{Pumped, pump};
 use super::socket::Socket;
@@ -98,6 +99,9 @@ struct Device {
     ctx: DeviceContext,
     core: DeviceCore,
     ws: Option<Socket>,
+    /// Where the OTA answer sent this device (`None`: not checked yet, or
+    /// no OTA: the run's URL).
+    endpoint: Option<Endpoint>,
     /// The last connection was taken away (not hung up by the device).
     lost: bool,
     conversation: u32,
@@ -114,6 +118,7 @@ pub fn run_device(ctx: DeviceContext) -> impl Future<Output = ()> {
         ctx,
         core,
         ws: None,
+        endpoint: None,
         lost: false,
         conversation: 0,
     };
@@ -139,12 +144,54 @@ impl Device {
         self.hang_up().await;
     }
 
-    /// Opens and greets a connection.
+    /// The OTA version check, once (until it succeeds) before connecting,
+    /// when the run has an OTA URL: the answer's token and protocol version
+    /// become this device's.
+    async fn check_ota(&mut self) -> Result<(), Failure> {
+        let Some(client) = self.ctx.settings.ota.as_ref() else {
+            return Ok(());
+        };
+        if self.endpoint.is_some() {
+            return Ok(());
+        }
+        let limit = self.ctx.settings.timeouts.hello;
+        let checked = tokio::select! {
+            r = Box::pin(ota::check(client, &self.ctx.identity, limit)) => r,
+            _ = self.ctx.cancel.cancelled() => return Err(Failure::new(FailureKind::Ota, "cancelled")),
+        };
+        let checked = checked.inspect_err(|f| {
+            tracing::debug!(device = %self.ctx.identity.device_id, detail = %f.detail, "OTA check failed");
+        })?;
+        self.ctx.events.send(Event::OtaChecked(checked.took));
+        let endpoint = checked.endpoint;
+        if endpoint.token.is_some() {
+            self.ctx.identity.token = endpoint.token.clone();
+        }
+        if let Some(v) = endpoint.version {
+            self.core.set_protocol_version(v);
+        }
+        self.endpoint = Some(endpoint);
+        Ok(())
+    }
+
+    /// Opens and greets a connection (after the OTA check, if any).
     async fn connect(&mut self) -> Result<(), Failure> {
+        self.check_ota().await?;
+        let settings = &self.ctx.settings;
+        let dial = Dial {
+            url: self.endpoint.as_ref().map_or(settings.url.as_str(), |e| e.url.as_str()),
+            version: self
+                .endpoint
+                .as_ref()
+                .and_then(|e| e.version)
+                .unwrap_or(settings.protocol_version),
+            identity: &self.ctx.identity,
+            index: self.ctx.index,
+        };
         // Boxed: the connect future (DNS, TCP, TLS, upgrade) is ~10 KiB and
         // needed once; inline, every idle device's task would carry it.
         let opened = tokio::select! {
-            r = Box::pin(connect::open(&self.ctx.settings, &self.ctx.identity, self.ctx.index)) => r,
+            r = Box::pin(connect::open(settings, dial)) => r,
             _ = self.ctx.cancel.cancelled() => return Err(Failure::new(FailureKind::Connect, "cancelled")),
         };
         let opened = opened.inspect_err(|f| {

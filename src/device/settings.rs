@@ -36,4 +36,7 @@ pub struct DeviceSettings {
     /// (empty: the system picks), so big fleets do not run out of
     /// ephemeral ports on one address.
     pub source_addrs: Vec<IpAddr>,
+    /// The OTA version check made before a device's first connection
+    /// (`--ota`); its answer replaces `url`.
+    pub ota: Option<super::ota::OtaClient>,
 }

@@ -20,6 +20,7 @@ pub mod shard;
 
 use crate::audio::ClipSet;
 use crate::config::Plan;
+use crate::device::ota::OtaClient;
 use crate::device::transcript::TranscriptCheck;
 use crate::device::{DeviceSettings, GroupRun};
 use crate::metrics::{Collector, Metrics, Snapshot};
@@ -50,6 +51,8 @@ pub enum FleetError {
     Clips(#[from] crate::audio::ClipError),
     #[error(transparent)]
     Tls(#[from] crate::device::tls::TlsError),
+    #[error("OTA client: {0}")]
+    Ota(String),
 }
 
 /// Test-only ways to disturb a run (never set by the CLI).
@@ -148,11 +151,19 @@ pub async fn run_fleet_observed(
             }),
         tls: if url.starts_with("wss://") {
             Some(crate::device::tls::client_config(&plan.tls)?)
+        } else if plan.ota.is_some() {
+            // The OTA answer may name a wss:// URL; without usable TLS
+            // settings such a device fails to connect, with the reason.
+            crate::device::tls::client_config(&plan.tls).ok()
         } else {
             None
         },
         ramp_over: AtomicBool::new(false),
         source_addrs: source_addrs(plan, url),
+        ota: match &plan.ota {
+            Some(u) => Some(OtaClient::new(u).map_err(|e| FleetError::Ota(e.to_string()))?),
+            None => None,
+        },
     });
     if let Some(w) = limits::open_files_warning(u64::from(plan.shard.share_u32(plan.devices))) {
         tracing::warn!("{w}");

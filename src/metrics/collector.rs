@@ -364,6 +364,7 @@ impl Collector {
                 }
             }
             Event::Flush(tally) => self.add_tally(&tally),
+            Event::OtaChecked(d) => self.metrics.latency.entry("ota").or_default().record(d),
             Event::IdleClosed => self.metrics.idle_closed += 1,
             Event::MissedArrival => self.metrics.missed_arrivals += 1,
             Event::ConnectFailed(Failure { kind, detail }) => {

@@ -40,6 +40,9 @@ pub enum FailureKind {
     /// `stt` is too far from the clip's transcript (character error rate
     /// above the configured limit).
     WrongTranscript,
+    /// The OTA version check before connecting failed: no answer, an
+    /// unusable answer, or one the device cannot follow (MQTT, activation).
+    Ota,
 }
 
 impl FailureKind {
@@ -58,11 +61,13 @@ impl FailureKind {
             FailureKind::CrossTalk => "cross_talk",
             FailureKind::Truncated => "truncated",
             FailureKind::WrongTranscript => "wrong_transcript",
+            FailureKind::Ota => "ota",
         }
     }
 
     /// Every kind, in report order.
-    pub const ALL: [FailureKind; 12] = [
+    pub const ALL: [FailureKind; 13] = [
+        FailureKind::Ota,
         FailureKind::Connect,
         FailureKind::Handshake,
         FailureKind::HelloTimeout,
@@ -82,7 +87,11 @@ impl FailureKind {
     pub fn before_listening(self) -> bool {
         matches!(
             self,
-            FailureKind::Connect | FailureKind::Handshake | FailureKind::HelloTimeout | FailureKind::ProtocolMismatch
+            FailureKind::Ota
+                | FailureKind::Connect
+                | FailureKind::Handshake
+                | FailureKind::HelloTimeout
+                | FailureKind::ProtocolMismatch
         )
     }
 }
@@ -253,6 +262,8 @@ pub enum Event {
     Turn(Box<TurnRecord>, Tally, Option<Box<TurnTrace>>),
     /// Counters accumulated outside a turn (e.g. at close, while idling).
     Flush(Tally),
+    /// The OTA version check answered, after this long.
+    OtaChecked(Duration),
     /// Connecting outside a conversation (an idle device) failed.
     ConnectFailed(Failure),
     /// The server closed an idle connection (its no-voice timeout): not a failure.

@@ -23,7 +23,8 @@ pub const EVENT_CHANNEL_CAPACITY: usize = 16_384;
 
 /// Latency metric names, in report order. Defined once, used by JSON,
 /// console and SLO parsing.
-pub const LATENCY_METRICS: [&str; 8] = [
+pub const LATENCY_METRICS: [&str; 9] = [
+    "ota",
     "connect",
     "hello",
     "stt",

@@ -3,6 +3,7 @@
 
 use super::burn::BurnThreads;
 use super::fault::{FaultPlan, FaultSettings};
+use super::ota::OtaOffer;
 use super::pacing::DownlinkMode;
 use crate::dist::Dist;
 use crate::units::Span;
@@ -56,6 +57,8 @@ pub struct MockSettings {
     pub wake_words: Option<Vec<String>>,
     /// Injected faults (`[[mock.fault]]`); none by default.
     pub fault: Option<Vec<FaultSettings>>,
+    /// What the OTA endpoint offers: `websocket` (default) or `mqtt`.
+    pub ota: Option<OtaOffer>,
 }
 
 /// `downlink` as written; its parameters are the keys beside it.
@@ -91,6 +94,9 @@ pub struct MockConfig {
     pub wake_words: Vec<String>,
     /// Faults to inject, drawn from `seed`.
     pub faults: FaultPlan,
+    /// What the OTA endpoint offers.
+    #[serde(default)]
+    pub ota: OtaOffer,
 }
 
 impl Default for MockConfig {
@@ -147,6 +153,7 @@ impl MockSettings {
             idle_timeout: d(self.idle_timeout, 120_000),
             mcp: self.mcp.unwrap_or(true),
             token: self.token.filter(|t| !t.is_empty()),
+            ota: self.ota.unwrap_or_default(),
             wake_words: self.wake_words.unwrap_or_else(|| vec!["你好小智".to_string()]),
             faults,
         };

@@ -2,6 +2,7 @@
 //! tests, the mock's own report and `mock-server`'s summary.
 
 use super::fault::FaultLog;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// What the mock saw. Plain atomic counters that sessions bump (the fault
@@ -62,6 +63,10 @@ pub struct MockCounters {
     pub oversized: AtomicU64,
     /// Faults injected: a count per kind and the first 10,000 records.
     pub faults: FaultLog,
+    /// OTA version checks answered (with both identity headers).
+    pub ota_requests: AtomicU64,
+    /// Their `Device-Id` headers, in arrival order.
+    pub ota_device_ids: Mutex<Vec<String>>,
 }
 
 impl MockCounters {

@@ -11,7 +11,8 @@
 //! connection faults, TLS); `reply` the ASR/LLM/TTS worker pools; `hearing`
 //! recognises the bundled clips; `fault` picks and logs faults; `pacing`,
 //! `vad` and `voice_bank` are pure pieces (no I/O, no clocks); `burn`
-//! burns real CPU; `shared` is what every session of a server shares.
+//! burns real CPU; `shared` is what every session of a server shares;
+//! `ota` serves the OTA version check on a second (HTTP) listener.
 //! [`MockCounters`] (`counters`) records what the server saw so tests can
 //! compare both sides.
 
@@ -22,6 +23,7 @@ pub mod core;
 mod counters;
 pub mod fault;
 pub mod hearing;
+pub mod ota;
 mod pacing;
 mod reply;
 mod shared;
@@ -36,6 +38,7 @@ pub use config::{MockConfig, MockSettings};
 pub use counters::MockCounters;
 pub use fault::{FaultKind, FaultLog, FaultSettings, InjectedFault};
 pub use hearing::ClipIndex;
+pub use ota::{OTA_PATH, OtaOffer};
 pub use pacing::{DownlinkMode, DownlinkPacer, Outgoing, PACE, PRE_BUFFER_FRAMES};
 pub use reply::{ReplyEvent, ReplyKind};
 pub use vad::{Vad, VadDecision};
@@ -77,10 +80,13 @@ impl Default for MockOptions {
 /// A running mock server.
 pub struct MockServer {
     pub addr: SocketAddr,
+    /// The OTA endpoint's HTTP listener (same IP, another port).
+    pub ota_addr: SocketAddr,
     pub counters: Arc<MockCounters>,
     tls: bool,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    ota_task: tokio::task::JoinHandle<()>,
 }
 
 impl MockServer {
@@ -103,6 +109,17 @@ impl MockServer {
             None => ClipIndex::embedded().map_err(std::io::Error::other)?,
         };
         let tls = opts.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let ota_listener = TcpListener::bind((addr.ip(), 0)).await?;
+        let ota_addr = ota_listener.local_addr()?;
+        let ws_url = ws_url(opts.tls.is_some(), addr);
+        let ota_task = ota::spawn(
+            ota_listener,
+            cfg.ota,
+            ws_url,
+            cfg.token.clone(),
+            counters.clone(),
+            shutdown.clone(),
+        );
         let shared = Arc::new(Shared {
             stages: Arc::new(Stages::new(&cfg)),
             cfg: Arc::new(cfg),
@@ -115,6 +132,8 @@ impl MockServer {
         let task = tokio::spawn(accept::serve(listener, shared, shutdown.clone()));
         Ok(MockServer {
             addr,
+            ota_addr,
+            ota_task,
             counters,
             tls: opts.tls.is_some(),
             shutdown,
@@ -124,13 +143,26 @@ impl MockServer {
 
     /// The URL devices should use (wss:// when serving TLS).
     pub fn url(&self) -> String {
-        let scheme = if self.tls { "wss" } else { "ws" };
-        format!("{scheme}://{}/xiaozhi/v1/", self.addr)
+        ws_url(self.tls, self.addr)
+    }
+
+    /// The OTA version-check URL (http://, PY's path).
+    pub fn ota_url(&self) -> String {
+        format!("http://{}{OTA_PATH}", self.ota_addr)
     }
 
     /// Stops accepting, closes sessions and waits for them.
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.task.await;
+        // Not graceful: idle keep-alive connections of OTA clients would hold it.
+        self.ota_task.abort();
+        let _ = self.ota_task.await;
     }
+}
+
+/// The WebSocket URL of a mock listening on `addr`.
+fn ws_url(tls: bool, addr: SocketAddr) -> String {
+    let scheme = if tls { "wss" } else { "ws" };
+    format!("{scheme}://{addr}/xiaozhi/v1/")
 }

@@ -102,6 +102,9 @@ impl Rig {
         let clips = load_clips(plan)?;
         let (server, url) = match &plan.target {
             Target::Url(u) => (ServerEnd::Url, u.clone()),
+            // Each device's URL comes from its OTA answer: the OTA URL
+            // names the server in the console and the report.
+            Target::OtaAnswer => (ServerEnd::Url, plan.ota.clone().unwrap_or_default()),
             Target::BuiltInMock => start_mock(plan, &clips, opts.mock).await?,
         };
         if let ServerEnd::Child(child) = &server

@@ -433,3 +433,15 @@ fn run_options_work_without_a_command() {
     assert_eq!(report["turns"]["completed"], 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_https_ota_url_is_a_clear_configuration_error() {
+    let out = bin()
+        .args(["run", "--ota", "https://ota.example/xiaozhi/ota/", "--devices", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("https OTA not supported yet"), "{err}");
+    assert!(err.contains("ota"), "{err}");
+}

@@ -274,7 +274,7 @@ impl DeviceCore {
 
     /// A frame while *speaking*: through the playback model.
     fn play(&mut self, now: Instant, data: &[u8]) {
-        let version = self.settings.protocol_version;
+        let version = self.version;
         let parsed = framing::decode(version, data).map_err(|e| e.to_string()).and_then(|f| {
             packet_duration(f.payload)
                 .map(|d| (f.payload, d))
@@ -310,7 +310,7 @@ impl DeviceCore {
 
     fn trace_frame(&mut self, now: Instant, data: &[u8], fate: Fate, start: Option<Instant>) {
         if self.tracer.is_on() {
-            let version = self.settings.protocol_version;
+            let version = self.version;
             let payload = framing::decode(version, data).map_or(data, |f| f.payload);
             let duration = packet_duration(payload).unwrap_or_default();
             let payload = payload.to_vec();

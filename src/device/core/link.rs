@@ -81,7 +81,7 @@ impl DeviceCore {
             self.stray(crate::metrics::event::STRAY_HELLO);
             return;
         };
-        let asked = self.settings.protocol_version.as_u8();
+        let asked = self.version.as_u8();
         let failure = match (hello.transport.as_deref(), hello.version) {
             (None, _) => Some(Failure::new(FailureKind::Protocol, "server hello has no transport")),
             (Some("websocket"), Some(v)) if v != asked => Some(Failure::new(

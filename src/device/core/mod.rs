@@ -28,7 +28,7 @@ use super::trace::TurnTracer;
 use crate::audio::Pacer;
 use crate::audio::playback::Playback;
 use crate::metrics::{Failure, Tally};
-use crate::protocol::{ClientHello, ClientMessage, Listen, ListenMode};
+use crate::protocol::{ClientHello, ClientMessage, Listen, ListenMode, ProtocolVersion};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -79,6 +79,8 @@ enum Link {
 /// The core's view of one virtual device on one connection at a time.
 pub(crate) struct DeviceCore {
     settings: Arc<DeviceSettings>,
+    /// The binary protocol version spoken: the run's, or the OTA answer's.
+    version: ProtocolVersion,
     index: u32,
     link: Link,
     session_id: String,
@@ -109,6 +111,7 @@ impl DeviceCore {
         DeviceCore {
             playback: Playback::new(settings.playback),
             tracer: TurnTracer::new(on, device_id.to_string(), 0),
+            version: settings.protocol_version,
             settings,
             index,
             link: Link::Closed,
@@ -124,10 +127,15 @@ impl DeviceCore {
         }
     }
 
+    /// Speaks `version` from the next connection on (the OTA answer's).
+    pub fn set_protocol_version(&mut self, version: ProtocolVersion) {
+        self.version = version;
+    }
+
     /// The socket is open (upgrade done): send the hello and wait for the
     /// server's. Forgets everything about a previous connection.
     pub fn open(&mut self, now: Instant) {
-        let version = self.settings.protocol_version;
+        let version = self.version;
         let hello = ClientMessage::Hello(ClientHello::firmware(version.as_u8()));
         self.out.push_back(Output::Text(hello.to_json()));
         self.link = Link::Hello {
@@ -232,7 +240,7 @@ impl DeviceCore {
 
     /// Sends one uplink packet scheduled for `due`, counting its lateness.
     fn send_audio(&mut self, now: Instant, packet: &Bytes, due: Instant) {
-        let payload = match self.settings.protocol_version {
+        let payload = match self.version {
             crate::protocol::ProtocolVersion::V1 => packet.clone(),
             v => crate::protocol::encode(v, packet, 0).map_or_else(|_| packet.clone(), Bytes::from),
         };

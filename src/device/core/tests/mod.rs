@@ -36,6 +36,7 @@ pub(super) fn settings() -> DeviceSettings {
         tls: None,
         ramp_over: std::sync::atomic::AtomicBool::new(true),
         source_addrs: Vec::new(),
+        ota: None,
     }
 }
 
