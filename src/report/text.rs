@@ -96,8 +96,11 @@ pub fn render_summary(r: &Report) -> String {
     );
     let _ = writeln!(out, "  (stt … turn are timed from end of speech)");
     for name in LATENCY_METRICS {
-        if let Some(p) = r.latency_ms.get(name) {
-            row(&mut out, name, p);
+        match r.latency_ms.get(name) {
+            // The OTA check only happens with --ota: no row without it.
+            Some(p) if name == "ota" && p.count == 0 => {}
+            Some(p) => row(&mut out, name, p),
+            None => {}
         }
     }
     if let Some(p) = &r.providers {
