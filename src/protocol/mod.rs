@@ -11,11 +11,14 @@
 //!   downlink durations come from the packet's TOC byte ([`toc`]).
 //! * MCP JSON-RPC rides inside `mcp` messages: the server discovers the
 //!   device's tools right after the hello ([`message::mcp_reply`]).
+//! * Over MQTT + UDP, audio rides in AES-128-CTR datagrams behind a 16-byte
+//!   clear header ([`udp`]).
 
 pub mod framing;
 pub mod handshake;
 pub mod message;
 pub mod toc;
+pub mod udp;
 
 pub use framing::{AudioFrame, FramingError, ProtocolVersion, decode, encode, encode_into};
 pub use handshake::{ClientHeaders, DeviceIdentity, HandshakeError, client_request, read_client_headers};
