@@ -30,6 +30,8 @@
 //! - [`providers`]: stand-ins for a real server's AI providers (LLM, TTS, ASR).
 //! - [`watch`]: watching the server under test (`/proc`, cgroups, Docker), and setting
 //!   (then restoring) its CPU limit for `capacity --cpus`.
+//! - [`network`]: network conditions (latency and jitter, loss over TCP and UDP, bandwidth
+//!   caps, stalls) as a sans-IO model of one link direction.
 //! - [`dist`]: seeded duration distributions (think time, TTS delays).
 //! - [`units`]: parsing of durations and rates as operators write them.
 //! - [`rig`]: the one assembly of a run: the server end (URL, in-process
@@ -54,6 +56,7 @@ pub mod dist;
 pub mod fleet;
 pub mod metrics;
 pub mod mock;
+pub mod network;
 pub mod ota;
 pub mod protocol;
 pub mod providers;
