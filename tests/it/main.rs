@@ -1,6 +1,7 @@
 //! Integration tests, in one binary (fastest to link): the fleet against
 //! the in-process mock on a paused clock, and the real binary's CLI.
 
+mod activation;
 mod capacity_live;
 mod cdp;
 mod cli;
