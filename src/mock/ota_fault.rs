@@ -14,6 +14,7 @@ use serde_json::Value;
 #[serde(rename_all = "snake_case")]
 pub enum OtaFaultKind {
     /// HTTP 500 with a plain-text body (a crashed handler).
+    #[serde(rename = "http_500")]
     Http500,
     /// HTTP 200 with an HTML page (a web UI or proxy page at the OTA path).
     Html,
@@ -21,11 +22,6 @@ pub enum OtaFaultKind {
     MissingFields,
     /// `websocket.url` that is not a ws:// URL.
     BadWebsocketUrl,
-}
-
-impl OtaFaultKind {
-    /// Every kind, as written in a fleet file.
-    pub const NAMES: &'static str = "http_500, html, missing_fields, bad_websocket_url";
 }
 
 /// A resolved OTA fault.

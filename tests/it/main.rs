@@ -11,6 +11,7 @@ mod latency;
 mod load;
 mod mock_server;
 mod ota;
+mod ota_faults;
 mod outputs;
 mod playback;
 mod props;
