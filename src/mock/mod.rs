@@ -116,7 +116,16 @@ impl MockServer {
         let ota_listener = TcpListener::bind((addr.ip(), 0)).await?;
         let ota_addr = ota_listener.local_addr()?;
         let ws_url = ws_url(opts.tls.is_some(), addr);
-        let ota_task = ota::spawn(ota_listener, &cfg, ws_url, counters.clone(), shutdown.clone());
+        let setup = ota::OtaSetup {
+            offer: cfg.ota,
+            ws_url,
+            token: cfg.token.clone(),
+            activation: cfg.activation,
+            manager_token: cfg.manager_token.clone(),
+            fault: cfg.ota_fault,
+            seed: cfg.seed,
+        };
+        let ota_task = ota::spawn(ota_listener, setup, counters.clone(), shutdown.clone());
         let shared = Arc::new(Shared {
             stages: Arc::new(Stages::new(&cfg)),
             cfg: Arc::new(cfg),

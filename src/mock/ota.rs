@@ -10,7 +10,6 @@
 //! share of devices gets an unusable answer ([`super::ota_fault`]).
 
 use super::activation::{self, Registry};
-use super::config::MockConfig;
 use super::counters::MockCounters;
 use super::ota_fault::OtaFault;
 use crate::ota::mqtt_id;
@@ -104,26 +103,38 @@ async fn status() -> &'static str {
     "OTA interface is running (xiaozhi-fleet mock)"
 }
 
+/// The `[mock]` settings the OTA listener needs.
+pub(crate) struct OtaSetup {
+    pub offer: OtaOffer,
+    /// The mock's own WebSocket URL and token, for the `websocket` answer.
+    pub ws_url: String,
+    pub token: Option<String>,
+    /// Activation and binding on.
+    pub activation: bool,
+    pub manager_token: Option<String>,
+    pub fault: Option<OtaFault>,
+    pub seed: u64,
+}
+
 /// Serves the OTA endpoint (and, with activation, the activate and bind
-/// calls) on `listener` for the mock configured by `cfg`, until `shutdown`.
+/// calls) on `listener`, until `shutdown`.
 pub(crate) fn spawn(
     listener: TcpListener,
-    cfg: &MockConfig,
-    ws_url: String,
+    setup: OtaSetup,
     counters: Arc<MockCounters>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let registry = cfg
+    let registry = setup
         .activation
-        .then(|| Arc::new(Registry::new(cfg.seed, cfg.manager_token.clone())));
+        .then(|| Arc::new(Registry::new(setup.seed, setup.manager_token)));
     let state = Arc::new(Ota {
-        offer: cfg.ota,
-        ws_url,
-        token: cfg.token.clone(),
+        offer: setup.offer,
+        ws_url: setup.ws_url,
+        token: setup.token,
         counters,
         registry: registry.clone(),
-        fault: cfg.ota_fault,
-        seed: cfg.seed,
+        fault: setup.fault,
+        seed: setup.seed,
     });
     let mut app = Router::new()
         .route(OTA_PATH, post(version_check).get(status))

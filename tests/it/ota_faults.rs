@@ -40,9 +40,11 @@ async fn run_with(devices: u32, mock_lines: &str) -> (RunOutcome, MockServer) {
 fn only_ota_with(out: &RunOutcome, devices: u64, hit: u64, detail: &str) {
     let m = &out.metrics;
     let want = |n: u64| {
-        (n > 0)
-            .then(|| BTreeMap::from([(FailureKind::Ota, n)]))
-            .unwrap_or_default()
+        if n > 0 {
+            BTreeMap::from([(FailureKind::Ota, n)])
+        } else {
+            BTreeMap::new()
+        }
     };
     assert_eq!(m.connect_failures, want(hit), "{:?}", m.connect_failure_details);
     assert_eq!(m.failures, want(2 * hit), "{:?}", m.failure_details);
