@@ -38,7 +38,9 @@
 //!   mock or mock child), the AI provider stand-ins, the watcher and the
 //!   live outputs around one fleet run (`run`) or one per stage (`capacity`).
 //! - [`app`]: the commands behind the CLI (run, mock-server, validate,
-//!   capacity, providers), signals, logging and output files.
+//!   capacity, providers, provision), signals, logging and output files.
+//! - [`provision`]: registering a fleet's device identities with a full deployment's
+//!   admin API (bind by MAC or by activation code), idempotently.
 //! - [`capacity`]: the capacity search, SLOs and the sizing verdict.
 //! - [`record`]: recordings (WAV + timeline) of the turns worth hearing.
 //! - [`alarm`]: the deadline timer the device and mock `select!` loops keep across iterations.
@@ -60,6 +62,7 @@ pub mod network;
 pub mod ota;
 pub mod protocol;
 pub mod providers;
+pub mod provision;
 pub mod record;
 pub mod report;
 pub mod rig;
