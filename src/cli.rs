@@ -254,13 +254,13 @@ fn shard(s: &str) -> Result<xiaozhi_fleet::fleet::shard::Shard, String> {
     xiaozhi_fleet::fleet::shard::Shard::parse(s)
 }
 
-/// Trusting a wss:// server.
+/// Trusting a wss:// server or an https:// OTA endpoint.
 #[derive(Debug, Default, Args)]
 pub struct TlsArgs {
-    /// Trust the CA certificate(s) in this PEM file (besides the system's) for wss:// URLs.
+    /// Trust the CA certificate(s) in this PEM file (besides the system's) for wss:// and https:// OTA URLs.
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
-    /// Accept any server certificate for wss:// URLs (self-signed test servers; not for production).
+    /// Accept any server certificate for wss:// and https:// OTA URLs (self-signed test servers; not for production).
     #[arg(long)]
     pub insecure: bool,
 }

@@ -30,19 +30,30 @@ pub struct OtaClient {
 }
 
 impl OtaClient {
-    /// A client for the OTA endpoint at `ota_url` (http:// only).
-    pub fn new(ota_url: &str) -> Result<OtaClient, reqwest::Error> {
-        // Our reqwest has no TLS, but another crate of the build may switch
-        // on its rustls without a crypto provider (async-openai does in the
-        // tests), and then building a client needs a process default. Ring
-        // is the provider this crate uses everywhere; an earlier default stays.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder().build()?;
+    /// A client for the OTA endpoint at `ota_url`; an `https://` URL is
+    /// checked with `tls`, the run's TLS settings (the ones `wss://` uses:
+    /// system roots, `--ca-cert`, `--insecure`).
+    pub fn new(ota_url: &str, tls: Option<&rustls::ClientConfig>) -> Result<OtaClient, reqwest::Error> {
+        let http = http_client(tls)?;
         Ok(OtaClient {
             http,
             profile: OtaProfile::bread_compact_wifi(ota_url),
             activation_tries: crate::ota::activation::MAX_TRIES,
         })
+    }
+}
+
+/// An HTTP client over the run's TLS settings (none given: rustls with the
+/// system's roots). Used for the OTA endpoint and the admin API.
+pub fn http_client(tls: Option<&rustls::ClientConfig>) -> Result<reqwest::Client, reqwest::Error> {
+    // Building a rustls client needs a process-wide crypto provider when
+    // none is preconfigured. Ring is the provider this crate uses
+    // everywhere; an earlier default stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let builder = reqwest::Client::builder();
+    match tls {
+        Some(config) => builder.tls_backend_preconfigured(config.clone()).build(),
+        None => builder.build(),
     }
 }
 

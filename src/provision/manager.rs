@@ -95,9 +95,9 @@ pub struct Manager {
 
 impl Manager {
     pub fn new(base: &str, token: Token, limit: Duration) -> Result<Manager, reqwest::Error> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(Manager {
-            http: reqwest::Client::builder().build()?,
+            // https:// with the system's roots.
+            http: crate::device::ota::http_client(None)?,
             base: base.trim_end_matches('/').to_string(),
             token,
             limit,

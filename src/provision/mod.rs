@@ -100,7 +100,7 @@ pub async fn provision(opts: &ProvisionOptions, mut progress: impl FnMut(u32, u3
     let ota = match (opts.by_code, &opts.ota) {
         (false, _) => None,
         (true, None) => return Err(ProvisionError::NoOta),
-        (true, Some(url)) => Some(OtaClient::new(url).map_err(|e| ProvisionError::Client(e.to_string()))?),
+        (true, Some(url)) => Some(OtaClient::new(url, None).map_err(|e| ProvisionError::Client(e.to_string()))?),
     };
     let manager = Manager::new(&opts.manager_api, opts.token.clone(), opts.timeout)
         .map_err(|e| ProvisionError::Client(e.to_string()))?;

@@ -12,6 +12,7 @@ mod load;
 mod mock_server;
 mod ota;
 mod ota_faults;
+mod ota_https;
 mod outputs;
 mod playback;
 mod props;
