@@ -225,7 +225,7 @@ fn refuse(h: &ClientHeaders, token: Option<&str>) -> Option<&'static str> {
 }
 
 /// Session ids: unique per server process, UUID-shaped like PY's.
-fn new_session_id() -> String {
+pub(crate) fn new_session_id() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("00000000-0000-4000-8000-{n:012x}")

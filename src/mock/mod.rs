@@ -12,7 +12,9 @@
 //! recognises the bundled clips; `fault` picks and logs faults; `pacing`,
 //! `vad` and `voice_bank` are pure pieces (no I/O, no clocks); `burn`
 //! burns real CPU; `shared` is what every session of a server shares;
-//! `ota` serves the OTA version check on a second (HTTP) listener.
+//! `ota` serves the OTA version check on a second (HTTP) listener;
+//! `gateway` is the MQTT + UDP side of the transport (`[mock] mqtt`), on
+//! listeners of its own, bridged to the same session core.
 //! [`MockCounters`] (`counters`) records what the server saw so tests can
 //! compare both sides.
 
@@ -22,6 +24,7 @@ mod config;
 pub mod core;
 mod counters;
 pub mod fault;
+mod gateway;
 pub mod hearing;
 pub mod ota;
 mod pacing;
@@ -34,9 +37,10 @@ mod voice_bank;
 
 pub use accept::MAX_MESSAGE_SIZE;
 pub use burn::BurnThreads;
-pub use config::{MockConfig, MockSettings};
+pub use config::{GatewayPorts, MockConfig, MockSettings};
 pub use counters::MockCounters;
 pub use fault::{FaultKind, FaultLog, FaultSettings, InjectedFault};
+pub use gateway::GatewayAddrs;
 pub use hearing::ClipIndex;
 pub use ota::{OTA_PATH, OtaOffer};
 pub use pacing::{DownlinkMode, DownlinkPacer, Outgoing, PACE, PRE_BUFFER_FRAMES};
@@ -82,6 +86,8 @@ pub struct MockServer {
     pub addr: SocketAddr,
     /// The OTA endpoint's HTTP listener (same IP, another port).
     pub ota_addr: SocketAddr,
+    /// The MQTT + UDP gateway's addresses, when it runs (`[mock] mqtt`).
+    pub gateway: Option<GatewayAddrs>,
     pub counters: Arc<MockCounters>,
     tls: bool,
     shutdown: CancellationToken,
@@ -112,14 +118,22 @@ impl MockServer {
         let ota_listener = TcpListener::bind((addr.ip(), 0)).await?;
         let ota_addr = ota_listener.local_addr()?;
         let ws_url = ws_url(opts.tls.is_some(), addr);
+        let gateway = match cfg.gateway {
+            Some(ports) => Some(gateway::bind(addr.ip(), ports.mqtt, ports.udp).await?),
+            None => None,
+        };
+        let addrs = gateway.as_ref().map(|g| g.addrs);
+        let mqtt_endpoint = addrs.map_or_else(|| "127.0.0.1:1883".to_string(), |a| a.mqtt.to_string());
         let ota_task = ota::spawn(
             ota_listener,
             cfg.ota,
             ws_url,
             cfg.token.clone(),
+            mqtt_endpoint,
             counters.clone(),
             shutdown.clone(),
         );
+        let shutdown_ws = shutdown.clone();
         let shared = Arc::new(Shared {
             stages: Arc::new(Stages::new(&cfg)),
             cfg: Arc::new(cfg),
@@ -129,10 +143,17 @@ impl MockServer {
             tls,
             handshake_timeout: opts.handshake_timeout,
         });
-        let task = tokio::spawn(accept::serve(listener, shared, shutdown.clone()));
+        let gateway_task = gateway.map(|g| gateway::spawn(g, shared.clone(), shutdown.clone()));
+        let task = tokio::spawn(async move {
+            accept::serve(listener, shared, shutdown_ws).await;
+            if let Some(g) = gateway_task {
+                let _ = g.await;
+            }
+        });
         Ok(MockServer {
             addr,
             ota_addr,
+            gateway: addrs,
             ota_task,
             counters,
             tls: opts.tls.is_some(),
@@ -144,6 +165,11 @@ impl MockServer {
     /// The URL devices should use (wss:// when serving TLS).
     pub fn url(&self) -> String {
         ws_url(self.tls, self.addr)
+    }
+
+    /// The gateway's MQTT endpoint (`host:port`), when it runs.
+    pub fn mqtt_endpoint(&self) -> Option<String> {
+        self.gateway.map(|g| g.mqtt.to_string())
     }
 
     /// The OTA version-check URL (http://, PY's path).

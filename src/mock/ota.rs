@@ -37,6 +37,8 @@ struct Ota {
     offer: OtaOffer,
     ws_url: String,
     token: Option<String>,
+    /// `mqtt.endpoint`: the gateway's `host:port`.
+    mqtt_endpoint: String,
     counters: Arc<MockCounters>,
 }
 
@@ -78,7 +80,11 @@ async fn version_check(State(ota): State<Arc<Ota>>, headers: HeaderMap, body: St
     }
     let info: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let board = info["board"]["type"].as_str().unwrap_or("unknown");
-    axum::Json(answer(ota.offer, &ota.ws_url, ota.token.as_deref(), device_id, board))
+    let mut a = answer(ota.offer, &ota.ws_url, ota.token.as_deref(), device_id, board);
+    if let Some(mqtt) = a.get_mut("mqtt") {
+        mqtt["endpoint"] = json!(ota.mqtt_endpoint);
+    }
+    axum::Json(a)
 }
 
 async fn status() -> &'static str {
@@ -91,6 +97,7 @@ pub(crate) fn spawn(
     offer: OtaOffer,
     ws_url: String,
     token: Option<String>,
+    mqtt_endpoint: String,
     counters: Arc<MockCounters>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
@@ -98,6 +105,7 @@ pub(crate) fn spawn(
         offer,
         ws_url,
         token,
+        mqtt_endpoint,
         counters,
     });
     let app = Router::new()
