@@ -94,7 +94,7 @@ async fn sleep_until(t: Option<Instant>) {
 
 /// One accepted connection, from TCP to the end of its session.
 async fn connection(stream: TcpStream, index: u64, sh: Arc<Shared>, cancel: CancellationToken) {
-    let fault = sh.cfg.faults.for_connection(index).cloned();
+    let fault = sh.cfg.faults.for_connection(index, false).cloned();
     let log = &sh.counters.faults;
     match fault.as_ref().map(|f| f.kind) {
         Some(FaultKind::Refuse) => {

@@ -21,7 +21,7 @@
 //!   probability `per_datagram`.
 //!
 //! Gateway-only kinds are refused at configuration time when the gateway
-//! is off (`[mock] mqtt`), and do nothing on WebSocket connections.
+//! is off (`[mock] mqtt`), and are never picked for WebSocket connections.
 //! Draws are pure functions of `(seed, connection or device, index, kind)`,
 //! so a run repeats whatever the timing. When several faults of one
 //! family pick the same connection or utterance, the first in file order
@@ -93,11 +93,13 @@ impl FaultPlan {
             .map(|(i, f)| (i, f.kind))
     }
 
-    /// The fault for the `index`-th accepted connection, if any.
-    pub fn for_connection(&self, index: u64) -> Option<&Fault> {
+    /// The fault for the `index`-th accepted connection, if any: of the
+    /// WebSocket listener, or (`gateway`) of the gateway's MQTT listener,
+    /// which alone can have `bad_udp_key`.
+    pub fn for_connection(&self, index: u64, gateway: bool) -> Option<&Fault> {
         self.faults
             .iter()
-            .filter(|f| f.kind.per_connection())
+            .filter(|f| f.kind.per_connection() && (gateway || !f.kind.gateway_only()))
             .find(|f| self.hits(f, 0, index))
     }
 

@@ -20,7 +20,7 @@ fn turn_list_picks_exactly_those_utterances() {
     };
     let hit: Vec<u32> = (0..10).filter(|&i| plan.for_utterance(77, i).is_some()).collect();
     assert_eq!(hit, vec![3]);
-    assert!(plan.for_connection(3).is_none());
+    assert!(plan.for_connection(3, false).is_none());
 }
 
 #[test]
@@ -122,6 +122,14 @@ fn udp_keys_are_checked_and_bad_udp_key_is_a_connection_fault() {
     let mut s = settings(FaultKind::BadUdpKey);
     s.turns = Some(vec![0]);
     assert_eq!(bad(s), "turns");
+    let mut s = settings(FaultKind::BadUdpKey);
+    s.connections = Some(vec![0]);
+    let plan = FaultPlan {
+        faults: vec![s.resolve().unwrap()],
+        seed: 1,
+    };
+    assert!(plan.for_connection(0, false).is_none(), "never on WebSocket");
+    assert_eq!(plan.for_connection(0, true).map(|f| f.kind), Some(FaultKind::BadUdpKey));
     let mut s = settings(FaultKind::UdpLate);
     s.p = Some(1.0);
     let f = s.resolve().unwrap();

@@ -11,10 +11,10 @@
 //! [`leg`]: super::leg
 
 use super::hello::{goodbye, inner_hello, nonce, udp_hello};
+use super::hub::{Gateway, Outbound, sleep_until};
 use super::leg::leg;
 use super::shaper::{Shaped, Shaper};
 use super::udp::UdpCommand;
-use super::{Gateway, Outbound};
 use crate::mock::accept::new_session_id;
 use crate::mock::core::{SessionCore, SessionParams, device_hash};
 use crate::mock::counters::MockCounters;
@@ -67,7 +67,7 @@ pub async fn start(link: &Arc<Link>, device_hello: &Value, tasks: &mut JoinSet<(
     let _ = to_core.try_send(Message::text(inner_hello(device_hello)));
     let open = UdpCommand::Open {
         ssrc,
-        cipher: cipher.clone(),
+        cipher: Box::new(cipher.clone()),
         to_core: to_core.clone(),
     };
     let _ = gw.udp.send(open).await;
@@ -242,12 +242,5 @@ impl Pump {
         for datagram in out.drain(..) {
             let _ = self.link.gw.udp.send(UdpCommand::Send { ssrc, datagram }).await;
         }
-    }
-}
-
-async fn sleep_until(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
     }
 }

@@ -10,7 +10,7 @@
 //! `conversation` one hello-to-goodbye conversation (core in the shell,
 //! downlink pump beside it); `leg` the channels that look like a WebSocket
 //! to the shell; `udp` the socket task and its routing table; `shaper` the
-//! UDP downlink faults; `hello` the pure message rules.
+//! UDP downlink faults; `hello` the pure message rules; `hub` what they all share.
 //!
 //! Simplifications against the real gateway (xiaozhi-mqtt-gateway): the
 //! inner leg is the core itself (binary protocol v1, raw Opus) rather than
@@ -20,23 +20,20 @@
 
 mod conversation;
 mod hello;
+mod hub;
 mod leg;
 mod mqtt;
 mod shaper;
 mod udp;
 
 use super::shared::Shared;
+use hub::Gateway;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use udp::UdpCommand;
-
-/// Publishes in flight from one connection's conversations to its socket.
-pub const OUTBOUND: usize = 64;
 
 /// Where the gateway listens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,24 +42,6 @@ pub struct GatewayAddrs {
     pub mqtt: SocketAddr,
     /// UDP audio: the hello's `udp.server` / `udp.port`.
     pub udp: SocketAddr,
-}
-
-/// What every connection of the gateway shares.
-pub(crate) struct Gateway {
-    sh: Arc<Shared>,
-    udp_addr: SocketAddr,
-    udp: mpsc::Sender<UdpCommand>,
-}
-
-/// What a conversation sends its MQTT connection task.
-#[derive(Debug)]
-pub(crate) enum Outbound {
-    /// Publish this JSON on the device's p2p topic.
-    Publish(String),
-    /// Drop the connection at once (`mqtt_disconnect`).
-    Drop,
-    /// The conversation with this session id is over.
-    Ended(String),
 }
 
 /// The gateway's sockets, bound before the OTA endpoint starts (its
@@ -122,11 +101,4 @@ async fn accept(listener: TcpListener, gw: Arc<Gateway>, shutdown: CancellationT
         }
     }
     while clients.join_next().await.is_some() {}
-}
-
-async fn sleep_until(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
 }

@@ -13,7 +13,7 @@
 
 use super::conversation::{self, Conversation, Link};
 use super::hello::{UNSUPPORTED, check_device_hello, device_of, goodbye};
-use super::{Gateway, OUTBOUND, Outbound};
+use super::hub::{Gateway, OUTBOUND, Outbound, sleep_until};
 use crate::mock::counters::MockCounters;
 use crate::mock::fault::{Fault, FaultKind};
 use crate::ota::mqtt_id::{PUBLISH_TOPIC, p2p_topic};
@@ -49,7 +49,7 @@ pub fn refusal(status: u16) -> ConnectReturnCode {
 
 /// One accepted MQTT connection, from TCP to the end of its conversation.
 pub async fn connection(stream: TcpStream, index: u64, gw: Arc<Gateway>, cancel: CancellationToken) {
-    let fault = gw.sh.cfg.faults.for_connection(index).cloned();
+    let fault = gw.sh.cfg.faults.for_connection(index, true).cloned();
     let log = &gw.sh.counters.faults;
     match fault.as_ref().map(|f| f.kind) {
         Some(FaultKind::Refuse) => {
@@ -180,7 +180,7 @@ impl Client {
                         }
                     }
                 },
-                _ = super::sleep_until(silent_until) => break,
+                _ = sleep_until(silent_until) => break,
             }
         }
         drop(mqtt);

@@ -27,7 +27,8 @@ pub enum UdpCommand {
     /// Route `ssrc` to a conversation.
     Open {
         ssrc: u32,
-        cipher: UdpCipher,
+        /// Boxed: the key schedule is ~700 bytes, every `Send` would carry it.
+        cipher: Box<UdpCipher>,
         to_core: mpsc::Sender<Message>,
     },
     /// The conversation is over.
@@ -135,7 +136,7 @@ pub async fn serve(
             }
             cmd = commands.recv() => match cmd {
                 None => break,
-                Some(UdpCommand::Open { ssrc, cipher, to_core }) => routes.open(ssrc, cipher, to_core),
+                Some(UdpCommand::Open { ssrc, cipher, to_core }) => routes.open(ssrc, *cipher, to_core),
                 Some(UdpCommand::Close { ssrc }) => routes.close(ssrc),
                 Some(UdpCommand::Send { ssrc, datagram }) => match routes.peer(ssrc) {
                     Some(peer) => {
