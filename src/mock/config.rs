@@ -65,6 +65,9 @@ pub struct MockSettings {
     pub mqtt_port: Option<u16>,
     /// The gateway's UDP audio port; 0 = any free port (default).
     pub udp_port: Option<u16>,
+    /// PY's `mqtt_signature_key`: the OTA signs MQTT passwords with it and
+    /// the gateway checks them (default: none, passwords not checked).
+    pub mqtt_signature_key: Option<String>,
 }
 
 /// `downlink` as written; its parameters are the keys beside it.
@@ -106,6 +109,9 @@ pub struct MockConfig {
     /// The MQTT + UDP gateway, when it runs.
     #[serde(default)]
     pub gateway: Option<GatewayPorts>,
+    /// Signs (OTA) and checks (gateway) MQTT passwords, when set.
+    #[serde(default)]
+    pub mqtt_signature_key: Option<String>,
 }
 
 /// Where the MQTT + UDP gateway listens (on the mock's IP; 0 = any free port).
@@ -173,6 +179,7 @@ impl MockSettings {
             token: self.token.filter(|t| !t.is_empty()),
             ota,
             gateway,
+            mqtt_signature_key: self.mqtt_signature_key.filter(|k| !k.is_empty()),
             wake_words: self.wake_words.unwrap_or_else(|| vec!["你好小智".to_string()]),
             faults,
         };

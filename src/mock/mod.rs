@@ -14,7 +14,8 @@
 //! burns real CPU; `shared` is what every session of a server shares;
 //! `ota` serves the OTA version check on a second (HTTP) listener;
 //! `gateway` is the MQTT + UDP side of the transport (`[mock] mqtt`), on
-//! listeners of its own, bridged to the same session core.
+//! listeners of its own, bridged to the same session core; `signature`
+//! the MQTT password rule both of them use.
 //! [`MockCounters`] (`counters`) records what the server saw so tests can
 //! compare both sides.
 
@@ -31,6 +32,7 @@ mod pacing;
 mod reply;
 mod shared;
 mod shell;
+mod signature;
 pub mod tls;
 mod vad;
 mod voice_bank;
@@ -123,13 +125,16 @@ impl MockServer {
             None => None,
         };
         let addrs = gateway.as_ref().map(|g| g.addrs);
-        let mqtt_endpoint = addrs.map_or_else(|| "127.0.0.1:1883".to_string(), |a| a.mqtt.to_string());
+        let mqtt = ota::MqttOffer {
+            endpoint: addrs.map_or_else(|| "127.0.0.1:1883".to_string(), |a| a.mqtt.to_string()),
+            signature_key: cfg.mqtt_signature_key.clone(),
+        };
         let ota_task = ota::spawn(
             ota_listener,
             cfg.ota,
             ws_url,
             cfg.token.clone(),
-            mqtt_endpoint,
+            mqtt,
             counters.clone(),
             shutdown.clone(),
         );

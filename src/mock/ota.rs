@@ -6,6 +6,7 @@
 //! PY's `{"success":false}`. GET answers a line of text, as PY's does.
 
 use super::counters::MockCounters;
+use super::signature;
 use crate::ota::mqtt_id;
 use axum::Router;
 use axum::extract::State;
@@ -32,13 +33,19 @@ pub enum OtaOffer {
     Mqtt,
 }
 
+/// The gateway an `mqtt` answer names: its `host:port`, and the key its
+/// passwords are signed with (PY's `mqtt_signature_key`), if any.
+pub(crate) struct MqttOffer {
+    pub endpoint: String,
+    pub signature_key: Option<String>,
+}
+
 /// What an answer needs beyond the request.
 struct Ota {
     offer: OtaOffer,
     ws_url: String,
     token: Option<String>,
-    /// `mqtt.endpoint`: the gateway's `host:port`.
-    mqtt_endpoint: String,
+    mqtt: MqttOffer,
     counters: Arc<MockCounters>,
 }
 
@@ -81,8 +88,13 @@ async fn version_check(State(ota): State<Arc<Ota>>, headers: HeaderMap, body: St
     let info: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let board = info["board"]["type"].as_str().unwrap_or("unknown");
     let mut a = answer(ota.offer, &ota.ws_url, ota.token.as_deref(), device_id, board);
-    if let Some(mqtt) = a.get_mut("mqtt") {
-        mqtt["endpoint"] = json!(ota.mqtt_endpoint);
+    if let Some(m) = a.get_mut("mqtt") {
+        m["endpoint"] = json!(ota.mqtt.endpoint);
+        if let (Some(key), Some(id), Some(user)) =
+            (&ota.mqtt.signature_key, m["client_id"].as_str(), m["username"].as_str())
+        {
+            m["password"] = json!(signature::password(key, id, user));
+        }
     }
     axum::Json(a)
 }
@@ -97,7 +109,7 @@ pub(crate) fn spawn(
     offer: OtaOffer,
     ws_url: String,
     token: Option<String>,
-    mqtt_endpoint: String,
+    mqtt: MqttOffer,
     counters: Arc<MockCounters>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
@@ -105,7 +117,7 @@ pub(crate) fn spawn(
         offer,
         ws_url,
         token,
-        mqtt_endpoint,
+        mqtt,
         counters,
     });
     let app = Router::new()

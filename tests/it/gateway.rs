@@ -5,7 +5,8 @@
 //! decrypt to valid packets and `tts stop`; the device's `goodbye` ends the
 //! conversation; connection faults and bad hellos get what the real gateway
 //! gives; `udp_loss` shows as sequence gaps and `mqtt_disconnect` drops the
-//! connection mid-answer, each logged once.
+//! connection mid-answer, each logged once; the OTA answer names the
+//! gateway and signs the password the gateway then checks.
 
 use bytes::Bytes;
 use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, Incoming, MqttOptions, NetworkOptions, QoS};
@@ -54,10 +55,16 @@ struct Control {
 /// Connects as PY's OTA says (client id, username), subscribes to the p2p
 /// topic, and drives the event loop on a task of its own.
 async fn connect(mock: &MockServer) -> Control {
-    let addr = mock.gateway.expect("gateway runs").mqtt;
-    let mut opts = MqttOptions::new(client_id("bread", MAC), addr.ip().to_string(), addr.port());
+    let endpoint = mock.mqtt_endpoint().expect("gateway runs");
+    connect_as(&endpoint, &client_id("bread", MAC), GATEWAY_USERNAME, "").await
+}
+
+/// Connects to `endpoint` (`host:port`) with these credentials.
+async fn connect_as(endpoint: &str, id: &str, username: &str, password: &str) -> Control {
+    let (host, port) = endpoint.rsplit_once(':').unwrap();
+    let mut opts = MqttOptions::new(id, host, port.parse().unwrap());
     opts.set_keep_alive(Duration::from_secs(240));
-    opts.set_credentials(GATEWAY_USERNAME, "");
+    opts.set_credentials(username, password);
     let (client, mut events) = AsyncClient::new(opts, 16);
     // Nagle off, as devices do: on a paused clock a small publish held
     // back for a delayed ACK would arrive only after the test.
@@ -332,5 +339,44 @@ async fn mqtt_disconnect_drops_the_connection_mid_answer() {
     assert!(t.labels.iter().any(|l| l == "tts:start") && !t.labels.iter().any(|l| l == "tts:stop"));
     assert_eq!(mock.counters.faults.count(FaultKind::MqttDisconnect), 1);
     settle(&mock.counters).await;
+    mock.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn ota_answer_names_the_gateway_and_signs_the_password_it_checks() {
+    let mock = MockServer::start(
+        "127.0.0.1:0",
+        mock_config("ota = \"mqtt\"\nmqtt_signature_key = \"k1\"\n"),
+    )
+    .await
+    .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let answer: Value = reqwest::Client::new()
+        .post(mock.ota_url())
+        .header("Device-Id", MAC)
+        .header("Client-Id", "3f6b2c1e-8d4a-4b7e-9c2f-1a2b3c4d5e6f")
+        .body(json!({"board": {"type": "bread"}}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let m = &answer["mqtt"];
+    let endpoint = m["endpoint"].as_str().unwrap();
+    assert_eq!(Some(endpoint.to_string()), mock.mqtt_endpoint());
+    let (id, user, password) = (
+        m["client_id"].as_str().unwrap(),
+        m["username"].as_str().unwrap(),
+        m["password"].as_str().unwrap(),
+    );
+    let mut wrong = connect_as(endpoint, id, user, "not-the-signature").await;
+    assert!(matches!(
+        wrong.next().await,
+        Heard::Refused(ConnectReturnCode::BadUserNamePassword)
+    ));
+    let mut ctl = connect_as(endpoint, id, user, password).await;
+    let (udp, _) = ctl.hello().await;
+    assert_eq!(udp.port, mock.gateway.unwrap().udp.port());
     mock.stop().await;
 }

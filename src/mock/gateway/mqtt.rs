@@ -2,7 +2,9 @@
 //! §11.4), framed by rumqttc's v3.1.1 codec: the connection faults that
 //! strike before CONNACK (`refuse` drops the TCP connection,
 //! `slow_handshake` never answers, `reject_upgrade` answers a refused
-//! CONNACK), then one `select!` over the socket, what the conversations
+//! CONNACK; a password that is not the signature of the client id and
+//! user name, with `[mock] mqtt_signature_key` set, is refused too), then
+//! one `select!` over the socket, what the conversations
 //! publish, the keep-alive limit and cancellation. SUBSCRIBE is acked
 //! (the gateway delivers to `devices/p2p/<mac_>` either way), PINGREQ
 //! answered, PUBLISH on `device-server` read as device JSON: a `hello`
@@ -16,10 +18,13 @@ use super::hello::{UNSUPPORTED, check_device_hello, device_of, goodbye};
 use super::hub::{Gateway, OUTBOUND, Outbound, sleep_until};
 use crate::mock::counters::MockCounters;
 use crate::mock::fault::{Fault, FaultKind};
+use crate::mock::signature;
 use crate::ota::mqtt_id::{PUBLISH_TOPIC, p2p_topic};
 use futures_util::{SinkExt, StreamExt};
 use rumqttc::mqttbytes::QoS;
-use rumqttc::mqttbytes::v4::{Codec, ConnAck, ConnectReturnCode, Packet, PubAck, Publish, SubAck, SubscribeReasonCode};
+use rumqttc::mqttbytes::v4::{
+    Codec, ConnAck, Connect, ConnectReturnCode, Packet, PubAck, Publish, SubAck, SubscribeReasonCode,
+};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,11 +129,24 @@ async fn handshake(
             refusal(f.status)
         }
         (None, None) => ConnectReturnCode::BadClientId,
+        (None, Some(_)) if !signed(&connect, gw.sh.cfg.mqtt_signature_key.as_deref()) => {
+            ConnectReturnCode::BadUserNamePassword
+        }
         (None, Some(_)) => ConnectReturnCode::Success,
     };
     let _ = mqtt.send(Packet::ConnAck(ConnAck::new(code, false))).await;
     let device = device.filter(|_| code == ConnectReturnCode::Success)?;
     Some((device, Duration::from_secs(u64::from(connect.keep_alive))))
+}
+
+/// Whether the CONNECT's password is the signature of its client id and
+/// user name (always, without a signature key).
+pub fn signed(connect: &Connect, key: Option<&str>) -> bool {
+    let Some(key) = key else { return true };
+    connect
+        .login
+        .as_ref()
+        .is_some_and(|l| l.password == signature::password(key, &connect.client_id, &l.username))
 }
 
 /// An accepted MQTT client and its conversation.
@@ -279,5 +297,16 @@ mod tests {
         assert_eq!(refusal(401), ConnectReturnCode::BadUserNamePassword);
         assert_eq!(refusal(503), ConnectReturnCode::ServiceUnavailable);
         assert_eq!(refusal(403), ConnectReturnCode::NotAuthorized);
+    }
+
+    #[test]
+    fn passwords_are_checked_only_with_a_signature_key() {
+        let id = "GID_b@@@02_aa_00_00_00_01@@@u";
+        let mut c = Connect::new(id);
+        assert!(signed(&c, None));
+        assert!(!signed(&c, Some("k")), "no login");
+        c.set_login("user", signature::password("k", id, "user"));
+        assert!(signed(&c, Some("k")));
+        assert!(!signed(&c, Some("other key")));
     }
 }
