@@ -5,7 +5,8 @@
 //! decrypt to valid packets and `tts stop`; the device's `goodbye` ends the
 //! conversation; connection faults and bad hellos get what the real gateway
 //! gives; `udp_loss` shows as sequence gaps and `mqtt_disconnect` drops the
-//! connection mid-answer, each logged once; the OTA answer names the
+//! connection mid-answer, each logged once; duplicated, reordered and
+//! late datagrams are counted by the device's sequence window; the OTA answer names the
 //! gateway and signs the password the gateway then checks.
 
 use bytes::Bytes;
@@ -378,5 +379,48 @@ async fn ota_answer_names_the_gateway_and_signs_the_password_it_checks() {
     let mut ctl = connect_as(endpoint, id, user, password).await;
     let (udp, _) = ctl.hello().await;
     assert_eq!(udp.port, mock.gateway.unwrap().udp.port());
+    mock.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn duplicated_reordered_and_late_datagrams_reach_the_sequence_window() {
+    let cases = [
+        ("udp_duplicate", FaultKind::UdpDuplicate),
+        ("udp_reorder", FaultKind::UdpReorder),
+        ("udp_late", FaultKind::UdpLate),
+    ];
+    for (name, kind) in cases {
+        let fault = format!("[[mock.fault]]\nkind = \"{name}\"\np = 1.0\nper_datagram = 0.3\n");
+        let mock = MockServer::start("127.0.0.1:0", mock_config(&fault)).await.unwrap();
+        let mut ctl = connect(&mock).await;
+        let (udp, _) = ctl.hello().await;
+        let t = turn(&mut ctl, &udp, &mock.counters).await;
+        let (c, w) = (&mock.counters, t.window.counts);
+        assert!(t.labels.iter().any(|l| l == "tts:stop"), "{name}: {:?}", t.labels);
+        let (seen, struck) = match kind {
+            FaultKind::UdpDuplicate => (w.duplicated, MockCounters::get(&c.udp_duplicated)),
+            FaultKind::UdpReorder => (w.reordered, MockCounters::get(&c.udp_reordered)),
+            _ => (w.reordered, MockCounters::get(&c.udp_delayed)),
+        };
+        assert!(seen > 0 && struck > 0, "{name}: {w:?}, struck {struck}");
+        assert_eq!(w.lost, 0, "{name}: late and reordered ones arrived: {w:?}");
+        assert_eq!(c.faults.count(kind), 1, "{name}: logged once for the answer");
+        mock.stop().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_after_hello_over_mqtt_is_a_goodbye_right_after_the_hello() {
+    let fault = "[[mock.fault]]\nkind = \"close_after_hello\"\nconnections = [0]\n";
+    let mock = MockServer::start("127.0.0.1:0", mock_config(fault)).await.unwrap();
+    let mut ctl = connect(&mock).await;
+    let (_, session_id) = ctl.hello().await;
+    let bye = ctl.next_json().await;
+    assert_eq!(
+        (bye["type"].as_str(), bye["session_id"].as_str()),
+        (Some("goodbye"), Some(session_id.as_str()))
+    );
+    settle(&mock.counters).await;
+    assert_eq!(mock.counters.faults.count(FaultKind::CloseAfterHello), 1);
     mock.stop().await;
 }

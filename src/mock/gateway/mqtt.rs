@@ -199,6 +199,8 @@ impl Client {
                     }
                 },
                 _ = sleep_until(silent_until) => break,
+                // Reaps finished conversations (a device has many in its life).
+                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
             }
         }
         drop(mqtt);
