@@ -12,7 +12,8 @@
 //! recognises the bundled clips; `fault` picks and logs faults; `pacing`,
 //! `vad` and `voice_bank` are pure pieces (no I/O, no clocks); `burn`
 //! burns real CPU; `shared` is what every session of a server shares;
-//! `ota` serves the OTA version check on a second (HTTP) listener;
+//! `ota` serves the OTA version check on a second (HTTP) listener, with
+//! `activation` (codes, the admin API's bind calls) and `ota_fault`;
 //! `gateway` is the MQTT + UDP side of the transport (`[mock] mqtt`), on
 //! listeners of its own, bridged to the same session core; `signature`
 //! the MQTT password rule both of them use.
@@ -20,6 +21,7 @@
 //! compare both sides.
 
 mod accept;
+pub mod activation;
 mod burn;
 mod config;
 pub mod core;
@@ -28,6 +30,7 @@ pub mod fault;
 mod gateway;
 pub mod hearing;
 pub mod ota;
+pub mod ota_fault;
 mod pacing;
 mod reply;
 mod shared;
@@ -45,6 +48,7 @@ pub use fault::{FaultKind, FaultLog, FaultSettings, InjectedFault};
 pub use gateway::GatewayAddrs;
 pub use hearing::ClipIndex;
 pub use ota::{OTA_PATH, OtaOffer};
+pub use ota_fault::{OtaFault, OtaFaultKind};
 pub use pacing::{DownlinkMode, DownlinkPacer, Outgoing, PACE, PRE_BUFFER_FRAMES};
 pub use reply::{ReplyEvent, ReplyKind};
 pub use vad::{Vad, VadDecision};
@@ -125,19 +129,20 @@ impl MockServer {
             None => None,
         };
         let addrs = gateway.as_ref().map(|g| g.addrs);
-        let mqtt = ota::MqttOffer {
-            endpoint: addrs.map_or_else(|| "127.0.0.1:1883".to_string(), |a| a.mqtt.to_string()),
-            signature_key: cfg.mqtt_signature_key.clone(),
-        };
-        let ota_task = ota::spawn(
-            ota_listener,
-            cfg.ota,
+        let setup = ota::OtaSetup {
+            offer: cfg.ota,
             ws_url,
-            cfg.token.clone(),
-            mqtt,
-            counters.clone(),
-            shutdown.clone(),
-        );
+            token: cfg.token.clone(),
+            activation: cfg.activation,
+            manager_token: cfg.manager_token.clone(),
+            fault: cfg.ota_fault,
+            seed: cfg.seed,
+            mqtt: ota::MqttOffer {
+                endpoint: addrs.map_or_else(|| "127.0.0.1:1883".to_string(), |a| a.mqtt.to_string()),
+                signature_key: cfg.mqtt_signature_key.clone(),
+            },
+        };
+        let ota_task = ota::spawn(ota_listener, setup, counters.clone(), shutdown.clone());
         let shutdown_ws = shutdown.clone();
         let shared = Arc::new(Shared {
             stages: Arc::new(Stages::new(&cfg)),
@@ -180,6 +185,11 @@ impl MockServer {
     /// The OTA version-check URL (http://, PY's path).
     pub fn ota_url(&self) -> String {
         format!("http://{}{OTA_PATH}", self.ota_addr)
+    }
+
+    /// The admin-API base URL of the bind calls (`[mock] activation = true`).
+    pub fn manager_api_url(&self) -> String {
+        format!("http://{}/xiaozhi", self.ota_addr)
     }
 
     /// Stops accepting, closes sessions and waits for them.
