@@ -94,7 +94,7 @@ async fn sleep_until(t: Option<Instant>) {
 
 /// One accepted connection, from TCP to the end of its session.
 async fn connection(stream: TcpStream, index: u64, sh: Arc<Shared>, cancel: CancellationToken) {
-    let fault = sh.cfg.faults.for_connection(index).cloned();
+    let fault = sh.cfg.faults.for_connection(index, false).cloned();
     let log = &sh.counters.faults;
     match fault.as_ref().map(|f| f.kind) {
         Some(FaultKind::Refuse) => {
@@ -225,7 +225,7 @@ fn refuse(h: &ClientHeaders, token: Option<&str>) -> Option<&'static str> {
 }
 
 /// Session ids: unique per server process, UUID-shaped like PY's.
-fn new_session_id() -> String {
+pub(crate) fn new_session_id() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("00000000-0000-4000-8000-{n:012x}")

@@ -70,6 +70,15 @@ pub struct MockSettings {
     pub ota_fault: Option<OtaFaultKind>,
     /// Share of devices that get `ota_fault` (default 1: every device).
     pub ota_fault_p: Option<f64>,
+    /// Run the MQTT + UDP gateway (default: on when `ota = "mqtt"`).
+    pub mqtt: Option<bool>,
+    /// The gateway's MQTT (TCP) port; 0 = any free port (default).
+    pub mqtt_port: Option<u16>,
+    /// The gateway's UDP audio port; 0 = any free port (default).
+    pub udp_port: Option<u16>,
+    /// PY's `mqtt_signature_key`: the OTA signs MQTT passwords with it and
+    /// the gateway checks them (default: none, passwords not checked).
+    pub mqtt_signature_key: Option<String>,
 }
 
 /// `downlink` as written; its parameters are the keys beside it.
@@ -117,6 +126,19 @@ pub struct MockConfig {
     /// The OTA endpoint's fault, if any.
     #[serde(default)]
     pub ota_fault: Option<OtaFault>,
+    /// The MQTT + UDP gateway, when it runs.
+    #[serde(default)]
+    pub gateway: Option<GatewayPorts>,
+    /// Signs (OTA) and checks (gateway) MQTT passwords, when set.
+    #[serde(default)]
+    pub mqtt_signature_key: Option<String>,
+}
+
+/// Where the MQTT + UDP gateway listens (on the mock's IP; 0 = any free port).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GatewayPorts {
+    pub mqtt: u16,
+    pub udp: u16,
 }
 
 impl Default for MockConfig {
@@ -135,16 +157,18 @@ impl MockSettings {
     /// `stt` ≈ 0.5 s and first audio ≈ 1.3 s after end of speech) and §9.2
     /// (shipped VAD: 200 ms of silence plus ~100 ms of smoothing-window lag;
     /// utterances of ≤ 15 packets are discarded).
-    pub fn resolve(self) -> Result<MockConfig, (String, String)> {
+    pub fn resolve(mut self) -> Result<MockConfig, (String, String)> {
         let d = |s: Option<Span>, ms: u64| s.map(|s| s.0).unwrap_or(Duration::from_millis(ms));
         let workers = |w: Option<usize>| w.filter(|&n| n > 0);
         let seed = self.seed.unwrap_or(1);
         let faults = FaultPlan {
-            faults: (self.fault.unwrap_or_default().into_iter().enumerate())
+            faults: (self.fault.take().unwrap_or_default().into_iter().enumerate())
                 .map(|(i, f)| f.resolve().map_err(|(k, m)| (format!("fault[{i}].{k}"), m)))
                 .collect::<Result<_, _>>()?,
             seed,
         };
+        let ota = self.ota.unwrap_or_default();
+        let gateway = self.gateway(ota, &faults)?;
         let cfg = MockConfig {
             asr_delay: d(self.asr_delay, 200),
             llm_delay: d(self.llm_delay, 550),
@@ -173,10 +197,12 @@ impl MockSettings {
             idle_timeout: d(self.idle_timeout, 120_000),
             mcp: self.mcp.unwrap_or(true),
             token: self.token.filter(|t| !t.is_empty()),
-            ota: self.ota.unwrap_or_default(),
+            ota,
             activation: self.activation.unwrap_or(false),
             manager_token: self.manager_token.filter(|t| !t.is_empty()),
             ota_fault: ota_fault(self.ota_fault, self.ota_fault_p)?,
+            gateway,
+            mqtt_signature_key: self.mqtt_signature_key.filter(|k| !k.is_empty()),
             wake_words: self.wake_words.unwrap_or_else(|| vec!["你好小智".to_string()]),
             faults,
         };
@@ -190,6 +216,43 @@ impl MockSettings {
             return Err(("idle_timeout".into(), "must be at least 1s".into()));
         }
         Ok(cfg)
+    }
+
+    /// The gateway's ports if it runs: `mqtt = true`, or `ota = "mqtt"`
+    /// (whose answer points at it). Gateway-only faults need it.
+    fn gateway(&self, ota: OtaOffer, faults: &FaultPlan) -> Result<Option<GatewayPorts>, (String, String)> {
+        let on = self.mqtt.unwrap_or(ota == OtaOffer::Mqtt);
+        if !on {
+            if ota == OtaOffer::Mqtt {
+                return Err((
+                    "mqtt".into(),
+                    "`ota = \"mqtt\"` points devices at the gateway: it cannot be off".into(),
+                ));
+            }
+            if let Some(key) = [
+                ("mqtt_port", self.mqtt_port.is_some()),
+                ("udp_port", self.udp_port.is_some()),
+            ]
+            .into_iter()
+            .find_map(|(k, set)| set.then_some(k))
+            {
+                return Err((key.into(), "needs the gateway: add `mqtt = true`".into()));
+            }
+            if let Some((i, kind)) = faults.first_gateway_only() {
+                return Err((
+                    format!("fault[{i}].kind"),
+                    format!(
+                        "`{}` needs the MQTT + UDP gateway: add `mqtt = true` to [mock]",
+                        kind.name()
+                    ),
+                ));
+            }
+            return Ok(None);
+        }
+        Ok(Some(GatewayPorts {
+            mqtt: self.mqtt_port.unwrap_or(0),
+            udp: self.udp_port.unwrap_or(0),
+        }))
     }
 }
 
@@ -285,6 +348,20 @@ mod fault_tests {
         let err = FleetFile::parse(text, "f.toml").unwrap_err().to_string();
         assert!(err.starts_with("f.toml:4:"), "{err}");
         assert!(err.contains("turn"), "{err}");
+    }
+
+    #[test]
+    fn gateway_faults_without_the_gateway_name_the_line() {
+        let text = "[mock]\n[[mock.fault]]\nkind = \"no_stt\"\np = 0.1\n[[mock.fault]]\nkind = \"udp_loss\"\np = 0.1\n";
+        let raw = FleetFile::parse(text, "f.toml").unwrap();
+        let err = Plan::from_file(raw, "f.toml", &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("f.toml:6") && err.contains("mqtt = true"), "{err}");
+        let on = text.replace("[mock]\n", "[mock]\nmqtt = true\n");
+        let raw = FleetFile::parse(&on, "f.toml").unwrap();
+        let plan = Plan::from_file(raw, "f.toml", &Overrides::default()).unwrap();
+        assert_eq!(plan.mock.gateway, Some(crate::mock::GatewayPorts::default()));
     }
 
     #[test]

@@ -67,6 +67,24 @@ pub struct MockCounters {
     pub ota_requests: AtomicU64,
     /// Their `Device-Id` headers, in arrival order.
     pub ota_device_ids: Mutex<Vec<String>>,
+    /// Gateway: MQTT connections accepted (CONNACK sent).
+    pub mqtt_connections: AtomicU64,
+    /// Gateway: conversations opened (device hello answered).
+    pub conversations: AtomicU64,
+    /// Gateway: uplink datagrams routed to a conversation.
+    pub datagrams_in: AtomicU64,
+    /// Gateway: uplink datagrams dropped (malformed, unknown ssrc).
+    pub datagrams_unrouted: AtomicU64,
+    /// Gateway: downlink datagrams sent.
+    pub datagrams_out: AtomicU64,
+    /// Gateway: downlink audio dropped because the device had sent no
+    /// datagram yet (its address unknown), as the real gateway drops it.
+    pub downlink_before_address: AtomicU64,
+    /// Gateway faults per datagram: dropped, duplicated, reordered, delayed.
+    pub udp_dropped: AtomicU64,
+    pub udp_duplicated: AtomicU64,
+    pub udp_reordered: AtomicU64,
+    pub udp_delayed: AtomicU64,
 }
 
 impl MockCounters {

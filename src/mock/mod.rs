@@ -13,7 +13,10 @@
 //! `vad` and `voice_bank` are pure pieces (no I/O, no clocks); `burn`
 //! burns real CPU; `shared` is what every session of a server shares;
 //! `ota` serves the OTA version check on a second (HTTP) listener, with
-//! `activation` (codes, the admin API's bind calls) and `ota_fault`.
+//! `activation` (codes, the admin API's bind calls) and `ota_fault`;
+//! `gateway` is the MQTT + UDP side of the transport (`[mock] mqtt`), on
+//! listeners of its own, bridged to the same session core; `signature`
+//! the MQTT password rule both of them use.
 //! [`MockCounters`] (`counters`) records what the server saw so tests can
 //! compare both sides.
 
@@ -24,6 +27,7 @@ mod config;
 pub mod core;
 mod counters;
 pub mod fault;
+mod gateway;
 pub mod hearing;
 pub mod ota;
 pub mod ota_fault;
@@ -31,15 +35,17 @@ mod pacing;
 mod reply;
 mod shared;
 mod shell;
+mod signature;
 pub mod tls;
 mod vad;
 mod voice_bank;
 
 pub use accept::MAX_MESSAGE_SIZE;
 pub use burn::BurnThreads;
-pub use config::{MockConfig, MockSettings};
+pub use config::{GatewayPorts, MockConfig, MockSettings};
 pub use counters::MockCounters;
 pub use fault::{FaultKind, FaultLog, FaultSettings, InjectedFault};
+pub use gateway::GatewayAddrs;
 pub use hearing::ClipIndex;
 pub use ota::{OTA_PATH, OtaOffer};
 pub use ota_fault::{OtaFault, OtaFaultKind};
@@ -86,6 +92,8 @@ pub struct MockServer {
     pub addr: SocketAddr,
     /// The OTA endpoint's HTTP listener (same IP, another port).
     pub ota_addr: SocketAddr,
+    /// The MQTT + UDP gateway's addresses, when it runs (`[mock] mqtt`).
+    pub gateway: Option<GatewayAddrs>,
     pub counters: Arc<MockCounters>,
     tls: bool,
     shutdown: CancellationToken,
@@ -116,6 +124,11 @@ impl MockServer {
         let ota_listener = TcpListener::bind((addr.ip(), 0)).await?;
         let ota_addr = ota_listener.local_addr()?;
         let ws_url = ws_url(opts.tls.is_some(), addr);
+        let gateway = match cfg.gateway {
+            Some(ports) => Some(gateway::bind(addr.ip(), ports.mqtt, ports.udp).await?),
+            None => None,
+        };
+        let addrs = gateway.as_ref().map(|g| g.addrs);
         let setup = ota::OtaSetup {
             offer: cfg.ota,
             ws_url,
@@ -124,8 +137,13 @@ impl MockServer {
             manager_token: cfg.manager_token.clone(),
             fault: cfg.ota_fault,
             seed: cfg.seed,
+            mqtt: ota::MqttOffer {
+                endpoint: addrs.map_or_else(|| "127.0.0.1:1883".to_string(), |a| a.mqtt.to_string()),
+                signature_key: cfg.mqtt_signature_key.clone(),
+            },
         };
         let ota_task = ota::spawn(ota_listener, setup, counters.clone(), shutdown.clone());
+        let shutdown_ws = shutdown.clone();
         let shared = Arc::new(Shared {
             stages: Arc::new(Stages::new(&cfg)),
             cfg: Arc::new(cfg),
@@ -135,10 +153,17 @@ impl MockServer {
             tls,
             handshake_timeout: opts.handshake_timeout,
         });
-        let task = tokio::spawn(accept::serve(listener, shared, shutdown.clone()));
+        let gateway_task = gateway.map(|g| gateway::spawn(g, shared.clone(), shutdown.clone()));
+        let task = tokio::spawn(async move {
+            accept::serve(listener, shared, shutdown_ws).await;
+            if let Some(g) = gateway_task {
+                let _ = g.await;
+            }
+        });
         Ok(MockServer {
             addr,
             ota_addr,
+            gateway: addrs,
             ota_task,
             counters,
             tls: opts.tls.is_some(),
@@ -150,6 +175,11 @@ impl MockServer {
     /// The URL devices should use (wss:// when serving TLS).
     pub fn url(&self) -> String {
         ws_url(self.tls, self.addr)
+    }
+
+    /// The gateway's MQTT endpoint (`host:port`), when it runs.
+    pub fn mqtt_endpoint(&self) -> Option<String> {
+        self.gateway.map(|g| g.mqtt.to_string())
     }
 
     /// The OTA version-check URL (http://, PY's path).

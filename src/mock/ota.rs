@@ -12,6 +12,7 @@
 use super::activation::{self, Registry};
 use super::counters::MockCounters;
 use super::ota_fault::OtaFault;
+use super::signature;
 use crate::ota::mqtt_id;
 use axum::Router;
 use axum::extract::State;
@@ -39,11 +40,19 @@ pub enum OtaOffer {
     Mqtt,
 }
 
+/// The gateway an `mqtt` answer names: its `host:port`, and the key its
+/// passwords are signed with (PY's `mqtt_signature_key`), if any.
+pub(crate) struct MqttOffer {
+    pub endpoint: String,
+    pub signature_key: Option<String>,
+}
+
 /// What an answer needs beyond the request.
 struct Ota {
     offer: OtaOffer,
     ws_url: String,
     token: Option<String>,
+    mqtt: MqttOffer,
     counters: Arc<MockCounters>,
     /// Activation and binding, when on.
     registry: Option<Arc<Registry>>,
@@ -90,6 +99,14 @@ async fn version_check(State(ota): State<Arc<Ota>>, headers: HeaderMap, body: St
     let info: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let board = info["board"]["type"].as_str().unwrap_or("unknown");
     let mut a = answer(ota.offer, &ota.ws_url, ota.token.as_deref(), device_id, board);
+    if let Some(m) = a.get_mut("mqtt") {
+        m["endpoint"] = json!(ota.mqtt.endpoint);
+        if let (Some(key), Some(id), Some(user)) =
+            (&ota.mqtt.signature_key, m["client_id"].as_str(), m["username"].as_str())
+        {
+            m["password"] = json!(signature::password(key, id, user));
+        }
+    }
     if let Some(pending) = ota.registry.as_ref().and_then(|r| r.pending(device_id)) {
         a["activation"] = pending;
     }
@@ -114,6 +131,8 @@ pub(crate) struct OtaSetup {
     pub manager_token: Option<String>,
     pub fault: Option<OtaFault>,
     pub seed: u64,
+    /// The gateway the `mqtt` answer names.
+    pub mqtt: MqttOffer,
 }
 
 /// Serves the OTA endpoint (and, with activation, the activate and bind
@@ -131,6 +150,7 @@ pub(crate) fn spawn(
         offer: setup.offer,
         ws_url: setup.ws_url,
         token: setup.token,
+        mqtt: setup.mqtt,
         counters,
         registry: registry.clone(),
         fault: setup.fault,

@@ -7,6 +7,7 @@ mod cdp;
 mod cli;
 mod console;
 mod faults;
+mod gateway;
 mod latency;
 mod load;
 mod mock_server;

@@ -192,7 +192,7 @@ pub struct SessionCore {
 }
 
 /// FNV-1a of the device id.
-fn device_hash(id: &str) -> u64 {
+pub(crate) fn device_hash(id: &str) -> u64 {
     id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
     })
