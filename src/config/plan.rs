@@ -79,6 +79,28 @@ impl IdleForm {
     }
 }
 
+/// How a group's devices reach the server; written `websocket` or `mqtt`.
+/// Absent: what the OTA answer offers (`mqtt` wins, as in the firmware),
+/// or the run's WebSocket URL without OTA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportChoice {
+    /// JSON and audio on one WebSocket (the OTA answer's `websocket`, or the run's URL).
+    Websocket,
+    /// MQTT + UDP through a gateway (PROTOCOL.md §11), with the OTA answer's credentials.
+    Mqtt,
+}
+
+impl TransportChoice {
+    /// The choice as fleet files spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportChoice::Websocket => "websocket",
+            TransportChoice::Mqtt => "mqtt",
+        }
+    }
+}
+
 /// Devices that behave alike.
 #[derive(Clone, Debug)]
 pub struct GroupPlan {
@@ -93,6 +115,8 @@ pub struct GroupPlan {
     pub think_time: Dist,
     pub barge_in: f64,
     pub idle: IdleForm,
+    /// `None`: as the OTA answer says.
+    pub transport: Option<TransportChoice>,
     /// Conversations per device when the device drives itself.
     pub conversations: u32,
     pub idle_time: Dist,

@@ -10,8 +10,11 @@
 //! sequences it and owns the socket through [`pump`].
 
 use super::connect::{self, Dial};
-use super::core::{DeviceCore, TurnEnd, TurnSpec};
+use super::core::{DeviceCore, Transport, TurnEnd, TurnSpec};
+use super::mqtt::{self, MqttLink, MqttTarget};
+use super::mqtt_session::MqttSession;
 use super::ota::{self, Endpoint};
+use super::route::{self, Route};
 use super::settings::DeviceSettings;
 use super::shell::{Pumped, pump};
 use super::socket::Socket;
@@ -102,6 +105,9 @@ struct Device {
     /// Where the OTA answer sent this device (`None`: not checked yet, or
     /// no OTA: the run's URL).
     endpoint: Option<Endpoint>,
+    /// The lifelong MQTT control channel (MQTT + UDP devices), while no
+    /// conversation holds it.
+    mqtt: Option<Box<MqttLink>>,
     /// The last connection was taken away (not hung up by the device).
     lost: bool,
     conversation: u32,
@@ -119,6 +125,7 @@ pub fn run_device(ctx: DeviceContext) -> impl Future<Output = ()> {
         core,
         ws: None,
         endpoint: None,
+        mqtt: None,
         lost: false,
         conversation: 0,
     };
@@ -177,27 +184,7 @@ impl Device {
     /// Opens and greets a connection (after the OTA check, if any).
     async fn connect(&mut self) -> Result<(), Failure> {
         self.check_ota().await?;
-        let settings = &self.ctx.settings;
-        let dial = Dial {
-            url: self.endpoint.as_ref().map_or(settings.url.as_str(), |e| e.url.as_str()),
-            version: self
-                .endpoint
-                .as_ref()
-                .and_then(|e| e.version)
-                .unwrap_or(settings.protocol_version),
-            identity: &self.ctx.identity,
-            index: self.ctx.index,
-        };
-        // Boxed: the connect future (DNS, TCP, TLS, upgrade) is ~10 KiB and
-        // needed once; inline, every idle device's task would carry it.
-        let opened = tokio::select! {
-            r = Box::pin(connect::open(settings, dial)) => r,
-            _ = self.ctx.cancel.cancelled() => return Err(Failure::new(FailureKind::Connect, "cancelled")),
-        };
-        let opened = opened.inspect_err(|f| {
-            tracing::debug!(device = %self.ctx.identity.device_id, kind = f.kind.as_str(), detail = %f.detail, "connect failed");
-        })?;
-        let mut ws = opened.ws;
+        let (mut ws, connect) = self.open().await?;
         self.core.open(Instant::now());
         match pump(
             &mut self.core,
@@ -211,7 +198,7 @@ impl Device {
             Pumped::Ready { hello } => {
                 tracing::debug!(device = %self.ctx.identity.device_id, "connected");
                 self.ctx.events.send(Event::Connected {
-                    connect: opened.connect,
+                    connect,
                     hello,
                     reconnect: std::mem::take(&mut self.lost),
                 });
@@ -221,15 +208,75 @@ impl Device {
             }
             Pumped::Gone(f) => {
                 tracing::debug!(device = %self.ctx.identity.device_id, kind = f.kind.as_str(), detail = %f.detail, "hello failed");
+                self.park(ws);
                 Err(f)
             }
             _ => Err(Failure::new(FailureKind::Connect, "cancelled")),
         }
     }
 
+    /// Opens the socket the route names: a WebSocket (DNS, TCP, TLS,
+    /// upgrade), or a conversation on the MQTT link (connected first if
+    /// there is none). The time it took, when something was connected.
+    async fn open(&mut self) -> Result<(Socket, Option<Duration>), Failure> {
+        let settings = &self.ctx.settings;
+        let picked = route::pick(
+            self.endpoint.as_ref(),
+            self.ctx.group.plan.transport,
+            &settings.url,
+            settings.protocol_version,
+            &self.ctx.identity.device_id,
+        )?;
+        let (url, version) = match picked {
+            Route::Mqtt(target) => return self.open_mqtt(&target).await,
+            Route::WebSocket { url, version } => (url, version),
+        };
+        let dial = Dial {
+            url,
+            version,
+            identity: &self.ctx.identity,
+            index: self.ctx.index,
+        };
+        // Boxed: the connect future (DNS, TCP, TLS, upgrade) is ~10 KiB and
+        // needed once; inline, every idle device's task would carry it.
+        let opened = tokio::select! {
+            r = Box::pin(connect::open(settings, dial)) => r,
+            _ = self.ctx.cancel.cancelled() => return Err(Failure::new(FailureKind::Connect, "cancelled")),
+        };
+        let opened = opened.inspect_err(|f| {
+            tracing::debug!(device = %self.ctx.identity.device_id, kind = f.kind.as_str(), detail = %f.detail, "connect failed");
+        })?;
+        Ok((opened.ws, Some(opened.connect)))
+    }
+
+    /// A conversation over MQTT + UDP on this device's MQTT link.
+    async fn open_mqtt(&mut self, target: &MqttTarget) -> Result<(Socket, Option<Duration>), Failure> {
+        self.core.set_transport(Transport::Udp);
+        if let Some(link) = self.mqtt.take().filter(|l| l.is_alive()) {
+            return Ok((Socket::Mqtt(Box::new(MqttSession::new(*link))), None));
+        }
+        let limit = self.ctx.settings.timeouts.hello;
+        let connected = tokio::select! {
+            r = Box::pin(mqtt::connect(target, limit)) => r,
+            _ = self.ctx.cancel.cancelled() => return Err(Failure::new(FailureKind::Connect, "cancelled")),
+        };
+        let (link, took) = connected.inspect_err(|f| {
+            tracing::debug!(device = %self.ctx.identity.device_id, detail = %f.detail, "MQTT connect failed");
+        })?;
+        Ok((Socket::Mqtt(Box::new(MqttSession::new(link))), Some(took)))
+    }
+
+    /// Keeps the MQTT link of a finished conversation (if still connected).
+    fn park(&mut self, ws: Socket) {
+        if let Socket::Mqtt(session) = ws {
+            self.mqtt = session.into_link().map(Box::new);
+        }
+    }
+
     /// Forgets the connection (already closed or dead), flushing counters.
     fn drop_connection(&mut self, lost: bool) {
-        if self.ws.take().is_some() {
+        if let Some(ws) = self.ws.take() {
+            self.park(ws);
             self.ctx.events.connected(-1);
             self.lost |= lost;
         }
@@ -243,7 +290,9 @@ impl Device {
         // the task's size for a socket it already holds).
         if let Some(ws) = self.ws.as_mut() {
             let _ = tokio::time::timeout(Duration::from_secs(1), futures_util::SinkExt::close(ws)).await;
-            self.ws = None;
+            if let Some(ws) = self.ws.take() {
+                self.park(ws);
+            }
             self.ctx.events.connected(-1);
         }
         if !self.core.tally.is_empty() {

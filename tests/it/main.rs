@@ -9,6 +9,7 @@ mod faults;
 mod latency;
 mod load;
 mod mock_server;
+mod mqtt;
 mod ota;
 mod outputs;
 mod playback;

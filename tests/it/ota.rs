@@ -110,7 +110,11 @@ async fn an_mqtt_answer_sends_every_device_to_the_mqtt_broker_it_names() {
     // names instead of the WebSocket: none is an `ota` failure.
     let m = &out.metrics;
     assert_eq!(m.latency["ota"].count(), 5);
-    assert!(!m.connect_failures.contains_key(&FailureKind::Ota), "{:?}", m.connect_failure_details);
+    assert!(
+        !m.connect_failures.contains_key(&FailureKind::Ota),
+        "{:?}",
+        m.connect_failure_details
+    );
     assert_eq!(mock.counters.sessions.load(Ordering::Relaxed), 0);
     assert!(mock.counters.ota_requests.load(Ordering::Relaxed) >= 5);
 }
