@@ -53,7 +53,7 @@ impl Plan {
         {
             return Err(invalid(
                 &format!("group[{i}].transport"),
-                "`mqtt` needs an OTA URL (`ota = \"http://…\"` or --ota): the MQTT credentials come from the OTA answer"
+                "is mqtt, which needs an OTA URL (`ota = \"http://…\"` or --ota): the MQTT credentials come from the OTA answer"
                     .to_string(),
             ));
         }

@@ -327,6 +327,33 @@ mod tests {
     }
 
     #[test]
+    fn mqtt_transport_needs_an_ota_url_and_says_where_credentials_come_from() {
+        let text = "devices = 2\n\n[[group]]\ncount = 1\n\n[[group]]\ncount = 1\ntransport = \"mqtt\"\n";
+        let err = plan(text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "t.toml:8: `group[1].transport` is mqtt, which needs an OTA URL (`ota = \"http://…\"` or --ota): the MQTT credentials come from the OTA answer"
+        );
+        let with_ota = format!("ota = \"http://127.0.0.1:1/xiaozhi/ota/\"\n{text}");
+        let p = plan(&with_ota).unwrap();
+        assert_eq!(p.groups[0].transport, None);
+        assert_eq!(p.groups[1].transport, Some(TransportChoice::Mqtt));
+        let ws = plan("devices = 1\n[[group]]\ntransport = \"websocket\"\n").unwrap();
+        assert_eq!(ws.groups[0].transport, Some(TransportChoice::Websocket));
+    }
+
+    #[test]
+    fn unknown_transport_names_file_line_key_and_the_choices() {
+        let err = plan("devices = 1\n[[group]]\ntransport = \"udp\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "t.toml:3: `group[0].transport` must be websocket or mqtt; got `udp`"
+        );
+    }
+
+    #[test]
     fn zero_devices_is_rejected_by_name() {
         let err = plan("devices = 0").unwrap_err().to_string();
         assert_eq!(err, "t.toml:1: `devices` must be at least 1");

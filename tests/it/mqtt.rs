@@ -43,10 +43,9 @@ impl Drop for Broker {
 }
 
 async fn start_broker() -> Option<Broker> {
-    let bin = tool("mosquitto").or_else(|| {
-        let p = std::path::PathBuf::from("/usr/sbin/mosquitto");
-        p.is_file().then_some(p)
-    })?;
+    // Debian installs it in /usr/sbin, which a user's PATH may lack.
+    let sbin = std::path::PathBuf::from("/usr/sbin/mosquitto");
+    let bin = if sbin.is_file() { sbin } else { tool("mosquitto")? };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
