@@ -4,31 +4,39 @@
 //! `publish_topic`, and subscribed to `devices/p2p/<mac_>` so a generic
 //! broker delivers the server's messages as the xiaozhi gateway does.
 //!
-//! rumqttc's `EventLoop::poll` is not documented as cancel-safe, so it is
-//! never raced in a `select!`: it runs alone in its own small task, which
-//! forwards the publishes it receives into a bounded channel
-//! ([`MqttLink::recv`] is a plain `mpsc` receive, which is cancel-safe).
+//! The packets are rumqttc's (its MQTT 3.1.1 codec reads and writes every
+//! byte; nothing here parses MQTT by hand), but not its `EventLoop`: that
+//! one costs ~27 KiB per idle connection (an 8 KiB bitset of QoS 2 packet
+//! ids, 100 preallocated events, 8 KiB read and write buffers; measured
+//! with 2,000 links against mosquitto), more than an idle device may cost.
+//! A device needs little of it: QoS 0 both ways, one subscription, pings.
+//! So each link is one small task that owns the TCP stream and `select!`s
+//! over it (`read_buf`, cancel-safe), the device's publishes (a bounded
+//! channel) and the keep-alive; what it receives goes into a bounded
+//! channel ([`MqttLink::poll_recv`] is a plain `mpsc` receive, cancel-safe).
 //! The task ends when the connection fails (the reason is the last thing
-//! it forwards) or when the link is dropped.
+//! it forwards) or when the link is dropped (with a DISCONNECT).
 
 use crate::metrics::{Failure, FailureKind};
 use crate::ota::answer::MqttSettings;
-use bytes::Bytes;
-use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
+use bytes::{Bytes, BytesMut};
+use rumqttc::{ConnectReturnCode, Packet, QoS};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 /// Server messages waiting for the device (a conversation's JSON is a few
 /// messages at a time; a parked link drops what does not fit).
 const INBOUND: usize = 8;
-/// rumqttc's request queue (our publishes and the subscription).
-const REQUESTS: usize = 4;
-/// QoS 0 only: nothing is ever in flight awaiting an acknowledgement.
-const INFLIGHT: u16 = 1;
+/// The device's publishes waiting for the connection task.
+const OUTBOUND: usize = 4;
 /// Largest MQTT packet either way (the JSON messages are < 1 KiB).
 const MAX_PACKET: usize = 16 * 1024;
+/// Read buffer to start with (grows for a larger packet, up to [`MAX_PACKET`]).
+const READ_BUFFER: usize = 512;
 
 /// Where and as whom a device connects to the broker.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,23 +69,6 @@ impl MqttTarget {
             p2p_topic: crate::ota::mqtt_id::p2p_topic(device_id),
         }
     }
-
-    fn options(&self) -> MqttOptions {
-        let mut o = MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
-        // rumqttc refuses a keep-alive under 1 s; 0 means none (MQTT's rule).
-        let keepalive = if self.keepalive.is_zero() {
-            Duration::ZERO
-        } else {
-            self.keepalive.max(Duration::from_secs(1))
-        };
-        o.set_keep_alive(keepalive)
-            .set_credentials(self.username.clone(), self.password.clone())
-            .set_clean_session(true)
-            .set_inflight(INFLIGHT)
-            .set_request_channel_capacity(REQUESTS)
-            .set_max_packet_size(MAX_PACKET, MAX_PACKET);
-        o
-    }
 }
 
 /// What the connection task forwards.
@@ -91,9 +82,8 @@ pub(crate) enum Inbound {
 
 /// A connected MQTT control channel.
 pub(crate) struct MqttLink {
-    client: AsyncClient,
+    outbound: mpsc::Sender<Bytes>,
     inbound: mpsc::Receiver<Inbound>,
-    publish_topic: String,
     task: AbortHandle,
     /// The connection task has said it is gone.
     lost: bool,
@@ -109,95 +99,188 @@ impl std::fmt::Debug for MqttLink {
 
 impl Drop for MqttLink {
     fn drop(&mut self) {
-        // A DISCONNECT if the queue takes it (the task ends once it is
-        // sent); otherwise the TCP connection is just dropped.
-        if self.lost || self.client.try_disconnect().is_err() {
+        // The task sees its publish channel close, sends DISCONNECT and
+        // ends; a dead one is just stopped.
+        if self.lost {
             self.task.abort();
         }
     }
 }
 
-/// Why a connection attempt or a connection failed, in words.
-fn describe(e: &ConnectionError) -> String {
-    match e {
-        ConnectionError::ConnectionRefused(code) => format!("the broker refused the connection (CONNACK {code:?})"),
-        ConnectionError::Io(io) => io.to_string(),
-        ConnectionError::NetworkTimeout => "no CONNACK in time".to_string(),
-        other => other.to_string(),
+/// Why a connection failed, in words.
+fn codec_error(e: &rumqttc::Error) -> String {
+    format!("invalid MQTT packet from the broker: {e:?}")
+}
+
+/// The connection as its task holds it.
+struct Connection {
+    stream: TcpStream,
+    read: BytesMut,
+    publish_topic: String,
+}
+
+impl Connection {
+    async fn write(&mut self, packet: Packet) -> std::io::Result<()> {
+        let mut out = BytesMut::with_capacity(packet.size() + 5);
+        packet
+            .write(&mut out, MAX_PACKET)
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        self.stream.write_all(&out).await
     }
+
+    /// The next whole packet already read, if any.
+    fn parse(&mut self) -> Result<Option<Packet>, String> {
+        match Packet::read(&mut self.read, MAX_PACKET) {
+            Ok(p) => Ok(Some(p)),
+            Err(rumqttc::Error::InsufficientBytes(_)) => Ok(None),
+            Err(e) => Err(codec_error(&e)),
+        }
+    }
+
+    /// Reads until one whole packet is in (or the stream ends).
+    async fn next_packet(&mut self) -> Result<Packet, String> {
+        loop {
+            if let Some(p) = self.parse()? {
+                return Ok(p);
+            }
+            match self.stream.read_buf(&mut self.read).await {
+                Ok(0) => return Err("the broker closed the connection".to_string()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+}
+
+/// TCP connect, CONNECT, CONNACK, SUBSCRIBE.
+async fn handshake(target: &MqttTarget) -> Result<Connection, String> {
+    let stream = TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    let mut c = Connection {
+        stream,
+        read: BytesMut::with_capacity(READ_BUFFER),
+        publish_topic: target.publish_topic.clone(),
+    };
+    let mut connect = rumqttc::Connect::new(target.client_id.clone());
+    connect.keep_alive = u16::try_from(target.keepalive.as_secs()).unwrap_or(u16::MAX);
+    connect.clean_session = true;
+    connect.set_login(target.username.clone(), target.password.clone());
+    c.write(Packet::Connect(connect)).await.map_err(|e| e.to_string())?;
+    match c.next_packet().await? {
+        Packet::ConnAck(ack) if ack.code == ConnectReturnCode::Success => {}
+        Packet::ConnAck(ack) => return Err(format!("the broker refused the connection (CONNACK {:?})", ack.code)),
+        other => return Err(format!("expected CONNACK, got {other:?}")),
+    }
+    // Sent before any publish of ours: a broker handles one client's
+    // packets in order, so the subscription is in place before the hello
+    // it answers. The SUBACK is not waited for.
+    let mut subscribe = rumqttc::Subscribe::new(target.p2p_topic.clone(), QoS::AtMostOnce);
+    // Packet id 0 is not allowed (MQTT 3.1.1 §2.3.1); it is our only one.
+    subscribe.pkid = 1;
+    c.write(Packet::Subscribe(subscribe)).await.map_err(|e| e.to_string())?;
+    Ok(c)
 }
 
 /// Connects to the broker within `limit`, subscribes to the device's p2p
 /// topic, and returns the link with how long CONNACK took. Errors are
 /// `connect` failures with the OS error or the CONNACK code.
 pub(crate) async fn connect(target: &MqttTarget, limit: Duration) -> Result<(MqttLink, Duration), Failure> {
-    let (client, mut events) = AsyncClient::new(target.options(), REQUESTS);
-    let mut network = events.network_options();
-    network.set_connection_timeout(limit.as_secs().max(1));
-    events.set_network_options(network);
-    let where_ = format!("MQTT broker {}:{}", target.host, target.port);
-    let fail = |why: String| Failure::new(FailureKind::Connect, format!("{where_}: {why}"));
-    // Queued now, sent right after CONNACK, before any publish of ours: a
-    // broker handles one client's packets in order, so the subscription is
-    // in place before the hello it answers.
-    client
-        .try_subscribe(target.p2p_topic.clone(), QoS::AtMostOnce)
-        .map_err(|e| fail(e.to_string()))?;
-    let (tx, inbound) = mpsc::channel(INBOUND);
-    let (ready_tx, ready) = oneshot::channel();
+    let fail = |why: String| {
+        Failure::new(
+            FailureKind::Connect,
+            format!("MQTT broker {}:{}: {why}", target.host, target.port),
+        )
+    };
     let started = Instant::now();
-    let task = tokio::spawn(drive(events, tx, ready_tx)).abort_handle();
+    let conn = match tokio::time::timeout(limit, handshake(target)).await {
+        Err(_) => return Err(fail(format!("no CONNACK within {}", humantime::format_duration(limit)))),
+        Ok(Err(why)) => return Err(fail(why)),
+        Ok(Ok(c)) => c,
+    };
+    let took = started.elapsed();
+    let (tx, inbound) = mpsc::channel(INBOUND);
+    let (outbound, rx) = mpsc::channel(OUTBOUND);
+    let task = tokio::spawn(drive(conn, target.keepalive, rx, tx)).abort_handle();
     let link = MqttLink {
-        client,
+        outbound,
         inbound,
-        publish_topic: target.publish_topic.clone(),
         task,
         lost: false,
     };
-    match tokio::time::timeout(limit, ready).await {
-        Ok(Ok(Ok(()))) => Ok((link, started.elapsed())),
-        Ok(Ok(Err(why))) => Err(fail(why)),
-        Ok(Err(_)) => Err(fail("the connection task ended".to_string())),
-        Err(_) => Err(fail(format!("no CONNACK within {}", humantime::format_duration(limit)))),
-    }
+    Ok((link, took))
 }
 
-/// The connection task: polls the event loop and forwards what matters.
-/// Ends on the first error (the firmware reconnects when a conversation
-/// next needs the channel, which here is a new link).
-async fn drive(mut events: EventLoop, tx: mpsc::Sender<Inbound>, ready: oneshot::Sender<Result<(), String>>) {
-    let mut ready = Some(ready);
+/// The connection task: forwards publishes both ways, answers QoS 1
+/// deliveries, pings every keep-alive and fails when a ping goes
+/// unanswered for a whole keep-alive. Ends on the first error (the
+/// firmware reconnects when a conversation next needs the channel, which
+/// here is a new link) or when the device drops the link.
+async fn drive(mut c: Connection, keepalive: Duration, mut rx: mpsc::Receiver<Bytes>, tx: mpsc::Sender<Inbound>) {
+    let why = match serve(&mut c, keepalive, &mut rx, &tx).await {
+        Ok(()) => {
+            let _ = c.write(Packet::Disconnect).await;
+            return;
+        }
+        Err(why) => why,
+    };
+    let _ = tx.try_send(Inbound::Lost(why));
+}
+
+async fn serve(
+    c: &mut Connection,
+    keepalive: Duration,
+    rx: &mut mpsc::Receiver<Bytes>,
+    tx: &mpsc::Sender<Inbound>,
+) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
+    let mut ping_at = (!keepalive.is_zero()).then(|| Instant::now() + keepalive);
+    let mut awaiting_pong = false;
     loop {
-        match events.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                if let Some(r) = ready.take() {
-                    let _ = r.send(Ok(()));
-                }
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                // Never blocks the event loop (keep-alive must go on): a
-                // full channel means nobody is listening (parked link).
-                if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Inbound::Message(p.payload)) {
-                    return;
-                }
-            }
-            Ok(Event::Incoming(Packet::Disconnect)) => {
-                let _ = tx.try_send(Inbound::Lost("the broker sent DISCONNECT".to_string()));
-                return;
-            }
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
-            Ok(_) => {}
-            Err(e) => {
-                let why = describe(&e);
-                match ready.take() {
-                    Some(r) => {
-                        let _ = r.send(Err(why));
+        while let Some(packet) = c.parse()? {
+            match packet {
+                Packet::Publish(p) => {
+                    if p.qos != QoS::AtMostOnce {
+                        c.write(Packet::PubAck(rumqttc::PubAck::new(p.pkid)))
+                            .await
+                            .map_err(io)?;
                     }
-                    None => {
-                        let _ = tx.try_send(Inbound::Lost(why));
+                    // Never blocks the connection (pings must go on): a
+                    // full channel means nobody is listening (parked link).
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Inbound::Message(p.payload)) {
+                        return Ok(());
                     }
                 }
-                return;
+                Packet::PingResp => awaiting_pong = false,
+                Packet::Disconnect => return Err("the broker sent DISCONNECT".to_string()),
+                _ => {}
+            }
+        }
+        let ping = async {
+            match ping_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = c.stream.read_buf(&mut c.read) => match r {
+                Ok(0) => return Err("the broker closed the connection".to_string()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            },
+            m = rx.recv() => {
+                let Some(payload) = m else { return Ok(()) };
+                let publish = rumqttc::Publish::new(c.publish_topic.clone(), QoS::AtMostOnce, payload.to_vec());
+                c.write(Packet::Publish(publish)).await.map_err(io)?;
+            }
+            _ = ping => {
+                if awaiting_pong {
+                    return Err(format!("no PINGRESP within the keep-alive ({})", humantime::format_duration(keepalive)));
+                }
+                c.write(Packet::PingReq).await.map_err(io)?;
+                awaiting_pong = true;
+                ping_at = Some(Instant::now() + keepalive);
             }
         }
     }
@@ -240,11 +323,14 @@ impl MqttLink {
     }
 
     /// A future that publishes `payload` (QoS 0) on the publish topic, once
-    /// rumqttc's request queue has room. Owns what it needs.
-    pub fn publish(&self, payload: Vec<u8>) -> impl Future<Output = Result<(), rumqttc::ClientError>> + Send + 'static {
-        let client = self.client.clone();
-        let topic = self.publish_topic.clone();
-        async move { client.publish(topic, QoS::AtMostOnce, false, payload).await }
+    /// the connection task has room. Owns what it needs.
+    pub fn publish(&self, payload: Vec<u8>) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        let tx = self.outbound.clone();
+        async move {
+            tx.send(Bytes::from(payload))
+                .await
+                .map_err(|_| "the MQTT connection is gone".to_string())
+        }
     }
 }
 

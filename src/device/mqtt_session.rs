@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::{Error, Message};
 /// Largest datagram read (Opus packets of 60 ms are a few hundred bytes).
 const DATAGRAM_MAX: usize = 1500;
 
-type Publishing = Pin<Box<dyn Future<Output = Result<(), rumqttc::ClientError>> + Send>>;
+type Publishing = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// What the session needs to read from a server message.
 #[derive(Deserialize)]

@@ -178,3 +178,47 @@ async fn a_refused_connack_is_a_connect_failure_naming_the_code() {
     assert!(f.detail.contains("CONNACK NotAuthorized"), "{}", f.detail);
     peer.abort();
 }
+
+fn rss_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4
+}
+
+/// Prints what an idle MQTT link (the connection, its rumqttc event loop
+/// and its task) costs in this process. A figure, not a check.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "a figure, not a check: ulimit -n 65536; XF_LINKS=2000 cargo test --lib idle_mqtt_link_memory -- --ignored --nocapture"]
+async fn idle_mqtt_link_memory() {
+    let Some(broker) = Broker::start().await else { return };
+    let n: u32 = std::env::var("XF_LINKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let warm = connect(&target(broker.port, "02:ff:00:00:00:00", "device-server"), LIMIT)
+        .await
+        .unwrap();
+    let before = rss_kib();
+    let mut links = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let mac = format!("02:00:00:00:{:02x}:{:02x}", i >> 8, i & 0xff);
+        links.push(
+            connect(&target(broker.port, &mac, "device-server"), LIMIT)
+                .await
+                .unwrap()
+                .0,
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rss_kib();
+    println!(
+        "{n} idle MQTT links: RSS +{} KiB, {:.1} KiB per link",
+        after - before,
+        (after - before) as f64 / f64::from(n)
+    );
+    drop((links, warm));
+}
