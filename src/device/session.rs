@@ -9,12 +9,9 @@
 //! The protocol itself is the pure [`DeviceCore`]; this module only
 //! sequences it and owns the socket through [`pump`].
 
-use super::connect::{self, Dial};
-use super::core::{DeviceCore, Transport, TurnEnd, TurnSpec};
-use super::mqtt::{self, MqttLink, MqttTarget};
-use super::mqtt_session::MqttSession;
+use super::core::{DeviceCore, TurnEnd, TurnSpec};
+use super::mqtt::MqttLink;
 use super::ota::{self, Endpoint};
-use super::route::{self, Route};
 use super::settings::DeviceSettings;
 use super::shell::{Pumped, pump};
 use super::socket::Socket;
@@ -31,6 +28,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+mod open;
 
 /// Shortest and longest time into an answer before a barge-in `abort`.
 const BARGE_IN_AFTER: (Duration, Duration) = (Duration::from_millis(500), Duration::from_millis(2000));
@@ -212,64 +211,6 @@ impl Device {
                 Err(f)
             }
             _ => Err(Failure::new(FailureKind::Connect, "cancelled")),
-        }
-    }
-
-    /// Opens the socket the route names: a WebSocket (DNS, TCP, TLS,
-    /// upgrade), or a conversation on the MQTT link (connected first if
-    /// there is none). The time it took, when something was connected.
-    async fn open(&mut self) -> Result<(Socket, Option<Duration>), Failure> {
-        let settings = &self.ctx.settings;
-        let picked = route::pick(
-            self.endpoint.as_ref(),
-            self.ctx.group.plan.transport,
-            &settings.url,
-            settings.protocol_version,
-            &self.ctx.identity.device_id,
-        )?;
-        let (url, version) = match picked {
-            Route::Mqtt(target) => return self.open_mqtt(&target).await,
-            Route::WebSocket { url, version } => (url, version),
-        };
-        let dial = Dial {
-            url,
-            version,
-            identity: &self.ctx.identity,
-            index: self.ctx.index,
-        };
-        // Boxed: the connect future (DNS, TCP, TLS, upgrade) is ~10 KiB and
-        // needed once; inline, every idle device's task would carry it.
-        let opened = tokio::select! {
-            r = Box::pin(connect::open(settings, dial)) => r,
-            _ = self.ctx.cancel.cancelled() => return Err(Failure::new(FailureKind::Connect, "cancelled")),
-        };
-        let opened = opened.inspect_err(|f| {
-            tracing::debug!(device = %self.ctx.identity.device_id, kind = f.kind.as_str(), detail = %f.detail, "connect failed");
-        })?;
-        Ok((opened.ws, Some(opened.connect)))
-    }
-
-    /// A conversation over MQTT + UDP on this device's MQTT link.
-    async fn open_mqtt(&mut self, target: &MqttTarget) -> Result<(Socket, Option<Duration>), Failure> {
-        self.core.set_transport(Transport::Udp);
-        if let Some(link) = self.mqtt.take().filter(|l| l.is_alive()) {
-            return Ok((Socket::Mqtt(Box::new(MqttSession::new(*link))), None));
-        }
-        let limit = self.ctx.settings.timeouts.hello;
-        let connected = tokio::select! {
-            r = Box::pin(mqtt::connect(target, limit)) => r,
-            _ = self.ctx.cancel.cancelled() => return Err(Failure::new(FailureKind::Connect, "cancelled")),
-        };
-        let (link, took) = connected.inspect_err(|f| {
-            tracing::debug!(device = %self.ctx.identity.device_id, detail = %f.detail, "MQTT connect failed");
-        })?;
-        Ok((Socket::Mqtt(Box::new(MqttSession::new(link))), Some(took)))
-    }
-
-    /// Keeps the MQTT link of a finished conversation (if still connected).
-    fn park(&mut self, ws: Socket) {
-        if let Socket::Mqtt(session) = ws {
-            self.mqtt = session.into_link().map(Box::new);
         }
     }
 
