@@ -336,4 +336,4 @@ impl MqttLink {
 
 #[cfg(test)]
 #[path = "mqtt_tests.rs"]
-mod tests;
+pub(crate) mod tests;

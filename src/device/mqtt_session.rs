@@ -223,3 +223,99 @@ impl Sink<Message> for MqttSession {
         Poll::Ready(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::mqtt::tests::{Broker, target};
+    use crate::device::mqtt::{MqttLink, connect};
+    use futures_util::{SinkExt, StreamExt};
+    use std::time::Duration;
+
+    const LIMIT: Duration = Duration::from_secs(5);
+    const MAC: &str = "02:00:00:00:01:01";
+
+    async fn next(s: &mut MqttSession) -> Message {
+        tokio::time::timeout(LIMIT, s.next()).await.unwrap().unwrap().unwrap()
+    }
+
+    fn hello(sid: &str, port: u16) -> Vec<u8> {
+        let udp = UdpParams {
+            server: "127.0.0.1".into(),
+            port,
+            key: [1; 16],
+            nonce: [1; 16],
+        };
+        serde_json::json!({"type": "hello", "version": 3, "transport": "udp", "session_id": sid, "udp": udp.to_hello()})
+            .to_string()
+            .into_bytes()
+    }
+
+    /// The device's link (publishing to itself) and a "gateway" link
+    /// publishing to the device's p2p topic.
+    async fn links(port: u16) -> (MqttLink, MqttLink) {
+        let p2p = crate::ota::mqtt_id::p2p_topic(MAC);
+        let (device, _) = connect(&target(port, MAC, &p2p), LIMIT).await.unwrap();
+        let (gateway, _) = connect(&target(port, "02:00:00:00:01:99", &p2p), LIMIT).await.unwrap();
+        (device, gateway)
+    }
+
+    #[tokio::test]
+    async fn a_session_opens_udp_from_the_hello_and_honours_only_its_own_goodbye() {
+        let Some(broker) = Broker::start().await else { return };
+        let (device, gateway) = links(broker.port).await;
+        let gw_udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut s = MqttSession::new(device);
+        gateway
+            .publish(hello("s1", gw_udp.local_addr().unwrap().port()))
+            .await
+            .unwrap();
+        assert!(matches!(next(&mut s).await, Message::Text(t) if t.contains("\"hello\"")));
+        // Uplink datagrams go to the hello's server; the gateway answers
+        // to the address it learnt from them.
+        s.send(Message::Binary(Bytes::from_static(b"up"))).await.unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = tokio::time::timeout(LIMIT, gw_udp.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..n], b"up");
+        gw_udp.send_to(b"down", from).await.unwrap();
+        assert_eq!(next(&mut s).await, Message::Binary(Bytes::from_static(b"down")));
+        // Another session's goodbye is not ours: dropped.
+        gateway
+            .publish(br#"{"type":"goodbye","session_id":"s0"}"#.to_vec())
+            .await
+            .unwrap();
+        gateway.publish(br#"{"type":"stt","text":"x"}"#.to_vec()).await.unwrap();
+        assert!(matches!(next(&mut s).await, Message::Text(t) if t.contains("stt")));
+        gateway
+            .publish(br#"{"type":"goodbye","session_id":"s1"}"#.to_vec())
+            .await
+            .unwrap();
+        assert!(matches!(next(&mut s).await, Message::Text(t) if t.contains("goodbye")));
+        assert!(s.udp.is_none() && s.ended);
+        // Closed by the server: the device does not answer its goodbye.
+        s.close().await.unwrap();
+        let mut device = s.into_link().expect("the link outlives the session");
+        device.drain();
+        assert!(device.is_alive());
+    }
+
+    #[tokio::test]
+    async fn hanging_up_publishes_goodbye_with_the_session_id_and_keeps_the_link() {
+        let Some(broker) = Broker::start().await else { return };
+        let (device, gateway) = links(broker.port).await;
+        let mut s = MqttSession::new(device);
+        gateway.publish(hello("s2", 9)).await.unwrap();
+        let _ = next(&mut s).await;
+        s.close().await.unwrap();
+        assert!(s.udp.is_none());
+        // The device publishes to its own p2p topic here: its goodbye comes back.
+        let mut device = s.into_link().unwrap();
+        match tokio::time::timeout(LIMIT, device.recv()).await.unwrap() {
+            crate::device::mqtt::Inbound::Message(m) => assert_eq!(&m[..], br#"{"session_id":"s2","type":"goodbye"}"#),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -122,9 +122,11 @@ struct Device {
 async fn start_gateway(broker_port: u16, seen: Arc<Mutex<Seen>>) {
     let mut o = MqttOptions::new("xf-test-gateway", "127.0.0.1", broker_port);
     o.set_keep_alive(Duration::from_secs(30));
-    let (client, mut events) = AsyncClient::new(o, 16);
+    let (client, mut events) = AsyncClient::new(o, 1024);
     client.subscribe("xf/up/+", QoS::AtMostOnce).await.unwrap();
-    let (tx, mut rx) = mpsc::channel::<(String, Value)>(64);
+    // Roomy: the event loop must never wait on the gateway loop, which
+    // waits on the event loop to publish.
+    let (tx, mut rx) = mpsc::channel::<(String, Value)>(100_000);
     let (ready_tx, ready) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let mut ready_tx = Some(ready_tx);
@@ -316,4 +318,106 @@ async fn devices_talk_over_mqtt_and_udp_through_mosquitto_and_count_the_downlink
     }
     assert!(seen.uplink.values().all(|&n| n > 10), "{:?}", seen.uplink);
     drop(broker);
+}
+
+fn rss_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4
+}
+
+/// Prints what an idle device on MQTT + UDP costs in this (debug) test
+/// process: connected (MQTT link, hello answered, UDP socket open),
+/// sending nothing. The in-test gateway's bookkeeping (~0.2 KiB a device)
+/// is included. A figure, not a check.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "a figure, not a check: XF_DEVICES=2000 cargo test --test it idle_mqtt_device_memory -- --ignored --nocapture"]
+async fn idle_mqtt_device_memory() {
+    let Some(broker) = start_broker().await else { return };
+    let n: u32 = std::env::var("XF_DEVICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    start_gateway(broker.1, seen.clone()).await;
+    let ota = start_ota(broker.1).await;
+    let p = plan(&format!(
+        "devices = {n}\nduration = \"12s\"\nramp = 2000\nseed = 4\nota = \"{ota}\"\n\n\
+         [[group]]\nturns = 0\nidle = \"silent\"\ntransport = \"mqtt\"\n"
+    ));
+    let clips = load_clips(&p).unwrap();
+    let (tx, _rx) = watch::channel(Snapshot::default());
+    let before = rss_kib();
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            for _ in 0..200 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                peak.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    let connected_at = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let watcher = {
+        let seen = seen.clone();
+        let connected_at = connected_at.clone();
+        tokio::spawn(async move {
+            for _ in 0..400 {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+                if seen.lock().unwrap().hellos == n {
+                    // Settled: give the last hellos a moment, then sample.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    connected_at.store(rss_kib(), std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+            }
+        })
+    };
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        run_fleet(&p, &ota, &clips, CancellationToken::new(), tx),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    sampler.abort();
+    let _ = watcher.await;
+    let idle = connected_at.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        out.metrics.connect_failures.is_empty(),
+        "{:?}",
+        out.metrics.connect_failure_details
+    );
+    assert!(idle > 0, "not every device said hello: {}", seen.lock().unwrap().hellos);
+    println!(
+        "{n} idle MQTT + UDP devices: RSS +{} KiB once all connected, {:.1} KiB per device (peak +{} KiB)",
+        idle - before,
+        (idle - before) as f64 / f64::from(n),
+        peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before)
+    );
+}
+
+/// Serves a broker, the OTA endpoint and the gateway for a fleet run in
+/// another process (memory figures of `scripts/bench.sh`): writes the OTA
+/// URL to `$XF_OTA_FILE` and serves for `$XF_SERVE_S` seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+#[ignore = "a helper for scripts/bench.sh, not a check"]
+async fn serve_mqtt_gateway_for_bench() {
+    let Some(broker) = start_broker().await else { return };
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    start_gateway(broker.1, seen.clone()).await;
+    let ota = start_ota(broker.1).await;
+    let file = std::env::var("XF_OTA_FILE").expect("XF_OTA_FILE");
+    std::fs::write(&file, &ota).unwrap();
+    let secs: u64 = std::env::var("XF_SERVE_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    println!("gateway saw {} hellos", seen.lock().unwrap().hellos);
 }
