@@ -132,3 +132,20 @@ fn the_server_goodbye_mid_turn_fails_it_as_closed() {
     assert_eq!(rec.outcome, TurnOutcome::Failed(FailureKind::Closed));
     assert!(h.only_end().connection_lost);
 }
+
+#[test]
+fn the_wake_word_greeting_sends_a_datagram_with_listen_detect_so_the_gateway_can_answer() {
+    let mut h = opened_udp();
+    h.text(10, &udp_hello(&hex::encode(KEY)));
+    let mut s = spec(None, ListenMode::Auto, 0);
+    s.detect = Some("你好小智".into());
+    h.start(100, s);
+    let texts = h.texts();
+    assert_eq!(
+        texts[texts.len() - 2..],
+        [(100, "listen:detect".to_string()), (100, "listen:start".to_string())]
+    );
+    assert_eq!(h.audio_times().first(), Some(&100));
+    let (head, _) = UdpCipher::new(&KEY).open(&h.uplink[0]).unwrap();
+    assert_eq!(head.sequence, 1);
+}
