@@ -55,6 +55,7 @@ Examples:
   xiaozhi-fleet validate fleets/smoke.toml
   RUST_LOG=debug xiaozhi-fleet run --devices 2    # diagnostics on stderr (or -v, -vv)
   xiaozhi-fleet providers --listen 0.0.0.0:18080   # stand-ins for a real server's LLM/TTS/ASR
+  xiaozhi-fleet provision --manager-api http://192.168.1.20:8002/xiaozhi --token T --agent AGENT_ID
 
 ", exit_codes!())
 )]
@@ -152,6 +153,23 @@ Point the server's config.yaml at them: see docs/real-server.md.")]
     #[command(after_help = "Example:
   xiaozhi-fleet merge host1.json host2.json host3.json -o all.json --report all.html")]
     Merge(MergeArgs),
+    /// Register the fleet's devices with a full deployment's admin API
+    /// (manager-api) once, so that `run` with the same seed finds them bound.
+    #[command(after_help = concat!("Examples:
+  xiaozhi-fleet provision --manager-api http://192.168.1.20:8002/xiaozhi --token T --agent AGENT_ID --devices 100
+  XF_MANAGER_TOKEN=T xiaozhi-fleet provision fleets/ten-speakers.toml --manager-api http://192.168.1.20:8002/xiaozhi --agent AGENT_ID
+  xiaozhi-fleet provision --by-code --ota http://192.168.1.20:8002/xiaozhi/ota/ \\
+      --manager-api http://192.168.1.20:8002/xiaozhi --token T --agent AGENT_ID --devices 100
+
+The devices are the ones `run` uses for the same fleet, --devices and --seed. By default
+each is bound by MAC (POST /device/manual-add); --by-code asks the OTA endpoint for the
+device's activation code and binds with it (POST /device/bind/AGENT/CODE). Running it
+again is safe: devices bound already count as such. The token (a logged-in user's, from
+the admin web page) is sent as `Authorization: Bearer` and never printed; give it with
+--token or the XF_MANAGER_TOKEN environment variable. Exit 2 if any device failed.
+
+", exit_codes!()))]
+    Provision(ProvisionArgs),
     /// Check a fleet file and print the resolved plan (exit 2 if invalid).
     #[command(after_help = concat!("Example:\n  xiaozhi-fleet validate fleets/smoke.toml\n\n", exit_codes!()))]
     Validate {
@@ -236,13 +254,13 @@ fn shard(s: &str) -> Result<xiaozhi_fleet::fleet::shard::Shard, String> {
     xiaozhi_fleet::fleet::shard::Shard::parse(s)
 }
 
-/// Trusting a wss:// server.
+/// Trusting a wss:// server or an https:// OTA endpoint.
 #[derive(Debug, Default, Args)]
 pub struct TlsArgs {
-    /// Trust the CA certificate(s) in this PEM file (besides the system's) for wss:// URLs.
+    /// Trust the CA certificate(s) in this PEM file (besides the system's) for wss:// and https:// OTA URLs.
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
-    /// Accept any server certificate for wss:// URLs (self-signed test servers; not for production).
+    /// Accept any server certificate for wss:// and https:// OTA URLs (self-signed test servers; not for production).
     #[arg(long)]
     pub insecure: bool,
 }
@@ -400,6 +418,41 @@ pub struct MockArgs {
     /// hands its mock child the settings it already checked.
     #[arg(long, hide = true, conflicts_with = "config")]
     pub settings_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// Fleet file (TOML): its devices, seed and OTA URL; the default fleet when omitted.
+    pub fleet: Option<PathBuf>,
+    /// The admin API's base URL with its context path, e.g. http://host:8002/xiaozhi.
+    #[arg(long, value_name = "URL")]
+    pub manager_api: String,
+    /// A logged-in user's token (default: $XF_MANAGER_TOKEN); never printed.
+    #[arg(long, value_parser = token)]
+    pub token: Option<xiaozhi_fleet::provision::Token>,
+    /// The agent (agentId) to bind the devices to.
+    #[arg(long)]
+    pub agent: String,
+    /// Bind by the activation code of each device's OTA answer (needs --ota
+    /// or the fleet file's `ota`) instead of by MAC.
+    #[arg(long)]
+    pub by_code: bool,
+    /// OTA version-check URL, for --by-code.
+    #[arg(long, value_name = "URL")]
+    pub ota: Option<String>,
+    /// Number of devices (as `run --devices`).
+    #[arg(long)]
+    pub devices: Option<u32>,
+    /// Seed of the device identities (as `run --seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Devices registered at the same time.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+fn token(s: &str) -> Result<xiaozhi_fleet::provision::Token, String> {
+    Ok(xiaozhi_fleet::provision::Token::new(s))
 }
 
 #[derive(Debug, Args)]

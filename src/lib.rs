@@ -31,13 +31,17 @@
 //! - [`providers`]: stand-ins for a real server's AI providers (LLM, TTS, ASR).
 //! - [`watch`]: watching the server under test (`/proc`, cgroups, Docker), and setting
 //!   (then restoring) its CPU limit for `capacity --cpus`.
+//! - [`network`]: network conditions (latency and jitter, loss over TCP and UDP, bandwidth
+//!   caps, stalls) as a sans-IO model of one link direction.
 //! - [`dist`]: seeded duration distributions (think time, TTS delays).
 //! - [`units`]: parsing of durations and rates as operators write them.
 //! - [`rig`]: the one assembly of a run: the server end (URL, in-process
 //!   mock or mock child), the AI provider stand-ins, the watcher and the
 //!   live outputs around one fleet run (`run`) or one per stage (`capacity`).
 //! - [`app`]: the commands behind the CLI (run, mock-server, validate,
-//!   capacity, providers), signals, logging and output files.
+//!   capacity, providers, provision), signals, logging and output files.
+//! - [`provision`]: registering a fleet's device identities with a full deployment's
+//!   admin API (bind by MAC or by activation code), idempotently.
 //! - [`capacity`]: the capacity search, SLOs and the sizing verdict.
 //! - [`record`]: recordings (WAV + timeline) of the turns worth hearing.
 //! - [`alarm`]: the deadline timer the device and mock `select!` loops keep across iterations.
@@ -55,9 +59,11 @@ pub mod dist;
 pub mod fleet;
 pub mod metrics;
 pub mod mock;
+pub mod network;
 pub mod ota;
 pub mod protocol;
 pub mod providers;
+pub mod provision;
 pub mod record;
 pub mod report;
 pub mod rig;

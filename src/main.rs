@@ -8,7 +8,10 @@ mod cli;
 mod doc_examples;
 
 use clap::Parser;
-use cli::{CapacityArgs, Cli, Command, MergeArgs, MockArgs, ProvidersArgs, ReportArgs, RunArgs, TlsArgs, WatchArgs};
+use cli::{
+    CapacityArgs, Cli, Command, MergeArgs, MockArgs, ProvidersArgs, ProvisionArgs, ReportArgs, RunArgs, TlsArgs,
+    WatchArgs,
+};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 use xiaozhi_fleet::app::{self, RunOptions};
@@ -58,6 +61,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<u8> {
         Command::Providers(args) => providers(args).await,
         Command::Report(args) => rerender(args),
         Command::Merge(args) => merge(args),
+        Command::Provision(args) => provision(args).await,
         Command::Validate { fleet } => {
             let plan = Plan::load(Some(&fleet), &Overrides::default())?;
             print!("{}", app::describe_plan(&plan)?);
@@ -204,6 +208,39 @@ async fn mock_server(args: MockArgs) -> anyhow::Result<u8> {
     }
     app::mock_server_with(&args.listen, cfg, opts, app::stop_token()).await?;
     Ok(0)
+}
+
+/// The environment variable `provision` reads the token from.
+const TOKEN_ENV: &str = "XF_MANAGER_TOKEN";
+
+async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {
+    use xiaozhi_fleet::provision::Token;
+    let token = match args.token {
+        Some(t) => t,
+        None => Token::new(std::env::var(TOKEN_ENV).unwrap_or_default()),
+    };
+    if token.is_empty() {
+        anyhow::bail!("provision needs the admin API token: --token T or {TOKEN_ENV}=T");
+    }
+    let ov = Overrides {
+        ota: args.ota,
+        devices: args.devices,
+        seed: args.seed,
+        ..Overrides::default()
+    };
+    let plan = Plan::load(args.fleet.as_deref(), &ov)?;
+    let opts = app::provision::options(
+        &plan,
+        app::provision::ProvisionArgs {
+            manager_api: args.manager_api,
+            token,
+            agent: args.agent,
+            by_code: args.by_code,
+            concurrency: args.concurrency.into(),
+        },
+    );
+    let summary = app::provision::run(&opts).await?;
+    Ok(if summary.failed.is_empty() { 0 } else { EXIT_ERROR })
 }
 
 fn tls_options(t: &TlsArgs) -> TlsOptions {

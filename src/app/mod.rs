@@ -1,12 +1,13 @@
 //! The commands behind the CLI, as library functions (so tests can call
 //! them): `run` (start the built-in mock if no URL, run the fleet, print and
-//! write the report), `mock-server`, `validate` ([`describe`]) and
-//! `capacity` ([`capacity`]).
+//! write the report), `mock-server`, `validate` ([`describe`]),
+//! `capacity` ([`capacity`]) and `provision` ([`provision`]).
 
 pub mod capacity;
 mod describe;
 pub mod logging;
 mod output;
+pub mod provision;
 mod signals;
 pub mod stand_ins;
 
@@ -146,6 +147,7 @@ pub async fn mock_server_with(
     opts: MockOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let activation = cfg.activation;
     let server = MockServer::start_with(listen, cfg, opts)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -153,6 +155,13 @@ pub async fn mock_server_with(
     eprintln!("OTA version check at {}", server.ota_url());
     eprintln!("point devices at it with: xiaozhi-fleet run --url {}", server.url());
     eprintln!("or through its OTA with: xiaozhi-fleet run --ota {}", server.ota_url());
+    if activation {
+        eprintln!(
+            "activation on: bind devices with: xiaozhi-fleet provision --ota {} --manager-api {} --token T --agent A",
+            server.ota_url(),
+            server.manager_api_url()
+        );
+    }
     shutdown.cancelled().await;
     server.stop().await;
     Ok(())

@@ -24,14 +24,11 @@ impl Plan {
         };
         let pair = |(k, m): (String, String)| invalid(&k, m);
         let ota = match ov.ota.clone().or(raw.ota.clone()) {
-            Some(u) if u.starts_with("https://") => {
+            Some(u) if !u.starts_with("http://") && !u.starts_with("https://") => {
                 return Err(invalid(
                     "ota",
-                    format!("https OTA not supported yet (`{u}`): use an http:// OTA URL"),
+                    format!("must start with http:// or https://, got `{u}`"),
                 ));
-            }
-            Some(u) if !u.starts_with("http://") => {
-                return Err(invalid("ota", format!("must start with http://, got `{u}`")));
             }
             other => other,
         };

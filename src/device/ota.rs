@@ -1,15 +1,19 @@
 //! The OTA version check a device makes before its first connection
 //! (PROTOCOL.md §1.4): the shell that sends the request built by
-//! [`crate::ota::request`] over HTTP, times it, and turns the answer into
-//! where to connect. What the answer means is decided by the pure
+//! [`crate::ota::request`] over HTTP, times it, drives the activation loop
+//! ([`crate::ota::ActivationLoop`]) when the answer asks for activation,
+//! and turns the answer into where to connect. What the answer means is decided by the pure
 //! [`crate::ota`] pieces; [`endpoint`] maps that decision to an endpoint
 //! (a WebSocket URL, or the MQTT settings) or an `ota` failure, and is
 //! tested without a network.
 
 use crate::metrics::{Failure, FailureKind};
 use crate::ota::answer::MqttSettings;
-use crate::ota::request::version_check;
-use crate::ota::{Bootstrap, OtaProfile, Transport, decide, parse_answer};
+use crate::ota::request::{self, version_check};
+use crate::ota::{
+    Activation, ActivationFailure, ActivationLoop, ActivationOutcome, Bootstrap, HttpRequest, OtaProfile, Transport,
+    decide, parse_answer,
+};
 use crate::protocol::{DeviceIdentity, ProtocolVersion};
 use std::error::Error as _;
 use std::time::Duration;
@@ -20,21 +24,35 @@ use tokio::time::Instant;
 pub struct OtaClient {
     http: reqwest::Client,
     profile: OtaProfile,
+    /// Activate tries per version check (the firmware's 10).
+    activation_tries: u32,
 }
 
 impl OtaClient {
-    /// A client for the OTA endpoint at `ota_url` (http:// only).
-    pub fn new(ota_url: &str) -> Result<OtaClient, reqwest::Error> {
-        // Our reqwest has no TLS, but another crate of the build may switch
-        // on its rustls without a crypto provider (async-openai does in the
-        // tests), and then building a client needs a process default. Ring
-        // is the provider this crate uses everywhere; an earlier default stays.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder().build()?;
+    /// A client for the OTA endpoint at `ota_url`; an `https://` URL is
+    /// checked with `tls`, the run's TLS settings (the ones `wss://` uses:
+    /// system roots, `--ca-cert`, `--insecure`).
+    pub fn new(ota_url: &str, tls: Option<&rustls::ClientConfig>) -> Result<OtaClient, reqwest::Error> {
+        let http = http_client(tls)?;
         Ok(OtaClient {
             http,
             profile: OtaProfile::bread_compact_wifi(ota_url),
+            activation_tries: crate::ota::activation::MAX_TRIES,
         })
+    }
+}
+
+/// An HTTP client over the run's TLS settings (none given: rustls with the
+/// system's roots). Used for the OTA endpoint and the admin API.
+pub fn http_client(tls: Option<&rustls::ClientConfig>) -> Result<reqwest::Client, reqwest::Error> {
+    // Building a rustls client needs a process-wide crypto provider when
+    // none is preconfigured. Ring is the provider this crate uses
+    // everywhere; an earlier default stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let builder = reqwest::Client::builder();
+    match tls {
+        Some(config) => builder.tls_backend_preconfigured(config.clone()).build(),
+        None => builder.build(),
     }
 }
 
@@ -97,40 +115,135 @@ fn http_detail(url: &str, e: &reqwest::Error) -> String {
     d
 }
 
-/// POSTs the version check for `identity`, within `limit`, and decides.
-pub async fn check(client: &OtaClient, identity: &DeviceIdentity, limit: Duration) -> Result<Checked, Failure> {
-    let request = version_check(identity, &client.profile);
+/// Sends `request` and reads the whole answer within `limit`: the status
+/// and body, or why there was none.
+async fn exchange(client: &OtaClient, request: &HttpRequest, limit: Duration) -> Result<(u16, Vec<u8>), String> {
     let mut builder = client.http.post(&request.url).json(&request.body);
     for (name, value) in &request.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    let started = Instant::now();
     let exchange = async {
         let response = builder.send().await?;
         let status = response.status().as_u16();
         let body = response.bytes().await?;
-        Ok::<_, reqwest::Error>((status, body))
+        Ok::<_, reqwest::Error>((status, body.to_vec()))
     };
-    let (status, body) = match tokio::time::timeout(limit, exchange).await {
-        Err(_) => {
-            let d = format!(
-                "no OTA answer from {} within {}",
-                request.url,
-                humantime::format_duration(limit)
-            );
-            return Err(ota_failure(d));
-        }
-        Ok(Err(e)) => return Err(ota_failure(http_detail(&request.url, &e))),
-        Ok(Ok(answer)) => answer,
-    };
+    match tokio::time::timeout(limit, exchange).await {
+        Err(_) => Err(format!(
+            "no OTA answer from {} within {}",
+            request.url,
+            humantime::format_duration(limit)
+        )),
+        Ok(Err(e)) => Err(http_detail(&request.url, &e)),
+        Ok(Ok(answer)) => Ok(answer),
+    }
+}
+
+/// One version check for `identity`, decided: the bootstrap and how long
+/// the exchange took.
+pub async fn version(
+    client: &OtaClient,
+    identity: &DeviceIdentity,
+    limit: Duration,
+) -> Result<(Bootstrap, Duration), Failure> {
+    let request = version_check(identity, &client.profile);
+    let started = Instant::now();
+    let (status, body) = exchange(client, &request, limit).await.map_err(ota_failure)?;
     let took = started.elapsed();
     let decided = parse_answer(status, &body)
         .and_then(|a| decide(&a))
         .map_err(|e| ota_failure(e.to_string()))?;
-    Ok(Checked {
-        endpoint: endpoint(decided)?,
-        took,
+    Ok((decided, took))
+}
+
+/// Why a device did not get an endpoint from its OTA check.
+#[derive(Debug, PartialEq)]
+pub struct Refused {
+    pub failure: Failure,
+    /// The activation code, when the device still waits for activation.
+    pub waiting: Option<String>,
+}
+
+impl From<Failure> for Refused {
+    fn from(failure: Failure) -> Self {
+        Refused { failure, waiting: None }
+    }
+}
+
+/// The code of a pending activation ("(no code)" for a bare challenge).
+fn code_of(a: &Activation) -> String {
+    a.code.clone().unwrap_or_else(|| "(no code)".to_string())
+}
+
+/// Drives the firmware's activation loop (PROTOCOL.md §1.4) against
+/// `POST <ota>/activate` until the device is activated or the loop gives up.
+async fn activate(
+    client: &OtaClient,
+    identity: &DeviceIdentity,
+    pending: &Activation,
+    limit: Duration,
+) -> Result<(), Refused> {
+    let request = request::activate(identity, &client.profile);
+    let mut lp = ActivationLoop::with_max_tries(pending, client.activation_tries);
+    lp.start(Instant::now());
+    // Each round sends a try or waits for one: at most two rounds a try.
+    for _ in 0..=2 * client.activation_tries {
+        if let Some(outcome) = lp.outcome() {
+            return activation_result(outcome, pending);
+        }
+        if lp.poll_transmit().is_some() {
+            match exchange(client, &request, limit).await {
+                Ok((status, _)) => lp.on_response(status, Instant::now()),
+                Err(reason) => lp.on_error(reason, Instant::now()),
+            }
+        } else if let Some(at) = lp.next_deadline() {
+            tokio::time::sleep_until(at).await;
+            lp.handle_timeout(Instant::now());
+        }
+    }
+    let code = code_of(pending);
+    let detail = format!("waiting for activation: code {code} (the activation loop did not end)");
+    Err(Refused {
+        failure: ota_failure(detail),
+        waiting: Some(code),
     })
+}
+
+/// The loop's outcome as the device takes it.
+fn activation_result(outcome: &ActivationOutcome, pending: &Activation) -> Result<(), Refused> {
+    let code = code_of(pending);
+    let detail = match outcome {
+        ActivationOutcome::Activated { .. } => return Ok(()),
+        ActivationOutcome::StillPending { tries, .. } => {
+            format!("waiting for activation: code {code} (still pending after {tries} tries)")
+        }
+        ActivationOutcome::Failed { reason, tries, .. } => {
+            let why = match reason {
+                ActivationFailure::NoChallenge => "the answer has no challenge to post".to_string(),
+                ActivationFailure::HttpStatus(s) => format!("activate answered HTTP {s}"),
+                ActivationFailure::Transport(t) => t.clone(),
+            };
+            format!("waiting for activation: code {code} (activation failed after {tries} tries: {why})")
+        }
+    };
+    Err(Refused {
+        failure: ota_failure(detail),
+        waiting: Some(code),
+    })
+}
+
+/// The version check for `identity`, each exchange within `limit`; when
+/// the answer asks for activation, the activation loop, then the version
+/// check again. Gives where to connect and how long the last check took.
+pub async fn check(client: &OtaClient, identity: &DeviceIdentity, limit: Duration) -> Result<Checked, Refused> {
+    let (mut decided, mut took) = version(client, identity, limit).await?;
+    if let Some(pending) = decided.activation.take() {
+        activate(client, identity, &pending, limit).await?;
+        (decided, took) = version(client, identity, limit).await?;
+    }
+    let waiting = decided.activation.as_ref().map(code_of);
+    let endpoint = endpoint(decided).map_err(|failure| Refused { failure, waiting })?;
+    Ok(Checked { endpoint, took })
 }
 
 #[cfg(test)]

@@ -161,13 +161,22 @@ impl Device {
             return Ok(());
         }
         let limit = self.ctx.settings.timeouts.hello;
+        // Boxed: the check (activation loop included) is needed once.
         let checked = tokio::select! {
             r = Box::pin(ota::check(client, &self.ctx.identity, limit)) => r,
             _ = self.ctx.cancel.cancelled() => return Err(Failure::new(FailureKind::Ota, "cancelled")),
         };
-        let checked = checked.inspect_err(|f| {
-            tracing::debug!(device = %self.ctx.identity.device_id, detail = %f.detail, "OTA check failed");
-        })?;
+        let index = self.ctx.index;
+        let checked = match checked {
+            Ok(c) => c,
+            Err(r) => {
+                tracing::debug!(device = %self.ctx.identity.device_id, detail = %r.failure.detail, "OTA check failed");
+                let code = r.waiting.map(String::into_boxed_str);
+                self.ctx.events.send(Event::Activation { index, code });
+                return Err(r.failure);
+            }
+        };
+        self.ctx.events.send(Event::Activation { index, code: None });
         self.ctx.events.send(Event::OtaChecked(checked.took));
         let endpoint = checked.endpoint;
         if endpoint.token.is_some() {

@@ -161,7 +161,13 @@ pub async fn run_fleet_observed(
         ramp_over: AtomicBool::new(false),
         source_addrs: source_addrs(plan, url),
         ota: match &plan.ota {
-            Some(u) => Some(OtaClient::new(u).map_err(|e| FleetError::Ota(e.to_string()))?),
+            Some(u) => {
+                let tls = match u.starts_with("https://") {
+                    true => Some(crate::device::tls::client_config(&plan.tls)?),
+                    false => None,
+                };
+                Some(OtaClient::new(u, tls.as_deref()).map_err(|e| FleetError::Ota(e.to_string()))?)
+            }
             None => None,
         },
     });

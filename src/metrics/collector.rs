@@ -40,6 +40,8 @@ pub struct Metrics {
     pub connect_failures: BTreeMap<FailureKind, u64>,
     /// The first few distinct details of those connect failures, per kind.
     pub connect_failure_details: BTreeMap<FailureKind, Vec<String>>,
+    /// Devices still waiting for activation, with their codes.
+    pub activation: super::ActivationWaits,
     /// Connections that replaced one the server or the network took away.
     pub reconnects: u64,
     /// Per-stage results (step plans), each for its measure window only.
@@ -369,6 +371,7 @@ impl Collector {
             }
             Event::Flush(tally) => self.add_tally(&tally),
             Event::OtaChecked(d) => self.metrics.latency.entry("ota").or_default().record(d),
+            Event::Activation { index, code } => self.metrics.activation.note(index, code.as_deref()),
             Event::IdleClosed => self.metrics.idle_closed += 1,
             Event::MissedArrival => self.metrics.missed_arrivals += 1,
             Event::ConnectFailed(Failure { kind, detail }) => {

@@ -269,6 +269,9 @@ pub enum Event {
     Flush(Tally),
     /// The OTA version check answered, after this long.
     OtaChecked(Duration),
+    /// Device `index`'s OTA check ended: `code` when it still waits for
+    /// activation after its activation loop, `None` when it went through.
+    Activation { index: u32, code: Option<Box<str>> },
     /// Connecting outside a conversation (an idle device) failed.
     ConnectFailed(Failure),
     /// The server closed an idle connection (its no-voice timeout): not a failure.

@@ -4,12 +4,14 @@
 //! collector publishes small [`Snapshot`]s for live progress and hands back
 //! the final [`Metrics`] for the report.
 
+pub mod activation;
 pub mod collector;
 pub mod event;
 pub mod lag;
 pub mod sink;
 pub mod summary;
 
+pub use activation::ActivationWaits;
 pub use collector::{Collector, Metrics, PlaybackTotals, SeriesPoint, Snapshot, StageResult};
 pub use event::{Event, Failure, FailureKind, Tally, TurnOutcome, TurnRecord};
 pub use lag::LagHistogram;

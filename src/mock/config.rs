@@ -4,6 +4,7 @@
 use super::burn::BurnThreads;
 use super::fault::{FaultPlan, FaultSettings};
 use super::ota::OtaOffer;
+use super::ota_fault::{OtaFault, OtaFaultKind};
 use super::pacing::DownlinkMode;
 use crate::dist::Dist;
 use crate::units::Span;
@@ -59,6 +60,16 @@ pub struct MockSettings {
     pub fault: Option<Vec<FaultSettings>>,
     /// What the OTA endpoint offers: `websocket` (default) or `mqtt`.
     pub ota: Option<OtaOffer>,
+    /// Unbound devices get an activation code and wait until bound, as on
+    /// the admin API (default false: every device is served).
+    pub activation: Option<bool>,
+    /// The `Authorization: Bearer` token the bind calls require.
+    pub manager_token: Option<String>,
+    /// An unusable OTA answer: `http_500`, `html`, `missing_fields`,
+    /// `bad_websocket_url`.
+    pub ota_fault: Option<OtaFaultKind>,
+    /// Share of devices that get `ota_fault` (default 1: every device).
+    pub ota_fault_p: Option<f64>,
 }
 
 /// `downlink` as written; its parameters are the keys beside it.
@@ -97,6 +108,15 @@ pub struct MockConfig {
     /// What the OTA endpoint offers.
     #[serde(default)]
     pub ota: OtaOffer,
+    /// Unbound devices wait for activation.
+    #[serde(default)]
+    pub activation: bool,
+    /// The token of the bind calls.
+    #[serde(default)]
+    pub manager_token: Option<String>,
+    /// The OTA endpoint's fault, if any.
+    #[serde(default)]
+    pub ota_fault: Option<OtaFault>,
 }
 
 impl Default for MockConfig {
@@ -154,6 +174,9 @@ impl MockSettings {
             mcp: self.mcp.unwrap_or(true),
             token: self.token.filter(|t| !t.is_empty()),
             ota: self.ota.unwrap_or_default(),
+            activation: self.activation.unwrap_or(false),
+            manager_token: self.manager_token.filter(|t| !t.is_empty()),
+            ota_fault: ota_fault(self.ota_fault, self.ota_fault_p)?,
             wake_words: self.wake_words.unwrap_or_else(|| vec!["你好小智".to_string()]),
             faults,
         };
@@ -167,6 +190,20 @@ impl MockSettings {
             return Err(("idle_timeout".into(), "must be at least 1s".into()));
         }
         Ok(cfg)
+    }
+}
+
+/// `ota_fault` with its share; `ota_fault_p` alone, or outside 0..=1, is an error.
+fn ota_fault(kind: Option<OtaFaultKind>, p: Option<f64>) -> Result<Option<OtaFault>, (String, String)> {
+    let p_ok = |p: f64| (0.0..=1.0).contains(&p);
+    match (kind, p) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(("ota_fault_p".into(), "needs ota_fault".into())),
+        (Some(_), Some(p)) if !p_ok(p) => Err(("ota_fault_p".into(), "must be between 0 and 1".into())),
+        (Some(kind), p) => Ok(Some(OtaFault {
+            kind,
+            p: p.unwrap_or(1.0),
+        })),
     }
 }
 
@@ -194,6 +231,26 @@ mod tests {
             ..MockSettings::default()
         };
         assert_eq!(s.resolve().unwrap_err().0, "sentences");
+    }
+
+    #[test]
+    fn ota_fault_share_defaults_to_every_device_and_needs_a_kind() {
+        let s = MockSettings {
+            ota_fault: Some(OtaFaultKind::Html),
+            ..MockSettings::default()
+        };
+        assert_eq!(s.resolve().unwrap().ota_fault.map(|f| f.p), Some(1.0));
+        let s = MockSettings {
+            ota_fault_p: Some(0.5),
+            ..MockSettings::default()
+        };
+        assert_eq!(s.resolve().unwrap_err().0, "ota_fault_p");
+        let s = MockSettings {
+            ota_fault: Some(OtaFaultKind::Http500),
+            ota_fault_p: Some(1.5),
+            ..MockSettings::default()
+        };
+        assert_eq!(s.resolve().unwrap_err().0, "ota_fault_p");
     }
 }
 

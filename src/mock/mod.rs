@@ -12,11 +12,13 @@
 //! recognises the bundled clips; `fault` picks and logs faults; `pacing`,
 //! `vad` and `voice_bank` are pure pieces (no I/O, no clocks); `burn`
 //! burns real CPU; `shared` is what every session of a server shares;
-//! `ota` serves the OTA version check on a second (HTTP) listener.
+//! `ota` serves the OTA version check on a second (HTTP) listener, with
+//! `activation` (codes, the admin API's bind calls) and `ota_fault`.
 //! [`MockCounters`] (`counters`) records what the server saw so tests can
 //! compare both sides.
 
 mod accept;
+pub mod activation;
 mod burn;
 mod config;
 pub mod core;
@@ -24,6 +26,7 @@ mod counters;
 pub mod fault;
 pub mod hearing;
 pub mod ota;
+pub mod ota_fault;
 mod pacing;
 mod reply;
 mod shared;
@@ -39,6 +42,7 @@ pub use counters::MockCounters;
 pub use fault::{FaultKind, FaultLog, FaultSettings, InjectedFault};
 pub use hearing::ClipIndex;
 pub use ota::{OTA_PATH, OtaOffer};
+pub use ota_fault::{OtaFault, OtaFaultKind};
 pub use pacing::{DownlinkMode, DownlinkPacer, Outgoing, PACE, PRE_BUFFER_FRAMES};
 pub use reply::{ReplyEvent, ReplyKind};
 pub use vad::{Vad, VadDecision};
@@ -112,14 +116,16 @@ impl MockServer {
         let ota_listener = TcpListener::bind((addr.ip(), 0)).await?;
         let ota_addr = ota_listener.local_addr()?;
         let ws_url = ws_url(opts.tls.is_some(), addr);
-        let ota_task = ota::spawn(
-            ota_listener,
-            cfg.ota,
+        let setup = ota::OtaSetup {
+            offer: cfg.ota,
             ws_url,
-            cfg.token.clone(),
-            counters.clone(),
-            shutdown.clone(),
-        );
+            token: cfg.token.clone(),
+            activation: cfg.activation,
+            manager_token: cfg.manager_token.clone(),
+            fault: cfg.ota_fault,
+            seed: cfg.seed,
+        };
+        let ota_task = ota::spawn(ota_listener, setup, counters.clone(), shutdown.clone());
         let shared = Arc::new(Shared {
             stages: Arc::new(Stages::new(&cfg)),
             cfg: Arc::new(cfg),
@@ -149,6 +155,11 @@ impl MockServer {
     /// The OTA version-check URL (http://, PY's path).
     pub fn ota_url(&self) -> String {
         format!("http://{}{OTA_PATH}", self.ota_addr)
+    }
+
+    /// The admin-API base URL of the bind calls (`[mock] activation = true`).
+    pub fn manager_api_url(&self) -> String {
+        format!("http://{}/xiaozhi", self.ota_addr)
     }
 
     /// Stops accepting, closes sessions and waits for them.

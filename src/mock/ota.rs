@@ -4,12 +4,19 @@
 //! own WebSocket URL and token) or `mqtt` (`[mock] ota = "mqtt"`, as PY
 //! with an MQTT gateway). Requests without `Device-Id` and `Client-Id` get
 //! PY's `{"success":false}`. GET answers a line of text, as PY's does.
+//!
+//! With `[mock] activation = true` the same listener serves activation and
+//! the admin API's bind calls ([`super::activation`]); with `ota_fault` a
+//! share of devices gets an unusable answer ([`super::ota_fault`]).
 
+use super::activation::{self, Registry};
 use super::counters::MockCounters;
+use super::ota_fault::OtaFault;
 use crate::ota::mqtt_id;
 use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -38,6 +45,10 @@ struct Ota {
     ws_url: String,
     token: Option<String>,
     counters: Arc<MockCounters>,
+    /// Activation and binding, when on.
+    registry: Option<Arc<Registry>>,
+    fault: Option<OtaFault>,
+    seed: u64,
 }
 
 /// PY's answer to a version check from `device_id` on `board_type`.
@@ -66,11 +77,11 @@ fn answer(offer: OtaOffer, ws_url: &str, token: Option<&str>, device_id: &str, b
     a
 }
 
-async fn version_check(State(ota): State<Arc<Ota>>, headers: HeaderMap, body: String) -> axum::Json<Value> {
+async fn version_check(State(ota): State<Arc<Ota>>, headers: HeaderMap, body: String) -> Response {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
     let (device_id, client_id) = (header("device-id"), header("client-id"));
     if device_id.is_empty() || client_id.is_empty() {
-        return axum::Json(json!({"success": false, "message": "request error."}));
+        return axum::Json(json!({"success": false, "message": "request error."})).into_response();
     }
     MockCounters::bump(&ota.counters.ota_requests);
     if let Ok(mut ids) = ota.counters.ota_device_ids.lock() {
@@ -78,31 +89,59 @@ async fn version_check(State(ota): State<Arc<Ota>>, headers: HeaderMap, body: St
     }
     let info: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let board = info["board"]["type"].as_str().unwrap_or("unknown");
-    axum::Json(answer(ota.offer, &ota.ws_url, ota.token.as_deref(), device_id, board))
+    let mut a = answer(ota.offer, &ota.ws_url, ota.token.as_deref(), device_id, board);
+    if let Some(pending) = ota.registry.as_ref().and_then(|r| r.pending(device_id)) {
+        a["activation"] = pending;
+    }
+    match ota.fault {
+        Some(f) if f.hits(ota.seed, device_id) => f.respond(a),
+        _ => axum::Json(a).into_response(),
+    }
 }
 
 async fn status() -> &'static str {
     "OTA interface is running (xiaozhi-fleet mock)"
 }
 
-/// Serves the OTA endpoint on `listener` until `shutdown`.
+/// The `[mock]` settings the OTA listener needs.
+pub(crate) struct OtaSetup {
+    pub offer: OtaOffer,
+    /// The mock's own WebSocket URL and token, for the `websocket` answer.
+    pub ws_url: String,
+    pub token: Option<String>,
+    /// Activation and binding on.
+    pub activation: bool,
+    pub manager_token: Option<String>,
+    pub fault: Option<OtaFault>,
+    pub seed: u64,
+}
+
+/// Serves the OTA endpoint (and, with activation, the activate and bind
+/// calls) on `listener`, until `shutdown`.
 pub(crate) fn spawn(
     listener: TcpListener,
-    offer: OtaOffer,
-    ws_url: String,
-    token: Option<String>,
+    setup: OtaSetup,
     counters: Arc<MockCounters>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    let registry = setup
+        .activation
+        .then(|| Arc::new(Registry::new(setup.seed, setup.manager_token)));
     let state = Arc::new(Ota {
-        offer,
-        ws_url,
-        token,
+        offer: setup.offer,
+        ws_url: setup.ws_url,
+        token: setup.token,
         counters,
+        registry: registry.clone(),
+        fault: setup.fault,
+        seed: setup.seed,
     });
-    let app = Router::new()
+    let mut app = Router::new()
         .route(OTA_PATH, post(version_check).get(status))
         .with_state(state);
+    if let Some(r) = registry {
+        app = app.merge(activation::router(r));
+    }
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())

@@ -28,8 +28,8 @@ mod verdict;
 pub mod view;
 
 pub use model::{
-    Audio, Connections, PlaybackSection, Report, RunContext, RunInfo, SCHEMA_VERSION, StageReport, Tool, Turns,
-    latency_of, playback_of, turns_of,
+    ActivationSection, Audio, Connections, PlaybackSection, Report, RunContext, RunInfo, SCHEMA_VERSION, StageReport,
+    Tool, Turns, latency_of, playback_of, turns_of,
 };
 pub use text::{render_status, render_summary};
 

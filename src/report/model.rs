@@ -25,6 +25,9 @@ pub struct Report {
     pub audio: Audio,
     pub generator: GeneratorReport,
     pub connections: Connections,
+    /// Activation (runs with an OTA URL only): devices still waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activation: Option<ActivationSection>,
     /// Step plans: each stage's measure window.
     pub stages: Vec<StageReport>,
     /// The fleet second by second, on the same clock as `server.samples`.
@@ -133,6 +136,15 @@ pub struct Connections {
     pub reconnects: u64,
 }
 
+/// Devices whose OTA answer still asked for activation after their
+/// activation loop, at the end of the run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ActivationSection {
+    pub waiting: u64,
+    /// Their activation codes, in device order.
+    pub codes: Vec<String>,
+}
+
 /// One stage of a step plan, measured after its ramp-up.
 #[derive(Clone, Debug, Serialize)]
 pub struct StageReport {
@@ -239,6 +251,10 @@ impl Report {
                 failure_details: details(&m.connect_failure_details),
                 reconnects: m.reconnects,
             },
+            activation: m.activation.checked.then(|| ActivationSection {
+                waiting: m.activation.waiting.len() as u64,
+                codes: m.activation.codes(),
+            }),
             stages: m
                 .stages
                 .iter()

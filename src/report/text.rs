@@ -33,6 +33,19 @@ pub fn render_status(s: &Snapshot) -> String {
     line
 }
 
+/// Codes listed on the console; the JSON report has them all.
+const CODES_SHOWN: usize = 20;
+
+/// "3 devices wait for activation: codes 123456, …".
+pub fn activation_line(a: &super::model::ActivationSection) -> String {
+    let mut codes = a.codes.iter().take(CODES_SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if a.codes.len() > CODES_SHOWN {
+        let _ = write!(codes, " and {} more (in the JSON report)", a.codes.len() - CODES_SHOWN);
+    }
+    let devices = if a.waiting == 1 { "device waits" } else { "devices wait" };
+    format!("{} {devices} for activation: codes {codes}", a.waiting)
+}
+
 fn row(out: &mut String, name: &str, p: &Percentiles) {
     if p.count == 0 {
         let _ = writeln!(out, "  {name:<12} {:>6}   (no samples)", 0);
@@ -81,6 +94,9 @@ pub fn render_summary(r: &Report) -> String {
             c.opened, c.reconnects, c.idle_closed, conn_failed
         );
         failure_lines(&mut out, "connection failed", &c.failed, &c.failure_details);
+    }
+    if let Some(a) = r.activation.as_ref().filter(|a| a.waiting > 0) {
+        let _ = writeln!(out, "{}", activation_line(a));
     }
     if !t.stray_messages.is_empty() {
         let list: Vec<String> = t.stray_messages.iter().map(|(k, v)| format!("{k} {v}")).collect();

@@ -1,6 +1,7 @@
 //! Integration tests, in one binary (fastest to link): the fleet against
 //! the in-process mock on a paused clock, and the real binary's CLI.
 
+mod activation;
 mod capacity_live;
 mod cdp;
 mod cli;
@@ -11,6 +12,8 @@ mod load;
 mod mock_server;
 mod mqtt;
 mod ota;
+mod ota_faults;
+mod ota_https;
 mod outputs;
 mod playback;
 mod props;
