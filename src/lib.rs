@@ -1,7 +1,7 @@
 //! xiaozhi-fleet: a fleet of virtual xiaozhi ESP32 voice devices.
 //!
-//! Each virtual device speaks the real device protocol over WebSocket
-//! (hello, `listen`, paced 60 ms Opus packets, TTS playback) against a
+//! Each virtual device speaks the real device protocol over WebSocket, or
+//! over MQTT + UDP through a gateway as the OTA answer says (hello, `listen`, paced 60 ms Opus packets, TTS playback) against a
 //! xiaozhi server, so the server does its real ASR → LLM → TTS work, and the
 //! fleet measures what a user would feel: time to first audio, turn time and
 //! stutter. A built-in mock server speaks the server side the same
@@ -18,7 +18,8 @@
 //!   of either server kind, the transport decision, the activation loop.
 //! - [`device`]: one virtual device: the protocol as a sans-IO core (turns,
 //!   attribution of every message, failures with their reasons), its async
-//!   shell, connecting (TCP, TLS, upgrade), conversations and reconnects.
+//!   shell, connecting (TCP, TLS, upgrade; or the lifelong MQTT link and a UDP
+//!   audio channel per conversation), conversations and reconnects.
 //! - [`fleet`]: ramp, spawning, run deadline and cancellation; step plans, open-model
 //!   arrivals and stage shapes; shards, runtime and open-file limits, the generator's self-check.
 //! - [`metrics`]: per-turn events, the collector that owns all histograms, snapshots.

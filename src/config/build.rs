@@ -2,7 +2,7 @@
 //! resolutions of the sibling modules run in order, each error named by
 //! file, line and key.
 
-use super::plan::{Overrides, Plan, Target, TranscriptCheckPlan};
+use super::plan::{Overrides, Plan, Target, TranscriptCheckPlan, TransportChoice};
 use super::{
     ConfigError, DEFAULT_FLEET, DEFAULT_FLEET_NAME, FleetFile, TRANSCRIPT_CHECK_CHOICES, TranscriptCheckSpec, check,
     load, locate, resolve,
@@ -45,6 +45,15 @@ impl Plan {
             .map_err(|_| invalid("protocol_version", format!("must be 1, 2 or 3, got {version}")))?;
         let load = load::resolve_load(&raw, ov, stop).map_err(pair)?;
         let groups = load::resolve_groups(&raw, ov, &load, stop).map_err(pair)?;
+        if ota.is_none()
+            && let Some(i) = groups.iter().position(|g| g.transport == Some(TransportChoice::Mqtt))
+        {
+            return Err(invalid(
+                &format!("group[{i}].transport"),
+                "is mqtt, which needs an OTA URL (`ota = \"http://…\"` or --ota): the MQTT credentials come from the OTA answer"
+                    .to_string(),
+            ));
+        }
         let devices = resolve::device_count(&groups, &load, ov).map_err(pair)?;
         let mock = raw
             .mock

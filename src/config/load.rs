@@ -299,6 +299,7 @@ fn resolve_group(
         think_time,
         barge_in,
         idle,
+        transport: g.transport,
         conversations: g.conversations.unwrap_or(1),
         idle_time: g.idle_time.unwrap_or(Dist::Fixed(Duration::from_secs(10))),
     })

@@ -21,6 +21,7 @@ mod resolve;
 pub use load::parse_stage;
 pub use plan::{
     GroupPlan, IdleForm, Load, Plan, Shape, StagePlan, StartBy, Stop, Target, Timeouts, TranscriptCheckPlan,
+    TransportChoice,
 };
 
 use crate::mock::MockSettings;
@@ -197,6 +198,8 @@ pub struct GroupSection {
     pub barge_in: Option<f64>,
     /// Between conversations: `listening`, `silent` or `disconnected`.
     pub idle: Option<IdleForm>,
+    /// `websocket` or `mqtt` (MQTT + UDP; needs `ota`); absent: the OTA answer decides.
+    pub transport: Option<TransportChoice>,
     /// Conversations per device when no stages/arrivals drive the load.
     pub conversations: Option<u32>,
     /// Idle time between those conversations.

@@ -79,6 +79,28 @@ impl IdleForm {
     }
 }
 
+/// How a group's devices reach the server; written `websocket` or `mqtt`.
+/// Absent: what the OTA answer offers (`mqtt` wins, as in the firmware),
+/// or the run's WebSocket URL without OTA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportChoice {
+    /// JSON and audio on one WebSocket (the OTA answer's `websocket`, or the run's URL).
+    Websocket,
+    /// MQTT + UDP through a gateway (PROTOCOL.md §11), with the OTA answer's credentials.
+    Mqtt,
+}
+
+impl TransportChoice {
+    /// The choice as fleet files spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportChoice::Websocket => "websocket",
+            TransportChoice::Mqtt => "mqtt",
+        }
+    }
+}
+
 /// Devices that behave alike.
 #[derive(Clone, Debug)]
 pub struct GroupPlan {
@@ -93,6 +115,8 @@ pub struct GroupPlan {
     pub think_time: Dist,
     pub barge_in: f64,
     pub idle: IdleForm,
+    /// `None`: as the OTA answer says.
+    pub transport: Option<TransportChoice>,
     /// Conversations per device when the device drives itself.
     pub conversations: u32,
     pub idle_time: Dist,
@@ -300,6 +324,33 @@ mod tests {
         assert_eq!(p.devices, 20);
         assert_eq!(p.stop, Stop::Turns(2));
         assert_eq!(p.protocol_version, ProtocolVersion::V1);
+    }
+
+    #[test]
+    fn mqtt_transport_needs_an_ota_url_and_says_where_credentials_come_from() {
+        let text = "devices = 2\n\n[[group]]\ncount = 1\n\n[[group]]\ncount = 1\ntransport = \"mqtt\"\n";
+        let err = plan(text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "t.toml:8: `group[1].transport` is mqtt, which needs an OTA URL (`ota = \"http://…\"` or --ota): the MQTT credentials come from the OTA answer"
+        );
+        let with_ota = format!("ota = \"http://127.0.0.1:1/xiaozhi/ota/\"\n{text}");
+        let p = plan(&with_ota).unwrap();
+        assert_eq!(p.groups[0].transport, None);
+        assert_eq!(p.groups[1].transport, Some(TransportChoice::Mqtt));
+        let ws = plan("devices = 1\n[[group]]\ntransport = \"websocket\"\n").unwrap();
+        assert_eq!(ws.groups[0].transport, Some(TransportChoice::Websocket));
+    }
+
+    #[test]
+    fn unknown_transport_names_file_line_key_and_the_choices() {
+        let err = plan("devices = 1\n[[group]]\ntransport = \"udp\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "t.toml:3: `group[0].transport` must be websocket or mqtt; got `udp`"
+        );
     }
 
     #[test]

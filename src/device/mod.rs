@@ -7,8 +7,11 @@
 //!   decide what a number means), tested with scripted inputs and instants;
 //! - `shell`: the one `select!` loop that runs the core on a socket;
 //! - `connect`: DNS, TCP, TLS and the upgrade, with the reason for each failure;
-//! - `socket`: the connection a device owns (plain or TLS, boxed at its own size);
+//! - `socket`: the connection a device owns (plain, TLS or MQTT + UDP, boxed at its own size);
+//! - `mqtt`: the lifelong MQTT control channel of the MQTT + UDP transport;
+//! - `mqtt_session`: one conversation over MQTT + UDP, as the shell's socket;
 //! - `ota`: the OTA version check before the first connection;
+//! - `route`: where a device connects (run URL, OTA WebSocket, OTA MQTT);
 //! - `session`: conversations, idling, reconnecting with backoff;
 //! - `settings`: what every device of a run shares;
 //! - `transcript`: checking `stt` against the clip's words.
@@ -16,8 +19,11 @@
 mod connect;
 pub(crate) mod core;
 mod identity;
+mod mqtt;
+mod mqtt_session;
 pub mod ota;
 pub mod profile;
+mod route;
 mod session;
 mod settings;
 mod shell;

@@ -3,10 +3,12 @@
 //! [`crate::ota::request`] over HTTP, times it, drives the activation loop
 //! ([`crate::ota::ActivationLoop`]) when the answer asks for activation,
 //! and turns the answer into where to connect. What the answer means is decided by the pure
-//! [`crate::ota`] pieces; [`endpoint`] maps that decision to a WebSocket
-//! endpoint or an `ota` failure, and is tested without a network.
+//! [`crate::ota`] pieces; [`endpoint`] maps that decision to an endpoint
+//! (a WebSocket URL, or the MQTT settings) or an `ota` failure, and is
+//! tested without a network.
 
 use crate::metrics::{Failure, FailureKind};
+use crate::ota::answer::MqttSettings;
 use crate::ota::request::{self, version_check};
 use crate::ota::{
     Activation, ActivationFailure, ActivationLoop, ActivationOutcome, Bootstrap, HttpRequest, OtaProfile, Transport,
@@ -16,9 +18,6 @@ use crate::protocol::{DeviceIdentity, ProtocolVersion};
 use std::error::Error as _;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// The MQTT answer's failure detail.
-pub const MQTT_UNSUPPORTED: &str = "the server offers MQTT + UDP, which is not supported yet";
 
 /// What every device of a run needs to make its version check.
 #[derive(Debug)]
@@ -65,6 +64,9 @@ pub struct Endpoint {
     pub token: Option<String>,
     /// The answer's binary protocol version, if it names one.
     pub version: Option<ProtocolVersion>,
+    /// The answer's MQTT settings: the device uses MQTT + UDP (`url` is
+    /// then empty: `mqtt` wins over `websocket`, as in the firmware).
+    pub mqtt: Option<MqttSettings>,
 }
 
 /// A checked version check: where to connect, and how long the check took.
@@ -77,8 +79,8 @@ fn ota_failure(detail: impl Into<String>) -> Failure {
     Failure::new(FailureKind::Ota, detail)
 }
 
-/// The bootstrap decision as a WebSocket endpoint, or why the device
-/// cannot follow it (MQTT, pending activation).
+/// The bootstrap decision as an endpoint, or why the device cannot follow
+/// it (pending activation).
 pub fn endpoint(b: Bootstrap) -> Result<Endpoint, Failure> {
     if let Some(code) = b.activation.as_ref().and_then(|a| a.code.as_deref()) {
         return Err(ota_failure(format!("waiting for activation: code {code}")));
@@ -87,11 +89,17 @@ pub fn endpoint(b: Bootstrap) -> Result<Endpoint, Failure> {
         return Err(ota_failure("waiting for activation (a challenge, no code)"));
     }
     match b.transport {
-        Transport::Mqtt(_) => Err(ota_failure(MQTT_UNSUPPORTED)),
+        Transport::Mqtt(m) => Ok(Endpoint {
+            url: String::new(),
+            token: None,
+            version: None,
+            mqtt: Some(m),
+        }),
         Transport::WebSocket(ws) => Ok(Endpoint {
             url: ws.url,
             token: ws.token.filter(|t| !t.is_empty()),
             version: ws.version.and_then(|v| ProtocolVersion::try_from(v).ok()),
+            mqtt: None,
         }),
     }
 }
@@ -264,9 +272,12 @@ mod tests {
     }
 
     #[test]
-    fn mqtt_answer_is_an_ota_failure_saying_mqtt_is_not_supported() {
-        let f = endpoint(decided(include_str!("../ota/fixtures/py_mqtt.json"))).unwrap_err();
-        assert_eq!(f, Failure::new(FailureKind::Ota, MQTT_UNSUPPORTED));
+    fn mqtt_answer_gives_the_mqtt_settings() {
+        let e = endpoint(decided(include_str!("../ota/fixtures/py_mqtt.json"))).unwrap();
+        let m = e.mqtt.unwrap();
+        assert_eq!((m.endpoint.host.as_str(), m.endpoint.port), ("192.168.1.20", 1883));
+        assert_eq!(m.publish_topic.as_deref(), Some("device-server"));
+        assert_eq!((e.url.as_str(), e.token, e.version), ("", None, None));
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! The protocol itself is the pure [`DeviceCore`]; this module only
 //! sequences it and owns the socket through [`pump`].
 
-use super::connect::{self, Dial};
 use super::core::{DeviceCore, TurnEnd, TurnSpec};
+use super::mqtt::MqttLink;
 use super::ota::{self, Endpoint};
 use super::settings::DeviceSettings;
 use super::shell::{Pumped, pump};
@@ -28,6 +28,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+mod open;
 
 /// Shortest and longest time into an answer before a barge-in `abort`.
 const BARGE_IN_AFTER: (Duration, Duration) = (Duration::from_millis(500), Duration::from_millis(2000));
@@ -102,6 +104,9 @@ struct Device {
     /// Where the OTA answer sent this device (`None`: not checked yet, or
     /// no OTA: the run's URL).
     endpoint: Option<Endpoint>,
+    /// The lifelong MQTT control channel (MQTT + UDP devices), while no
+    /// conversation holds it.
+    mqtt: Option<Box<MqttLink>>,
     /// The last connection was taken away (not hung up by the device).
     lost: bool,
     conversation: u32,
@@ -119,6 +124,7 @@ pub fn run_device(ctx: DeviceContext) -> impl Future<Output = ()> {
         core,
         ws: None,
         endpoint: None,
+        mqtt: None,
         lost: false,
         conversation: 0,
     };
@@ -186,27 +192,7 @@ impl Device {
     /// Opens and greets a connection (after the OTA check, if any).
     async fn connect(&mut self) -> Result<(), Failure> {
         self.check_ota().await?;
-        let settings = &self.ctx.settings;
-        let dial = Dial {
-            url: self.endpoint.as_ref().map_or(settings.url.as_str(), |e| e.url.as_str()),
-            version: self
-                .endpoint
-                .as_ref()
-                .and_then(|e| e.version)
-                .unwrap_or(settings.protocol_version),
-            identity: &self.ctx.identity,
-            index: self.ctx.index,
-        };
-        // Boxed: the connect future (DNS, TCP, TLS, upgrade) is ~10 KiB and
-        // needed once; inline, every idle device's task would carry it.
-        let opened = tokio::select! {
-            r = Box::pin(connect::open(settings, dial)) => r,
-            _ = self.ctx.cancel.cancelled() => return Err(Failure::new(FailureKind::Connect, "cancelled")),
-        };
-        let opened = opened.inspect_err(|f| {
-            tracing::debug!(device = %self.ctx.identity.device_id, kind = f.kind.as_str(), detail = %f.detail, "connect failed");
-        })?;
-        let mut ws = opened.ws;
+        let (mut ws, connect) = self.open().await?;
         self.core.open(Instant::now());
         match pump(
             &mut self.core,
@@ -220,7 +206,7 @@ impl Device {
             Pumped::Ready { hello } => {
                 tracing::debug!(device = %self.ctx.identity.device_id, "connected");
                 self.ctx.events.send(Event::Connected {
-                    connect: opened.connect,
+                    connect,
                     hello,
                     reconnect: std::mem::take(&mut self.lost),
                 });
@@ -230,6 +216,7 @@ impl Device {
             }
             Pumped::Gone(f) => {
                 tracing::debug!(device = %self.ctx.identity.device_id, kind = f.kind.as_str(), detail = %f.detail, "hello failed");
+                self.park(ws);
                 Err(f)
             }
             _ => Err(Failure::new(FailureKind::Connect, "cancelled")),
@@ -238,7 +225,8 @@ impl Device {
 
     /// Forgets the connection (already closed or dead), flushing counters.
     fn drop_connection(&mut self, lost: bool) {
-        if self.ws.take().is_some() {
+        if let Some(ws) = self.ws.take() {
+            self.park(ws);
             self.ctx.events.connected(-1);
             self.lost |= lost;
         }
@@ -252,7 +240,9 @@ impl Device {
         // the task's size for a socket it already holds).
         if let Some(ws) = self.ws.as_mut() {
             let _ = tokio::time::timeout(Duration::from_secs(1), futures_util::SinkExt::close(ws)).await;
-            self.ws = None;
+            if let Some(ws) = self.ws.take() {
+                self.park(ws);
+            }
             self.ctx.events.connected(-1);
         }
         if !self.core.tally.is_empty() {

@@ -1,6 +1,7 @@
-//! The socket a device owns: a WebSocket over plain TCP or over TLS, each
-//! boxed at its own size. One type over both would be as large as the TLS
-//! state (~1.1 KiB more per device) for every plain connection too.
+//! The socket a device owns: a WebSocket over plain TCP or over TLS, or a
+//! conversation over MQTT + UDP, each boxed at its own size. One type over
+//! all would be as large as the TLS state (~1.1 KiB more per device) for
+//! every plain connection too.
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::pin::Pin;
@@ -13,6 +14,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub(crate) enum Socket {
     Plain(Box<WebSocketStream<TcpStream>>),
     Tls(Box<WebSocketStream<MaybeTlsStream<TcpStream>>>),
+    Mqtt(Box<super::mqtt_session::MqttSession>),
 }
 
 /// Calls `$call` on whichever stream the socket holds.
@@ -21,6 +23,7 @@ macro_rules! each {
         match $socket.get_mut() {
             Socket::Plain($s) => $call,
             Socket::Tls($s) => $call,
+            Socket::Mqtt($s) => $call,
         }
     };
 }

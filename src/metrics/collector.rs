@@ -53,6 +53,8 @@ pub struct Metrics {
     pub failure_details: BTreeMap<FailureKind, Vec<String>>,
     pub connections: u64,
     pub tally: Tally,
+    /// Downlink datagrams of the turns over MQTT + UDP (`None`: no such turn).
+    pub datagrams: Option<crate::protocol::udp::DatagramCounts>,
     /// Events lost because the channel was full.
     pub dropped_events: u64,
     pub playback: PlaybackTotals,
@@ -355,7 +357,9 @@ impl Collector {
                 self.metrics.connections += 1;
                 self.metrics.reconnects += reconnect as u64;
                 let lat = &mut self.metrics.latency;
-                lat.entry("connect").or_default().record(connect);
+                if let Some(connect) = connect {
+                    lat.entry("connect").or_default().record(connect);
+                }
                 lat.entry("hello").or_default().record(hello);
             }
             Event::Turn(rec, tally, trace) => {
@@ -418,6 +422,9 @@ impl Collector {
         }
         if matches!(rec.outcome, TurnOutcome::Failed(_)) {
             self.failed_this_second += 1;
+        }
+        if let Some(d) = rec.datagrams {
+            *self.metrics.datagrams.get_or_insert_default() += d;
         }
         if rec.outcome == TurnOutcome::Completed
             && let Some(slot) = self.recent.back_mut()

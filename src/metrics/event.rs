@@ -3,6 +3,7 @@
 
 use super::lag::LagHistogram;
 use crate::audio::playback::TurnPlayback;
+use crate::protocol::udp::DatagramCounts;
 use crate::record::trace::TurnTrace;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -155,6 +156,8 @@ pub struct TurnRecord {
     pub uplink_frames: u64,
     /// What the modelled speaker did (turns that reached `tts start`).
     pub playback: Option<TurnPlayback>,
+    /// Downlink datagrams of this turn (MQTT + UDP only; `None` over WebSocket).
+    pub datagrams: Option<DatagramCounts>,
 }
 
 impl TurnRecord {
@@ -177,6 +180,7 @@ impl TurnRecord {
             think_frames: 0,
             uplink_frames: 0,
             playback: None,
+            datagrams: None,
         }
     }
 }
@@ -254,7 +258,8 @@ pub enum Event {
     /// A connection was opened and the server hello received; `reconnect`
     /// when it replaces one the server or the network took away.
     Connected {
-        connect: Duration,
+        /// `None`: nothing was connected (a new conversation on the lifelong MQTT link).
+        connect: Option<Duration>,
         hello: Duration,
         reconnect: bool,
     },

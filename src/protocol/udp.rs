@@ -185,7 +185,7 @@ impl UdpCipher {
 }
 
 /// What the network did to one direction's datagrams.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DatagramCounts {
     /// Accepted (in order, first copy).
     pub received: u64,
@@ -197,6 +197,16 @@ pub struct DatagramCounts {
     pub duplicated: u64,
     /// Too short, wrong type or wrong length (dropped).
     pub malformed: u64,
+}
+
+impl std::ops::AddAssign for DatagramCounts {
+    fn add_assign(&mut self, more: DatagramCounts) {
+        self.received += more.received;
+        self.lost += more.lost;
+        self.reordered += more.reordered;
+        self.duplicated += more.duplicated;
+        self.malformed += more.malformed;
+    }
 }
 
 impl Sub for DatagramCounts {

@@ -27,6 +27,11 @@ fn ms(d: Option<Duration>) -> String {
     d.map_or(String::new(), |d| format!("{:.3}", d.as_secs_f64() * 1000.0))
 }
 
+/// A downlink datagram count of a turn over MQTT + UDP (blank over WebSocket).
+fn datagrams(row: &Row<'_>, f: impl Fn(&crate::protocol::udp::DatagramCounts) -> u64) -> String {
+    row.rec.datagrams.as_ref().map_or(String::new(), |d| f(d).to_string())
+}
+
 fn playback<T: ToString>(row: &Row<'_>, f: impl Fn(&crate::audio::playback::TurnPlayback) -> T) -> String {
     row.rec.playback.as_ref().map_or(String::new(), |p| f(p).to_string())
 }
@@ -62,6 +67,9 @@ pub const COLUMNS: &[(&str, Cell)] = &[
     ("overflow_drops", |r| playback(r, |p| p.overflow_drops)),
     ("max_queue_frames", |r| playback(r, |p| p.max_queue_frames)),
     ("tts_audio_ms", |r| playback(r, |p| format!("{:.3}", p.tts_audio_ms))),
+    ("datagrams_lost", |r| datagrams(r, |d| d.lost)),
+    ("datagrams_reordered", |r| datagrams(r, |d| d.reordered)),
+    ("datagrams_duplicated", |r| datagrams(r, |d| d.duplicated)),
 ];
 
 /// The report name of an outcome (`completed`, `failed`, ...).

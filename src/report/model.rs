@@ -108,6 +108,10 @@ pub struct Turns {
     /// Messages that could not belong to the turn in progress, by type:
     /// counted, never turned into a latency.
     pub stray_messages: BTreeMap<String, u64>,
+    /// Downlink UDP datagrams of the turns over MQTT + UDP (absent when no
+    /// turn used that transport).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datagrams: Option<crate::protocol::udp::DatagramCounts>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -177,6 +181,7 @@ pub fn turns_of(m: &Metrics) -> Turns {
         failures: m.failures.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
         failure_details: details(&m.failure_details),
         stray_messages: m.tally.stray.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        datagrams: m.datagrams,
     }
 }
 

@@ -106,6 +106,13 @@ pub fn render_summary(r: &Report) -> String {
             list.join(", ")
         );
     }
+    if let Some(d) = t.datagrams {
+        let _ = writeln!(
+            out,
+            "UDP downlink datagrams: {} received, {} lost, {} reordered, {} duplicated, {} malformed (late, repeated and malformed ones dropped, as the firmware does)",
+            d.received, d.lost, d.reordered, d.duplicated, d.malformed
+        );
+    }
     let _ = writeln!(
         out,
         "\nlatency (ms)       count      min      p50      p90      p95      p99      max"

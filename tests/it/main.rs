@@ -11,6 +11,7 @@ mod gateway;
 mod latency;
 mod load;
 mod mock_server;
+mod mqtt;
 mod ota;
 mod ota_faults;
 mod ota_https;

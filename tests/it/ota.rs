@@ -11,7 +11,6 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use xiaozhi_fleet::config::Plan;
 use xiaozhi_fleet::device::identity_for;
-use xiaozhi_fleet::device::ota::MQTT_UNSUPPORTED;
 use xiaozhi_fleet::fleet::{RunOutcome, load_clips, run_fleet};
 use xiaozhi_fleet::metrics::{FailureKind, Snapshot};
 use xiaozhi_fleet::mock::{MockConfig, MockServer};
@@ -102,12 +101,20 @@ async fn devices_connect_where_the_ota_answer_sends_them_with_its_token() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_mqtt_answer_fails_every_device_with_the_ota_kind() {
+async fn an_mqtt_answer_sends_every_device_to_the_mqtt_broker_it_names() {
     let mock = MockServer::start("127.0.0.1:0", mock_config("ota = \"mqtt\""))
         .await
         .unwrap();
     let out = run(&fleet(&mock.ota_url(), "ota = \"mqtt\"")).await;
-    all_failed_with_ota(&out, |d| d == MQTT_UNSUPPORTED);
+    // The answer is taken (timed), and the devices go to the broker it
+    // names instead of the WebSocket: none is an `ota` failure.
+    let m = &out.metrics;
+    assert_eq!(m.latency["ota"].count(), 5);
+    assert!(
+        !m.connect_failures.contains_key(&FailureKind::Ota),
+        "{:?}",
+        m.connect_failure_details
+    );
     assert_eq!(mock.counters.sessions.load(Ordering::Relaxed), 0);
     assert!(mock.counters.ota_requests.load(Ordering::Relaxed) >= 5);
 }

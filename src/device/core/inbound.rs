@@ -72,7 +72,7 @@ impl DeviceCore {
             }
         };
         match msg {
-            ServerMessage::Hello(h) => self.on_hello(now, h),
+            ServerMessage::Hello(h) => self.on_hello(now, h, text),
             ServerMessage::Mcp { payload } => {
                 if let Some(reply) = mcp_reply(&payload, BOARD_NAME, FIRMWARE_VERSION) {
                     let session_id = self.session_id.clone();
@@ -252,7 +252,16 @@ impl DeviceCore {
 
     /// A binary frame arrived at `now`; whatever fell due by then follows.
     pub fn handle_binary(&mut self, now: Instant, data: &[u8]) {
-        self.on_binary(now, data);
+        if self.transport == super::Transport::Udp {
+            // A datagram: opened, and played only when in order.
+            match self.udp.as_mut().map(|ch| ch.open(data)) {
+                Some(super::Opened::Play(opus)) => self.on_binary(now, &opus),
+                Some(super::Opened::Dropped) => {}
+                None => self.stray(STRAY_AUDIO),
+            }
+        } else {
+            self.on_binary(now, data);
+        }
         self.handle_timeout(now);
     }
 

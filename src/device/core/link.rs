@@ -76,13 +76,23 @@ pub(crate) fn error_failure(e: &tungstenite::Error) -> Failure {
 
 impl DeviceCore {
     /// The server's hello.
-    pub(super) fn on_hello(&mut self, now: Instant, hello: ServerHello) {
+    pub(super) fn on_hello(&mut self, now: Instant, hello: ServerHello, text: &str) {
         let Link::Hello { sent_at, .. } = self.link else {
             self.stray(crate::metrics::event::STRAY_HELLO);
             return;
         };
+        if self.transport == super::Transport::Udp {
+            match super::UdpChannel::from_hello(&hello, text) {
+                Ok(ch) => self.udp = Some(Box::new(ch)),
+                Err(f) => {
+                    self.gone_outside_turn(f);
+                    return;
+                }
+            }
+        }
         let asked = self.version.as_u8();
         let failure = match (hello.transport.as_deref(), hello.version) {
+            (Some("udp"), _) if self.udp.is_some() => None,
             (None, _) => Some(Failure::new(FailureKind::Protocol, "server hello has no transport")),
             (Some("websocket"), Some(v)) if v != asked => Some(Failure::new(
                 FailureKind::ProtocolMismatch,

@@ -19,16 +19,18 @@ mod link;
 mod tests;
 mod turn;
 mod turn_flow;
+mod udp;
 
 pub(crate) use link::{close_failure, error_failure};
 pub(crate) use turn::{TurnEnd, TurnSpec};
+pub(crate) use udp::Transport;
 
 use super::settings::DeviceSettings;
 use super::trace::TurnTracer;
 use crate::audio::Pacer;
 use crate::audio::playback::Playback;
 use crate::metrics::{Failure, Tally};
-use crate::protocol::{ClientHello, ClientMessage, Listen, ListenMode, ProtocolVersion};
+use crate::protocol::{ClientMessage, Listen, ListenMode, ProtocolVersion};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -36,6 +38,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
 use turn::Turn;
+use udp::{Opened, UdpChannel};
 
 /// What the core asks its shell to do, or tells it.
 #[derive(Debug)]
@@ -81,6 +84,11 @@ pub(crate) struct DeviceCore {
     settings: Arc<DeviceSettings>,
     /// The binary protocol version spoken: the run's, or the OTA answer's.
     version: ProtocolVersion,
+    /// WebSocket, or MQTT + UDP.
+    transport: Transport,
+    /// The UDP audio channel of the current MQTT session (boxed: the key
+    /// schedule is not carried by WebSocket devices).
+    udp: Option<Box<UdpChannel>>,
     index: u32,
     link: Link,
     session_id: String,
@@ -112,6 +120,8 @@ impl DeviceCore {
             playback: Playback::new(settings.playback),
             tracer: TurnTracer::new(on, device_id.to_string(), 0),
             version: settings.protocol_version,
+            transport: Transport::WebSocket,
+            udp: None,
             settings,
             index,
             link: Link::Closed,
@@ -132,11 +142,19 @@ impl DeviceCore {
         self.version = version;
     }
 
+    /// Uses `transport` from the next connection on. Over UDP the audio is
+    /// raw Opus (binary protocol v1) inside the datagrams.
+    pub fn set_transport(&mut self, transport: Transport) {
+        self.transport = transport;
+        if transport == Transport::Udp {
+            self.version = ProtocolVersion::V1;
+        }
+    }
+
     /// The socket is open (upgrade done): send the hello and wait for the
     /// server's. Forgets everything about a previous connection.
     pub fn open(&mut self, now: Instant) {
-        let version = self.version;
-        let hello = ClientMessage::Hello(ClientHello::firmware(version.as_u8()));
+        let hello = ClientMessage::Hello(self.transport.client_hello(self.version.as_u8()));
         self.out.push_back(Output::Text(hello.to_json()));
         self.link = Link::Hello {
             sent_at: now,
@@ -144,6 +162,7 @@ impl DeviceCore {
             said: None,
         };
         self.session_id.clear();
+        self.udp = None;
         self.turn = None;
         self.idle_mic = None;
         self.idle_answer = false;
@@ -240,9 +259,14 @@ impl DeviceCore {
 
     /// Sends one uplink packet scheduled for `due`, counting its lateness.
     fn send_audio(&mut self, now: Instant, packet: &Bytes, due: Instant) {
-        let payload = match self.version {
-            crate::protocol::ProtocolVersion::V1 => packet.clone(),
-            v => crate::protocol::encode(v, packet, 0).map_or_else(|_| packet.clone(), Bytes::from),
+        let payload = match (self.transport, self.version) {
+            (Transport::Udp, _) => match self.udp.as_mut() {
+                Some(ch) => Bytes::from(ch.seal(packet)),
+                // No channel before the hello: nothing to send on.
+                None => return,
+            },
+            (_, ProtocolVersion::V1) => packet.clone(),
+            (_, v) => crate::protocol::encode(v, packet, 0).map_or_else(|_| packet.clone(), Bytes::from),
         };
         let lag = now.saturating_duration_since(due);
         if self.settings.ramp_over.load(Ordering::Relaxed) {

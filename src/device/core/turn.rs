@@ -121,6 +121,8 @@ pub(super) struct Turn {
     pub strays: u32,
     /// The greeting's `tts stop` this turn's speech follows, if any.
     pub after_greeting: Option<Instant>,
+    /// The UDP channel's counts when the turn began (MQTT + UDP only).
+    pub datagrams_at: Option<crate::protocol::udp::DatagramCounts>,
 }
 
 impl Turn {

@@ -58,6 +58,7 @@ impl DeviceCore {
             sentences: Vec::new(),
             strays: 0,
             after_greeting,
+            datagrams_at: self.udp.as_ref().map(|ch| ch.counts()),
             spec,
         };
         self.turn = Some(Box::new(turn));
@@ -180,6 +181,9 @@ impl DeviceCore {
         let Some(mut t) = self.turn.take() else { return };
         t.record.outcome = outcome;
         t.record.detail = detail;
+        if let (Some(at), Some(ch)) = (t.datagrams_at, self.udp.as_ref()) {
+            t.record.datagrams = Some(ch.counts() - at);
+        }
         let pb = self.playback.finish();
         if t.record.tts_start.is_some() {
             t.record.first_play = pb.first_play_at.map(|at| at.saturating_duration_since(t.eos));

@@ -4,6 +4,7 @@
 mod link;
 mod races;
 mod turns;
+mod udp;
 
 use super::*;
 use crate::audio::Clip;
@@ -83,6 +84,8 @@ pub(super) struct Harness {
     pub ready: Vec<(u64, Duration)>,
     /// Counters the core handed over before a turn ended.
     pub flushed: Vec<Tally>,
+    /// The uplink packets' bytes, in order.
+    pub uplink: Vec<Bytes>,
 }
 
 impl Harness {
@@ -109,6 +112,7 @@ impl Harness {
             gone: Vec::new(),
             ready: Vec::new(),
             flushed: Vec::new(),
+            uplink: Vec::new(),
         };
         h.core.open(t0);
         h.drain();
@@ -128,7 +132,10 @@ impl Harness {
         while let Some(out) = self.core.poll_output() {
             match out {
                 Output::Text(t) => self.sent.push((now, Sent::Text(summary(&t)))),
-                Output::Binary(b) => self.sent.push((now, Sent::Audio(String::from_utf8_lossy(&b).into()))),
+                Output::Binary(b) => {
+                    self.sent.push((now, Sent::Audio(String::from_utf8_lossy(&b).into())));
+                    self.uplink.push(b);
+                }
                 Output::Close => self.sent.push((now, Sent::Close)),
                 Output::Ready { hello } => self.ready.push((now, hello)),
                 Output::TurnEnded(e) => self.ends.push((now, *e)),
@@ -173,6 +180,15 @@ impl Harness {
         for k in 0..n as u64 {
             self.frames(ms + k * FRAME_MS, 1);
         }
+    }
+
+    /// Whole datagrams (or WebSocket binary frames) arriving at `ms`.
+    pub fn binaries(&mut self, ms: u64, frames: &[Vec<u8>]) {
+        self.run_to(ms);
+        for f in frames {
+            self.core.handle_binary(self.now, f);
+        }
+        self.drain();
     }
 
     pub fn gone_at(&mut self, ms: u64, failure: Failure) {
