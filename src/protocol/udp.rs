@@ -241,6 +241,9 @@ pub struct SequenceWindow {
     last: u32,
     /// Bit i set: `last - i` was seen.
     seen: u64,
+    /// Losses counted by [`SequenceWindow::lost_unseen`] that the next
+    /// gap will show again (not to be counted twice).
+    owed: u64,
     pub counts: DatagramCounts,
 }
 
@@ -249,6 +252,16 @@ impl SequenceWindow {
     pub fn reset(&mut self) {
         self.last = 0;
         self.seen = 0;
+        self.owed = 0;
+    }
+
+    /// `n` datagrams lost that no sequence gap showed yet (the sender said
+    /// how many it sent). Counted now; the window is left as it is, so the
+    /// sender's next datagram is judged by its own number, and the gap it
+    /// shows is not counted a second time.
+    pub fn lost_unseen(&mut self, n: u32) {
+        self.counts.lost += u64::from(n);
+        self.owed += u64::from(n);
     }
 
     pub fn malformed(&mut self) {
@@ -258,7 +271,10 @@ impl SequenceWindow {
     pub fn arrive(&mut self, sequence: u32) -> Arrival {
         if sequence > self.last {
             let step = sequence - self.last;
-            self.counts.lost += u64::from(step - 1);
+            let gap = u64::from(step - 1);
+            let known = gap.min(self.owed);
+            self.owed -= known;
+            self.counts.lost += gap - known;
             self.seen = if step >= 64 { 0 } else { self.seen << step };
             self.seen |= 1;
             self.last = sequence;

@@ -133,6 +133,19 @@ fn sequence_window_counts_loss_reorder_and_duplicates() {
     // Far behind the window: late, not a duplicate, loss unchanged.
     w.arrive(100);
     assert_eq!((w.counts.reordered, w.counts.lost), (3, 191));
+    // The last two of an answer never came: counted when the sender says
+    // so, and the next datagram is still judged by its own number.
     w.reset();
     assert_eq!(w.arrive(1), Accept);
+    let before = w.counts;
+    w.lost_unseen(2);
+    let turn = w.counts - before;
+    assert_eq!((turn.lost, turn.reordered, turn.received), (2, 0, 0));
+    // The next answer's first datagram shows the same two as a gap: not
+    // counted again; a further gap is.
+    let before = w.counts;
+    assert_eq!(w.arrive(4), Accept);
+    assert_eq!(w.arrive(6), Accept);
+    let next = w.counts - before;
+    assert_eq!((next.lost, next.received), (1, 2));
 }

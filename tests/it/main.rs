@@ -12,6 +12,8 @@ mod latency;
 mod load;
 mod mock_server;
 mod mqtt;
+mod mqtt_faults;
+mod mqtt_mock;
 mod ota;
 mod ota_faults;
 mod ota_https;

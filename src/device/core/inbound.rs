@@ -227,7 +227,31 @@ impl DeviceCore {
         // An abort cuts local playback; otherwise wait for the drain.
         let drained = self.playback.drained_at().map_or(now, |d| d.max(now));
         t.drain_at = Some(if t.phase == Phase::Aborting { now } else { drained });
-        if t.phase == Phase::Speaking {
+        if t.phase == Phase::Speaking && self.transport == super::Transport::Udp {
+            // Over MQTT + UDP the sentence texts and the audio take two
+            // roads, so a sentence's first frames may come before its
+            // `sentence_start`: only the answer's total can be checked.
+            // Datagrams are lost without a word: a sequence gap is counted
+            // lost, and so are announced frames missing at the end (a
+            // device cannot tell them from a server that stopped early:
+            // the answer plays short either way, and the count says so).
+            let announced: Option<u32> = t.sentences.iter().map(|s| s.announced).sum();
+            // Announced = played + dropped as late or as copies of
+            // nothing new (reordered) + lost in a gap + lost at the end.
+            let seen = match (t.datagrams_at, self.udp.as_ref()) {
+                (Some(at), Some(ch)) => {
+                    let c = ch.counts() - at;
+                    c.lost + c.reordered
+                }
+                _ => 0,
+            };
+            let accounted = t.record.frames_received + seen;
+            if let (Some(n), Some(ch)) = (announced, self.udp.as_mut())
+                && accounted < u64::from(n)
+            {
+                ch.missing_at_end(u32::try_from(u64::from(n) - accounted).unwrap_or(u32::MAX));
+            }
+        } else if t.phase == Phase::Speaking {
             let short = t
                 .sentences
                 .iter()

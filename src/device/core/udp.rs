@@ -102,6 +102,12 @@ impl UdpChannel {
         }
     }
 
+    /// `n` datagrams the server announced never came, and no later one
+    /// showed the gap (lost at the end of an answer).
+    pub fn missing_at_end(&mut self, n: u32) {
+        self.window.lost_unseen(n);
+    }
+
     /// Everything counted on this channel so far.
     pub fn counts(&self) -> DatagramCounts {
         self.window.counts
