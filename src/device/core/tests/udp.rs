@@ -149,3 +149,27 @@ fn the_wake_word_greeting_sends_a_datagram_with_listen_detect_so_the_gateway_can
     let (head, _) = UdpCipher::new(&KEY).open(&h.uplink[0]).unwrap();
     assert_eq!(head.sequence, 1);
 }
+
+#[test]
+fn over_udp_a_sentences_frames_may_precede_its_text_and_a_missing_tail_is_counted_lost() {
+    let mut h = opened_udp();
+    h.text(10, &udp_hello(&hex::encode(KEY)));
+    h.start(100, spec(Some(clip("a", "一加一等于几", 3)), ListenMode::Auto, 0));
+    h.run_to(400);
+    h.text(400, r#"{"type":"tts","state":"start"}"#);
+    h.text(400, r#"{"type":"tts","state":"sentence_start","text":"一","frames":2}"#);
+    let gateway = UdpCipher::new(&KEY);
+    let d = |seq| gateway.seal(&NONCE, 0, seq, &TTS_FRAME);
+    // Sentence 2's first frame overtakes its text; 4 is lost in a gap, 6
+    // (the last announced) never comes.
+    h.binaries(450, &[d(1), d(2), d(3)]);
+    h.text(460, r#"{"type":"tts","state":"sentence_start","text":"二","frames":4}"#);
+    h.binaries(520, &[d(5)]);
+    h.text(900, r#"{"type":"tts","state":"stop"}"#);
+    h.run_to(3000);
+    let rec = &h.only_end().record;
+    assert_eq!(rec.outcome, TurnOutcome::Completed);
+    assert_eq!(rec.frames_received, 4);
+    let c = rec.datagrams.unwrap();
+    assert_eq!((c.received, c.lost, c.reordered), (4, 2, 0));
+}
