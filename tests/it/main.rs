@@ -2,7 +2,6 @@
 //! the in-process mock on a paused clock, and the real binary's CLI.
 
 mod activation;
-mod capacity_live;
 mod cdp;
 mod cli;
 mod console;
