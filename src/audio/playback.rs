@@ -77,6 +77,25 @@ pub struct UnderrunSpan {
     pub duration_ms: f64,
     /// The late frame was the first frame of a new sentence.
     pub between_sentences: bool,
+    /// Part of the gap during which the late frame had not reached the
+    /// device's socket yet: the server sent it late (pacing, synthesis).
+    pub server_ms: f64,
+    /// Part of the gap during which the late frame had reached the socket
+    /// but was held by the injected network conditions.
+    pub network_ms: f64,
+    /// The larger of the two parts (the server's on a tie).
+    pub cause: GapCause,
+}
+
+/// Where a gap's late frame was late (STUTTER.md, "where a gap can arise").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapCause {
+    /// Already late when it reached the device's socket.
+    #[default]
+    Server,
+    /// On time at the socket, made late by the injected network conditions.
+    Network,
 }
 
 impl UnderrunSpan {
@@ -99,6 +118,12 @@ pub struct TurnPlayback {
     pub sentence_gap_ms: f64,
     /// Frames rejected by a full decode queue.
     pub overflow_drops: u32,
+    /// Audio those rejected frames held: stutter caused by the device.
+    pub dropped_ms: f64,
+    /// Part of `underrun_ms` the server caused (frames late at the socket).
+    pub server_gap_ms: f64,
+    /// Part of `underrun_ms` the injected network conditions caused.
+    pub network_gap_ms: f64,
     /// Peak number of frames waiting in the decode queue.
     pub max_queue_frames: u32,
     /// Sum of the durations of the accepted frames.
@@ -132,6 +157,8 @@ pub struct Playback {
     /// Sentence of the last frame handed to the speaker.
     last_sentence: u32,
     stopped: bool,
+    /// When the frame being handled reached the socket.
+    wire: Option<Instant>,
     stats: TurnPlayback,
 }
 
@@ -154,8 +181,18 @@ impl Playback {
         self.sentence += 1;
     }
 
-    /// A binary TTS frame of `duration` arrived at `now` while speaking.
+    /// A binary TTS frame of `duration` arrived at `now` while speaking
+    /// (straight from the socket: no network conditions between).
     pub fn frame(&mut self, now: Instant, duration: Duration) -> FrameFate {
+        self.frame_from(now, now, duration)
+    }
+
+    /// A binary TTS frame of `duration` that reached the device's socket at
+    /// `wire` and the device at `now` (`wire <= now`; the difference is what
+    /// the injected network conditions held it). A gap it closes is split
+    /// between the server (until `wire`) and the network (after).
+    pub fn frame_from(&mut self, now: Instant, wire: Instant, duration: Duration) -> FrameFate {
+        self.wire = Some(wire.min(now));
         self.advance(now);
         let threshold = self.config.start_threshold.min(self.config.queue_capacity);
         let holding = threshold > 0 && !self.stopped && self.first_play_at().is_none();
@@ -225,6 +262,7 @@ impl Playback {
         let play_end = self.play_end.unwrap_or(now);
         if play_end > now && self.queue_depth(now) >= self.config.queue_capacity {
             self.stats.overflow_drops += 1;
+            self.stats.dropped_ms += ms(duration);
             return FrameFate::Dropped;
         }
         if now > play_end {
@@ -238,6 +276,7 @@ impl Playback {
     fn hold(&mut self, now: Instant, duration: Duration, threshold: usize) -> FrameFate {
         if self.pending.len() >= self.config.queue_capacity {
             self.stats.overflow_drops += 1;
+            self.stats.dropped_ms += ms(duration);
             return FrameFate::Dropped;
         }
         self.pending.push_back((duration, self.sentence));
@@ -283,6 +322,20 @@ impl Playback {
         if between_sentences {
             self.stats.sentence_gap_ms += ms(gap);
         }
+        // Until the frame reached the socket the server was late; after, the network.
+        let server = self
+            .wire
+            .unwrap_or(end)
+            .clamp(start, end)
+            .saturating_duration_since(start);
+        let network = gap - server;
+        self.stats.server_gap_ms += ms(server);
+        self.stats.network_gap_ms += ms(network);
+        let cause = if network > server {
+            GapCause::Network
+        } else {
+            GapCause::Server
+        };
         let first = self.stats.first_play_at.unwrap_or(start);
         self.stats.underrun_spans.push(UnderrunSpan {
             start,
@@ -290,6 +343,9 @@ impl Playback {
             at_ms: ms(start.saturating_duration_since(first)),
             duration_ms: ms(gap),
             between_sentences,
+            server_ms: ms(server),
+            network_ms: ms(network),
+            cause,
         });
     }
 }
@@ -501,5 +557,43 @@ mod tests {
         // Threshold 1 behaves like the firmware.
         let (mut p, t0) = with(40, 1);
         assert_eq!(p.frame(t0, FRAME), FrameFate::Played);
+    }
+
+    #[test]
+    fn a_gap_is_split_between_server_and_network_at_the_socket_instant() {
+        let (mut p, t0) = with(40, 0);
+        p.frame(t0, FRAME);
+        // Speaker dry at 60; the frame reached the socket at 100, the device at 160.
+        p.frame_from(t0 + d(160), t0 + d(100), FRAME);
+        // Dry at 220; on time at the socket (200), held by the network until 300.
+        p.frame_from(t0 + d(300), t0 + d(200), FRAME);
+        // Dry at 360; straight from the socket at 400: all the server's.
+        p.frame(t0 + d(400), FRAME);
+        let s = p.finish();
+        assert_eq!((s.underruns, s.underrun_ms), (3, 220.0));
+        assert_eq!((s.server_gap_ms, s.network_gap_ms), (80.0, 140.0));
+        let parts: Vec<_> = s
+            .underrun_spans
+            .iter()
+            .map(|u| (u.server_ms, u.network_ms, u.cause))
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                (40.0, 60.0, GapCause::Network),
+                (0.0, 80.0, GapCause::Network),
+                (40.0, 0.0, GapCause::Server),
+            ]
+        );
+    }
+
+    #[test]
+    fn frames_a_full_queue_rejects_count_as_audio_the_device_dropped() {
+        let (mut p, t0) = with(2, 0);
+        let fates = burst(&mut p, t0, 5);
+        assert_eq!(fates.iter().filter(|f| **f == FrameFate::Dropped).count(), 2);
+        let s = p.finish();
+        assert_eq!((s.overflow_drops, s.dropped_ms), (2, 120.0));
+        assert_eq!((s.server_gap_ms, s.network_gap_ms), (0.0, 0.0));
     }
 }

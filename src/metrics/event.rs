@@ -158,6 +158,11 @@ pub struct TurnRecord {
     pub playback: Option<TurnPlayback>,
     /// Downlink datagrams of this turn (MQTT + UDP only; `None` over WebSocket).
     pub datagrams: Option<DatagramCounts>,
+    /// Answers beyond the first for this one utterance: a `tts start` that
+    /// came while the user was still speaking (the server ended the turn on
+    /// a pause) or after this turn's answer had already begun (issue #2268's
+    /// double answer).
+    pub extra_answers: u32,
 }
 
 impl TurnRecord {
@@ -181,6 +186,7 @@ impl TurnRecord {
             uplink_frames: 0,
             playback: None,
             datagrams: None,
+            extra_answers: 0,
         }
     }
 }

@@ -276,26 +276,34 @@ impl DeviceCore {
 
     /// A binary frame arrived at `now`; whatever fell due by then follows.
     pub fn handle_binary(&mut self, now: Instant, data: &[u8]) {
+        self.handle_binary_from(now, now, data);
+    }
+
+    /// A binary frame that reached the device's socket at `wire` and was
+    /// handed over at `now`, after the injected network conditions held it
+    /// (`wire <= now`): playback splits a gap it closes between the server
+    /// and the network.
+    pub fn handle_binary_from(&mut self, now: Instant, wire: Instant, data: &[u8]) {
         if self.transport == super::Transport::Udp {
             // A datagram: opened, and played only when in order.
             match self.udp.as_mut().map(|ch| ch.open(data)) {
-                Some(super::Opened::Play(opus)) => self.on_binary(now, &opus),
+                Some(super::Opened::Play(opus)) => self.on_binary(now, wire, &opus),
                 Some(super::Opened::Dropped) => {}
                 None => self.stray(STRAY_AUDIO),
             }
         } else {
-            self.on_binary(now, data);
+            self.on_binary(now, wire, data);
         }
         self.handle_timeout(now);
     }
 
-    fn on_binary(&mut self, now: Instant, data: &[u8]) {
+    fn on_binary(&mut self, now: Instant, wire: Instant, data: &[u8]) {
         self.tally.frames_received += 1;
         self.tally.bytes_received += data.len() as u64;
         let phase = self.turn.as_ref().map(|t| t.phase);
         match phase {
             None if self.idle_answer => {}
-            Some(Phase::Speaking) => self.play(now, data),
+            Some(Phase::Speaking) => self.play(now, wire, data),
             // Frames of our own answer still in flight after the `abort`.
             Some(Phase::Aborting) => self.trace_frame(now, data, Fate::Ignored, None),
             _ => {
@@ -306,7 +314,7 @@ impl DeviceCore {
     }
 
     /// A frame while *speaking*: through the playback model.
-    fn play(&mut self, now: Instant, data: &[u8]) {
+    fn play(&mut self, now: Instant, wire: Instant, data: &[u8]) {
         let version = self.version;
         let parsed = framing::decode(version, data).map_err(|e| e.to_string()).and_then(|f| {
             packet_duration(f.payload)
@@ -330,7 +338,7 @@ impl DeviceCore {
             t.record.first_audio = Some(now - t.eos);
             t.abort_at = t.spec.barge_after.map(|d| now + d);
         }
-        let fate = match self.playback.frame(now, duration) {
+        let fate = match self.playback.frame_from(now, wire, duration) {
             FrameFate::Played => Fate::Played,
             FrameFate::Queued => Fate::Queued,
             FrameFate::Dropped => Fate::Dropped,
