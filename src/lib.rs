@@ -55,6 +55,7 @@ pub mod audio;
 pub mod capacity;
 pub mod config;
 pub mod device;
+pub mod diagnose;
 pub mod dist;
 pub mod fleet;
 pub mod metrics;

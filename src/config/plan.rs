@@ -82,7 +82,7 @@ impl IdleForm {
 /// How a group's devices reach the server; written `websocket` or `mqtt`.
 /// Absent: what the OTA answer offers (`mqtt` wins, as in the firmware),
 /// or the run's WebSocket URL without OTA.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransportChoice {
     /// JSON and audio on one WebSocket (the OTA answer's `websocket`, or the run's URL).

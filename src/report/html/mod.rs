@@ -5,7 +5,7 @@
 //! when it has data, otherwise the page says what is missing); then the
 //! tables.
 
-mod escape;
+pub mod escape;
 mod tables;
 
 pub use escape::esc;
