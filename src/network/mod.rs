@@ -21,6 +21,8 @@
 //! Every draw comes from the direction's own seeded RNG, so a run repeats.
 
 pub mod bucket;
+pub mod link;
+pub mod profiles;
 pub mod stall;
 #[cfg(test)]
 mod tests;
