@@ -199,6 +199,11 @@ impl Playback {
         }
     }
 
+    /// The queue's shape.
+    pub fn config(&self) -> PlaybackConfig {
+        self.config
+    }
+
     /// `tts start`: entering *speaking* flushes the queue and resets the turn.
     pub fn start_turn(&mut self, _now: Instant) {
         *self = Self::new(self.config);

@@ -4,8 +4,8 @@
 
 use super::plan::{Overrides, Plan, Target, TranscriptCheckPlan, TransportChoice};
 use super::{
-    ConfigError, DEFAULT_FLEET, conditions, DEFAULT_FLEET_NAME, FleetFile, TRANSCRIPT_CHECK_CHOICES, TranscriptCheckSpec, check,
-    load, locate, resolve,
+    ConfigError, DEFAULT_FLEET, DEFAULT_FLEET_NAME, FleetFile, TRANSCRIPT_CHECK_CHOICES, TranscriptCheckSpec, check,
+    conditions, load, locate, resolve,
 };
 use crate::capacity::slo::Slo;
 use crate::fleet::shard::Shard;

@@ -191,13 +191,20 @@ pub fn network(spec: &NetworkSpec, key: &str) -> Result<Option<LinkConditions>, 
 
 /// A `[device]` section over `base` (profile name and playback): the
 /// profile it names, then its own values; `key` is where it was written.
-pub fn device(dev: &DeviceSection, base: (&str, PlaybackConfig), key: &str) -> Result<(String, PlaybackConfig), Invalid> {
+pub fn device(
+    dev: &DeviceSection,
+    base: (&str, PlaybackConfig),
+    key: &str,
+) -> Result<(String, PlaybackConfig), Invalid> {
     let (mut name, mut playback) = (base.0.to_string(), base.1);
     if let Some(p) = &dev.profile {
         let Some(known) = crate::device::profile::profile(p) else {
             return Err((
                 format!("{key}.profile"),
-                format!("unknown profile `{p}` (known: {})", crate::device::profile::profile_names()),
+                format!(
+                    "unknown profile `{p}` (known: {})",
+                    crate::device::profile::profile_names()
+                ),
             ));
         };
         name = p.clone();
@@ -218,7 +225,12 @@ pub fn device(dev: &DeviceSection, base: (&str, PlaybackConfig), key: &str) -> R
 
 /// Fills every group's network and device from its own sections, else
 /// the top level's (`profile`, `playback`: the top-level `[device]`).
-pub fn apply(raw: &FleetFile, groups: &mut [GroupPlan], profile: &str, playback: PlaybackConfig) -> Result<(), Invalid> {
+pub fn apply(
+    raw: &FleetFile,
+    groups: &mut [GroupPlan],
+    profile: &str,
+    playback: PlaybackConfig,
+) -> Result<(), Invalid> {
     let top = match &raw.network {
         Some(spec) => network(spec, "network")?,
         None => None,

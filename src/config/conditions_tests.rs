@@ -72,7 +72,10 @@ fn a_network_table_changes_its_profiles_numbers() {
 
 #[test]
 fn bad_network_values_name_their_key() {
-    assert_eq!(err("[network]\nloss = 1.5\n"), "t.toml:2: `network.loss` must be at least 0 and below 1; got 1.5");
+    assert_eq!(
+        err("[network]\nloss = 1.5\n"),
+        "t.toml:2: `network.loss` must be at least 0 and below 1; got 1.5"
+    );
     assert_eq!(
         err("[network]\nstall = \"2s\"\nstall_every = \"1s\"\n"),
         "t.toml:3: `network.stall_every` must be longer than `stall` (2s); got 1s"
@@ -91,8 +94,14 @@ fn a_group_device_sets_its_queue_and_overflow_over_the_top_level_device() {
     let text = "devices = 2\n[device]\nqueue = 20\n[[group]]\ncount = 1\n[[group]]\ncount = 1\n[group.device]\nqueue = 5\noverflow = \"wait\"\n";
     let p = plan(text).unwrap();
     assert_eq!(p.playback.queue_capacity, 20);
-    assert_eq!((p.groups[0].playback.queue_capacity, p.groups[0].playback.overflow), (20, Overflow::Drop));
-    assert_eq!((p.groups[1].playback.queue_capacity, p.groups[1].playback.overflow), (5, Overflow::Wait));
+    assert_eq!(
+        (p.groups[0].playback.queue_capacity, p.groups[0].playback.overflow),
+        (20, Overflow::Drop)
+    );
+    assert_eq!(
+        (p.groups[1].playback.queue_capacity, p.groups[1].playback.overflow),
+        (5, Overflow::Wait)
+    );
     assert_eq!(
         err("[[group]]\ncount = 1\n[group.device]\nqueue = 0\n"),
         "t.toml:4: `group[0].device.queue` must be at least 1"
@@ -113,5 +122,9 @@ fn the_diagnose_setters_change_every_group() {
     let e = profiles::set_network(&mut p, "dialup").unwrap_err();
     assert!(e.contains("wifi-poor") && e.contains("dialup"), "{e}");
     profiles::set_device_queue(&mut p, 10);
-    assert!(p.groups.iter().all(|g| g.playback.queue_capacity == 10 && g.playback.overflow == Overflow::Drop));
+    assert!(
+        p.groups
+            .iter()
+            .all(|g| g.playback.queue_capacity == 10 && g.playback.overflow == Overflow::Drop)
+    );
 }

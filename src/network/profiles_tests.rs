@@ -85,7 +85,11 @@ fn each_profiles_delays_have_the_stated_mean_and_spread_and_loss() {
             assert!(min >= base, "{name}: min {min}");
             // Loss within 15% of the stated rate (a binomial over N frames).
             let rate = f64::from(lost) / f64::from(N);
-            assert!((rate - c.loss).abs() < 0.15 * c.loss, "{name}: loss {rate} vs {}", c.loss);
+            assert!(
+                (rate - c.loss).abs() < 0.15 * c.loss,
+                "{name}: loss {rate} vs {}",
+                c.loss
+            );
         }
     }
 }
@@ -102,7 +106,12 @@ fn the_same_seed_gives_the_same_delays_and_another_seed_others() {
 fn device_seeds_differ_by_device_and_connection_and_repeat() {
     let s = device_seed(1, 0, 0);
     assert_eq!(s, device_seed(1, 0, 0));
-    let others = [device_seed(2, 0, 0), device_seed(1, 1, 0), device_seed(1, 0, 1), device_seed(1, 1, 1)];
+    let others = [
+        device_seed(2, 0, 0),
+        device_seed(1, 1, 0),
+        device_seed(1, 0, 1),
+        device_seed(1, 1, 1),
+    ];
     for o in others {
         assert_ne!(s, o);
     }

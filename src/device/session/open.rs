@@ -67,6 +67,10 @@ impl Device {
 
     /// Keeps the MQTT link of a finished conversation (if still connected).
     pub(super) fn park(&mut self, ws: Socket) {
+        if let Some(net) = self.net.take() {
+            let (down, up) = net.lost();
+            tracing::debug!(device = %self.ctx.identity.device_id, down, up, "datagrams the injected network lost");
+        }
         if let Socket::Mqtt(session) = ws {
             self.mqtt = session.into_link().map(Box::new);
         }
