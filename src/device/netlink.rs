@@ -101,6 +101,17 @@ impl NetLink {
         self.line.send(now, carrier, m.len(), m);
     }
 
+    /// Sends `m` from the core through the link: held, then written to
+    /// `ws` with whatever else is due.
+    pub async fn send<S>(&mut self, ws: &mut S, m: Message) -> Result<(), tungstenite::Error>
+    where
+        S: Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        let now = Instant::now();
+        self.depart(now, m);
+        self.send_due(ws, now, false).await
+    }
+
     /// Hands the core what is due by `now`, each at its release instant.
     pub fn deliver_due(&mut self, core: &mut DeviceCore, now: Instant) {
         while let Some((release, wire, arrival)) = self.line.inbound.pop_due(now) {

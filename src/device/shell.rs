@@ -63,12 +63,20 @@ where
     loop {
         while let Some(out) = core.poll_output() {
             let sent = match out {
-                Output::Text(t) => send(ws, net.as_deref_mut(), Message::text(t)).await,
-                Output::Binary(b) => send(ws, net.as_deref_mut(), Message::Binary(b)).await,
+                // Through the delay line when there is one (boxed: a
+                // perfect link's devices carry no room for it).
+                Output::Text(t) => match net.as_deref_mut() {
+                    None => ws.send(Message::text(t)).await,
+                    Some(n) => Box::pin(n.send(ws, Message::text(t))).await,
+                },
+                Output::Binary(b) => match net.as_deref_mut() {
+                    None => ws.send(Message::Binary(b)).await,
+                    Some(n) => Box::pin(n.send(ws, Message::Binary(b))).await,
+                },
                 Output::Close => {
                     // Hanging up: what is still on its way goes first.
                     if let Some(n) = net.as_deref_mut() {
-                        let _ = n.send_due(ws, Instant::now(), true).await;
+                        let _ = Box::pin(n.send_due(ws, Instant::now(), true)).await;
                     }
                     let _ = tokio::time::timeout(CLOSE_WAIT, ws.close()).await;
                     Ok(())
@@ -110,28 +118,13 @@ where
                 let now = Instant::now();
                 if let Some(n) = net.as_deref_mut() {
                     n.deliver_due(core, now);
-                    if let Err(e) = n.send_due(ws, now, false).await {
+                    if let Err(e) = Box::pin(n.send_due(ws, now, false)).await {
                         core.handle_gone(now, error_failure(&e));
                     }
                 }
                 core.handle_timeout(now);
             }
             r = &mut extra => return Pumped::Extra(r),
-        }
-    }
-}
-
-/// Sends `m` now, or through the delay line when there is one.
-async fn send<S>(ws: &mut S, net: Option<&mut NetLink>, m: Message) -> Result<(), tungstenite::Error>
-where
-    S: Sink<Message, Error = tungstenite::Error> + Unpin,
-{
-    match net {
-        None => ws.send(m).await,
-        Some(n) => {
-            let now = Instant::now();
-            n.depart(now, m);
-            n.send_due(ws, now, false).await
         }
     }
 }
