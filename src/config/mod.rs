@@ -16,6 +16,7 @@ mod check;
 pub mod conditions;
 mod load;
 mod locate;
+pub mod network_section;
 pub mod plan;
 mod resolve;
 
@@ -76,7 +77,7 @@ pub struct FleetFile {
     /// The simulated board's playback model.
     pub device: Option<DeviceSection>,
     /// Network conditions of every group without its own: a profile name or a table.
-    pub network: Option<conditions::NetworkSpec>,
+    pub network: Option<network_section::NetworkSpec>,
     /// Which turns to keep as recordings.
     pub record: Option<RecordSection>,
     /// Device groups (scenarios); without any, one group from the keys above.
@@ -208,7 +209,7 @@ pub struct GroupSection {
     /// Idle time between those conversations.
     pub idle_time: Option<crate::dist::Dist>,
     /// This group's network conditions (else the top-level `network`).
-    pub network: Option<conditions::NetworkSpec>,
+    pub network: Option<network_section::NetworkSpec>,
     /// This group's board (else the top-level `[device]`).
     pub device: Option<DeviceSection>,
 }

@@ -12,9 +12,8 @@
 
 use super::core::{DeviceCore, close_failure, error_failure};
 use crate::metrics::Failure;
-use crate::network::Carrier;
 use crate::network::link::DeviceLink;
-use crate::network::profiles::LinkConditions;
+use crate::network::{Carrier, LinkConditions};
 use futures_util::{Sink, SinkExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};

@@ -18,8 +18,7 @@
 //! Devices on a perfect link (`lan`) have no `DeviceLink` at all: the
 //! shell hands socket messages straight to the core, as before.
 
-use super::profiles::LinkConditions;
-use super::{Carrier, Direction, Fate};
+use super::{Carrier, Direction, Fate, LinkConditions};
 use std::collections::VecDeque;
 use tokio::time::Instant;
 
