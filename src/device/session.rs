@@ -233,17 +233,6 @@ impl Device {
         }
     }
 
-    /// The delay line of a new connection when the group has network
-    /// conditions, seeded by the fleet's seed, this device and the
-    /// connection's number.
-    fn link_for(&mut self, ws: &Socket) -> Option<Box<NetLink>> {
-        let cond = self.ctx.group.plan.network.as_ref()?;
-        let seed = crate::network::profiles::device_seed(self.ctx.settings.seed, self.ctx.index, self.connections);
-        self.connections += 1;
-        let udp_audio = matches!(ws, Socket::Mqtt(_));
-        Some(Box::new(NetLink::new(cond, seed, Instant::now(), udp_audio)))
-    }
-
     /// Forgets the connection (already closed or dead), flushing counters.
     fn drop_connection(&mut self, lost: bool) {
         if let Some(ws) = self.ws.take() {
