@@ -32,6 +32,9 @@ pub(crate) struct NetLink {
     line: DeviceLink<Arrival, Message>,
     /// What binary messages travel over.
     binary: Carrier,
+    /// The core has seen this instant: nothing is handed to it earlier
+    /// (a release that fell due while no pump ran comes at the next one).
+    floor: Instant,
 }
 
 /// Hands one socket event to the core: `now` when it reached the core, `wire` when it reached the socket.
@@ -53,6 +56,7 @@ impl NetLink {
         NetLink {
             line: DeviceLink::new(cond, seed, start),
             binary: if udp_audio { Carrier::Udp } else { Carrier::Tcp },
+            floor: start,
         }
     }
 
@@ -111,9 +115,16 @@ impl NetLink {
         self.send_due(ws, now, false).await
     }
 
-    /// Hands the core what is due by `now`, each at its release instant.
+    /// The core has been handed `at` (a pump starts, a timeout was handled).
+    pub fn not_before(&mut self, at: Instant) {
+        self.floor = self.floor.max(at);
+    }
+
+    /// Hands the core what is due by `now`, each at its release instant
+    /// (or the last instant the core saw, if later).
     pub fn deliver_due(&mut self, core: &mut DeviceCore, now: Instant) {
         while let Some((release, wire, arrival)) = self.line.inbound.pop_due(now) {
+            let release = release.max(self.floor);
             match arrival {
                 Arrival::Message(m) => feed(core, release, wire, Some(Ok(m))),
                 Arrival::Gone(f) => core.handle_gone(release, f),

@@ -60,6 +60,9 @@ where
     tokio::pin!(sleep);
     let mut alarm = Alarm::new(sleep);
     let mut cancelled = false;
+    if let Some(n) = net.as_deref_mut() {
+        n.not_before(Instant::now());
+    }
     loop {
         while let Some(out) = core.poll_output() {
             let sent = match out {
@@ -123,6 +126,9 @@ where
                     }
                 }
                 core.handle_timeout(now);
+                if let Some(n) = net.as_deref_mut() {
+                    n.not_before(now);
+                }
             }
             r = &mut extra => return Pumped::Extra(r),
         }
