@@ -148,3 +148,46 @@ impl NetLink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::profiles::profile;
+    use bytes::Bytes;
+    use std::time::Duration;
+
+    /// Datagrams lost (down, up) after 500 messages each way of the kind `make` builds.
+    fn lost_after(udp_audio: bool, make: impl Fn() -> Message) -> (u32, u32) {
+        let t0 = Instant::now();
+        let mut n = NetLink::new(&profile("edge-of-range").unwrap(), 3, t0, udp_audio);
+        for i in 0..500u32 {
+            let at = t0 + Duration::from_millis(60) * i;
+            n.arrive(at, Some(Ok(make())));
+            n.depart(at, make());
+        }
+        n.lost()
+    }
+
+    #[test]
+    fn only_audio_over_mqtt_udp_is_lost_everything_else_is_delayed() {
+        let audio = || Message::Binary(Bytes::from_static(&[0; 120]));
+        let text = || Message::text("{\"type\":\"tts\",\"state\":\"sentence_start\"}");
+        let (down, up) = lost_after(true, audio);
+        // edge-of-range loses 8%: about 40 of 500 each way.
+        assert!((20..70).contains(&down) && (20..70).contains(&up), "{down} {up}");
+        assert_eq!(lost_after(true, text), (0, 0), "JSON rides the MQTT TCP connection");
+        assert_eq!(lost_after(false, audio), (0, 0), "a WebSocket is one TCP stream");
+    }
+
+    #[test]
+    fn a_closed_socket_is_read_no_more_and_its_end_follows_what_is_on_its_way() {
+        let t0 = Instant::now();
+        let mut n = NetLink::new(&profile("4g").unwrap(), 1, t0, false);
+        n.arrive(t0, Some(Ok(Message::text("{}"))));
+        assert!(n.reading());
+        n.arrive(t0, None);
+        assert!(!n.reading());
+        let first = n.next_release().unwrap();
+        assert!(first > t0, "held by the 4g latency");
+    }
+}
