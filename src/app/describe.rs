@@ -6,6 +6,22 @@ use crate::mock::{BurnThreads, DownlinkMode};
 use crate::protocol::ListenMode;
 use crate::units::format_duration as fd;
 
+/// A group's network and board in one indented line.
+fn conditions_words(g: &crate::config::GroupPlan) -> String {
+    let network = match &g.network {
+        None => "lan (perfect: nothing injected)".to_string(),
+        Some(n) => n.summary(),
+    };
+    let b = &g.playback;
+    format!(
+        "    network {network}; device {} (queue {} frames, overflow {}, start threshold {})",
+        g.device_profile,
+        b.queue_capacity,
+        b.overflow.as_str(),
+        b.start_threshold
+    )
+}
+
 /// The resolved plan in plain words (for `validate`).
 pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
     use crate::config::{StartBy, Stop};
@@ -89,6 +105,7 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
             g.barge_in * 100.0,
             g.idle.as_str()
         );
+        let _ = writeln!(s, "{}", conditions_words(g));
         if plan.load == Load::PerDevice && g.turns.is_some() && g.conversations > 1 {
             let _ = writeln!(
                 s,
@@ -249,6 +266,23 @@ mod tests {
         assert_eq!(
             words,
             "load: each device on its own, holding its group's conversations (below)\nshape: burst (given, but only a step plan uses it: ignored)\n"
+        );
+    }
+
+    #[test]
+    fn each_group_shows_its_network_and_board() {
+        let text = "devices = 2\nnetwork = \"4g\"\n[[group]]\ncount = 1\n[[group]]\ncount = 1\nnetwork = \"lan\"\n[group.device]\nqueue = 5\n";
+        let raw = crate::config::FleetFile::parse(text, "t.toml").unwrap();
+        let plan = Plan::from_file(raw, "t.toml", &Default::default()).unwrap();
+        let four_g = conditions_words(&plan.groups[0]);
+        assert!(
+            four_g.starts_with("    network 4g: latency 20ms + exp(15ms) one-way, loss 0.5%"),
+            "{four_g}"
+        );
+        assert!(four_g.ends_with("device esp32-s3-default (queue 40 frames, overflow drop, start threshold 0)"));
+        assert_eq!(
+            conditions_words(&plan.groups[1]),
+            "    network lan (perfect: nothing injected); device esp32-s3-default (queue 5 frames, overflow drop, start threshold 0)"
         );
     }
 }

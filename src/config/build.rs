@@ -5,7 +5,7 @@
 use super::plan::{Overrides, Plan, Target, TranscriptCheckPlan, TransportChoice};
 use super::{
     ConfigError, DEFAULT_FLEET, DEFAULT_FLEET_NAME, FleetFile, TRANSCRIPT_CHECK_CHOICES, TranscriptCheckSpec, check,
-    load, locate, resolve,
+    conditions, load, locate, resolve,
 };
 use crate::capacity::slo::Slo;
 use crate::fleet::shard::Shard;
@@ -44,7 +44,7 @@ impl Plan {
         let protocol_version = ProtocolVersion::try_from(version)
             .map_err(|_| invalid("protocol_version", format!("must be 1, 2 or 3, got {version}")))?;
         let load = load::resolve_load(&raw, ov, stop).map_err(pair)?;
-        let groups = load::resolve_groups(&raw, ov, &load, stop).map_err(pair)?;
+        let mut groups = load::resolve_groups(&raw, ov, &load, stop).map_err(pair)?;
         if ota.is_none()
             && let Some(i) = groups.iter().position(|g| g.transport == Some(TransportChoice::Mqtt))
         {
@@ -62,7 +62,11 @@ impl Plan {
             .resolve()
             .map_err(|(key, message)| invalid(&format!("mock.{key}"), message))?;
         check::mock(&mock).map_err(pair)?;
-        let (profile, playback) = resolve::playback(raw.device.take().unwrap_or_default()).map_err(pair)?;
+        let board = crate::device::profile::PROFILES[0];
+        let board = (board.name, board.playback);
+        let (profile, playback) =
+            conditions::device(&raw.device.take().unwrap_or_default(), board, "device").map_err(pair)?;
+        conditions::apply(&raw, &mut groups, &profile, playback).map_err(pair)?;
         let (record, record_dir) = resolve::record(raw.record.take().unwrap_or_default(), ov);
         let timeouts = resolve::timeouts(&raw).map_err(pair)?;
         let tiers = resolve::tiers(raw.tier.take()).map_err(pair)?;

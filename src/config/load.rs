@@ -302,6 +302,10 @@ fn resolve_group(
         transport: g.transport,
         conversations: g.conversations.unwrap_or(1),
         idle_time: g.idle_time.unwrap_or(Dist::Fixed(Duration::from_secs(10))),
+        // Filled in with the top-level `[device]` and `network` (conditions::apply).
+        network: None,
+        device_profile: String::new(),
+        playback: Default::default(),
     })
 }
 

@@ -13,8 +13,10 @@
 
 mod build;
 mod check;
+pub mod conditions;
 mod load;
 mod locate;
+pub mod network_section;
 pub mod plan;
 mod resolve;
 
@@ -74,6 +76,8 @@ pub struct FleetFile {
     pub grace: Option<Span>,
     /// The simulated board's playback model.
     pub device: Option<DeviceSection>,
+    /// Network conditions of every group without its own: a profile name or a table.
+    pub network: Option<network_section::NetworkSpec>,
     /// Which turns to keep as recordings.
     pub record: Option<RecordSection>,
     /// Device groups (scenarios); without any, one group from the keys above.
@@ -204,6 +208,10 @@ pub struct GroupSection {
     pub conversations: Option<u32>,
     /// Idle time between those conversations.
     pub idle_time: Option<crate::dist::Dist>,
+    /// This group's network conditions (else the top-level `network`).
+    pub network: Option<network_section::NetworkSpec>,
+    /// This group's board (else the top-level `[device]`).
+    pub device: Option<DeviceSection>,
 }
 
 /// A stage written as `"10 for 60s"` or as a table.
@@ -228,6 +236,10 @@ pub struct DeviceSection {
     pub queue_frames: Option<usize>,
     /// Frames buffered before playout starts (firmware: 0).
     pub start_threshold: Option<usize>,
+    /// Decode-queue depth in frames (firmware: 40); wins over `queue_frames`.
+    pub queue: Option<usize>,
+    /// A frame arriving at a full queue: `drop` (firmware) or `wait`.
+    pub overflow: Option<crate::audio::playback::Overflow>,
 }
 
 /// `[record]`: keep WAVs and timelines of some turns.

@@ -120,6 +120,11 @@ pub struct GroupPlan {
     /// Conversations per device when the device drives itself.
     pub conversations: u32,
     pub idle_time: Dist,
+    /// Injected network conditions; `None`: a perfect link (no delay line).
+    pub network: Option<crate::network::LinkConditions>,
+    /// The board: profile name and playback model (the top-level `[device]` unless the group has its own).
+    pub device_profile: String,
+    pub playback: PlaybackConfig,
 }
 
 impl GroupPlan {

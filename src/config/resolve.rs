@@ -5,10 +5,8 @@
 
 use super::check;
 use super::plan::{GroupPlan, Load, Overrides, Stop, Timeouts};
-use super::{DeviceSection, FleetFile, RecordSection, TierSection};
-use crate::audio::playback::PlaybackConfig;
+use super::{FleetFile, RecordSection, TierSection};
 use crate::capacity::sizing::{Tier, default_tiers};
-use crate::device::profile;
 use crate::record::RecordRule;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,25 +57,6 @@ pub fn device_count(groups: &[GroupPlan], load: &Load, ov: &Overrides) -> Result
         }
     }
     Ok(devices)
-}
-
-/// `[device]`: the profile name and the playback model it resolves to.
-pub fn playback(dev: DeviceSection) -> Result<(String, PlaybackConfig), Invalid> {
-    let name = dev.profile.unwrap_or_else(|| profile::DEFAULT_PROFILE.to_string());
-    let Some(base) = profile::profile(&name) else {
-        return Err((
-            "device.profile".into(),
-            format!("unknown profile `{name}` (known: {})", profile::profile_names()),
-        ));
-    };
-    let playback = PlaybackConfig {
-        queue_capacity: dev.queue_frames.unwrap_or(base.playback.queue_capacity),
-        start_threshold: dev.start_threshold.unwrap_or(base.playback.start_threshold),
-    };
-    if playback.queue_capacity == 0 {
-        return Err(("device.queue_frames".into(), "must be at least 1".into()));
-    }
-    Ok((name, playback))
 }
 
 /// Recording rules (`--record` replaces the file's) and directory.

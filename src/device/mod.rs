@@ -21,6 +21,7 @@ pub(crate) mod core;
 mod identity;
 mod mqtt;
 mod mqtt_session;
+mod netlink;
 pub mod ota;
 pub mod profile;
 mod route;

@@ -23,6 +23,9 @@ pub const PROFILES: &[DeviceProfile] = &[DeviceProfile {
         queue_capacity: 40,
         // No jitter buffer: the first received frame is decoded at once.
         start_threshold: 0,
+        // A full queue drops the arriving packet (the firmware's receive path
+        // does not wait for a slot), counted as audio the device dropped.
+        overflow: crate::audio::playback::Overflow::Drop,
     },
     source: "78/xiaozhi-esp32 @48142026 main/audio/audio_service.h (decode queue 2400 ms / 60 ms = 40 packets), \
              main/audio/audio_service.cc (no start threshold, no catch-up); PROTOCOL.md §8.1-8.2",

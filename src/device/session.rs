@@ -11,6 +11,7 @@
 
 use super::core::{DeviceCore, TurnEnd, TurnSpec};
 use super::mqtt::MqttLink;
+use super::netlink::NetLink;
 use super::ota::{self, Endpoint};
 use super::settings::DeviceSettings;
 use super::shell::{Pumped, pump};
@@ -107,6 +108,10 @@ struct Device {
     /// The lifelong MQTT control channel (MQTT + UDP devices), while no
     /// conversation holds it.
     mqtt: Option<Box<MqttLink>>,
+    /// The connection's injected network conditions (`None`: a perfect link).
+    net: Option<Box<NetLink>>,
+    /// Connections opened so far (each link's draws are seeded by its number).
+    connections: u32,
     /// The last connection was taken away (not hung up by the device).
     lost: bool,
     conversation: u32,
@@ -118,13 +123,16 @@ pub fn run_device(ctx: DeviceContext) -> impl Future<Output = ()> {
     // Not an `async fn`, and the device borrowed in place rather than moved
     // into `run`: a moved value is stored twice in the task (the capture
     // and the local), ~1 KiB more per device.
-    let core = DeviceCore::new(ctx.settings.clone(), ctx.index, &ctx.identity.device_id);
+    let mut core = DeviceCore::new(ctx.settings.clone(), ctx.index, &ctx.identity.device_id);
+    core.set_playback(ctx.group.plan.playback);
     let mut device = Device {
         ctx,
         core,
         ws: None,
         endpoint: None,
         mqtt: None,
+        net: None,
+        connections: 0,
         lost: false,
         conversation: 0,
     };
@@ -193,10 +201,12 @@ impl Device {
     async fn connect(&mut self) -> Result<(), Failure> {
         self.check_ota().await?;
         let (mut ws, connect) = self.open().await?;
+        self.net = self.link_for(&ws);
         self.core.open(Instant::now());
         match pump(
             &mut self.core,
             &mut ws,
+            self.net.as_deref_mut(),
             &self.ctx.cancel,
             &self.ctx.events,
             std::future::pending::<()>(),
@@ -270,7 +280,8 @@ impl Device {
                     _ = no_new_turns.cancelled() => None,
                 }
             };
-            match pump(&mut self.core, ws, &self.ctx.cancel, &self.ctx.events, wait).await {
+            let net = self.net.as_deref_mut();
+            match pump(&mut self.core, ws, net, &self.ctx.cancel, &self.ctx.events, wait).await {
                 Pumped::Extra(cmd) => return cmd,
                 Pumped::Gone(f) => {
                     tracing::debug!(device = %self.ctx.identity.device_id, detail = %f.detail, "idle connection closed by the server");
@@ -415,6 +426,7 @@ impl Device {
             match pump(
                 &mut self.core,
                 ws,
+                self.net.as_deref_mut(),
                 &self.ctx.cancel,
                 &self.ctx.events,
                 std::future::pending::<()>(),

@@ -20,6 +20,8 @@ pub struct DeviceSettings {
     pub silence: Bytes,
     /// The board's playback model.
     pub playback: PlaybackConfig,
+    /// The fleet's seed: each device's network draws derive from it.
+    pub seed: u64,
     /// Trace every turn (a `worst=N` rule is on).
     pub record_all: bool,
     /// Trace every turn of these devices.

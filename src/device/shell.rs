@@ -3,9 +3,12 @@
 //! for (the load driver's next command while idle). It reads the clock once
 //! per wake-up, hands the core what happened, and carries out its outputs.
 //! Generic over any `Stream + Sink` of WebSocket messages, so the same loop
-//! runs over TCP, TLS or an in-memory pipe.
+//! runs over TCP, TLS or an in-memory pipe. With injected network
+//! conditions a [`NetLink`] sits between the socket and the core, both
+//! ways, and the same timer wakes the loop for its releases.
 
-use super::core::{DeviceCore, Output, TurnEnd, close_failure, error_failure};
+use super::core::{DeviceCore, Output, TurnEnd, error_failure};
+use super::netlink::{NetLink, feed};
 use crate::alarm::Alarm;
 use crate::metrics::collector::EventSender;
 use crate::metrics::{Event, Failure};
@@ -34,10 +37,12 @@ pub(crate) enum Pumped<T> {
     Cancelled,
 }
 
-/// Runs the core on `ws` until it reports something (or `extra` finishes).
+/// Runs the core on `ws` until it reports something (or `extra` finishes);
+/// through `net` when the device's link has conditions.
 pub(crate) async fn pump<S, F, T>(
     core: &mut DeviceCore,
     ws: &mut S,
+    mut net: Option<&mut NetLink>,
     cancel: &CancellationToken,
     events: &EventSender,
     extra: F,
@@ -55,12 +60,27 @@ where
     tokio::pin!(sleep);
     let mut alarm = Alarm::new(sleep);
     let mut cancelled = false;
+    if let Some(n) = net.as_deref_mut() {
+        n.not_before(Instant::now());
+    }
     loop {
         while let Some(out) = core.poll_output() {
             let sent = match out {
-                Output::Text(t) => ws.send(Message::text(t)).await,
-                Output::Binary(b) => ws.send(Message::Binary(b)).await,
+                // Through the delay line when there is one (boxed: a
+                // perfect link's devices carry no room for it).
+                Output::Text(t) => match net.as_deref_mut() {
+                    None => ws.send(Message::text(t)).await,
+                    Some(n) => Box::pin(n.send(ws, Message::text(t))).await,
+                },
+                Output::Binary(b) => match net.as_deref_mut() {
+                    None => ws.send(Message::Binary(b)).await,
+                    Some(n) => Box::pin(n.send(ws, Message::Binary(b))).await,
+                },
                 Output::Close => {
+                    // Hanging up: what is still on its way goes first.
+                    if let Some(n) = net.as_deref_mut() {
+                        let _ = Box::pin(n.send_due(ws, Instant::now(), true)).await;
+                    }
                     let _ = tokio::time::timeout(CLOSE_WAIT, ws.close()).await;
                     Ok(())
                 }
@@ -79,25 +99,37 @@ where
         if cancelled {
             return Pumped::Cancelled;
         }
-        alarm.set(core.next_deadline());
+        let release = net.as_ref().and_then(|n| n.next_release());
+        alarm.set(match (core.next_deadline(), release) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        });
+        let reading = net.as_ref().is_none_or(|n| n.reading());
         tokio::select! {
             _ = &mut cancellation => {
                 core.cancel(Instant::now());
                 cancelled = true;
             }
-            m = ws.next() => {
+            m = ws.next(), if reading => {
                 let now = Instant::now();
-                match m {
-                    Some(Ok(Message::Text(t))) => core.handle_text(now, t.as_str()),
-                    Some(Ok(Message::Binary(b))) => core.handle_binary(now, &b),
-                    Some(Ok(Message::Close(frame))) => core.handle_gone(now, close_failure(frame.as_ref())),
-                    // Pings are answered by tungstenite; pongs and raw frames need nothing.
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => core.handle_gone(now, error_failure(&e)),
-                    None => core.handle_gone(now, close_failure(None)),
+                match net.as_deref_mut() {
+                    Some(n) => n.arrive(now, m),
+                    None => feed(core, now, now, m),
                 }
             }
-            _ = alarm.fired() => core.handle_timeout(Instant::now()),
+            _ = alarm.fired() => {
+                let now = Instant::now();
+                if let Some(n) = net.as_deref_mut() {
+                    n.deliver_due(core, now);
+                    if let Err(e) = Box::pin(n.send_due(ws, now, false)).await {
+                        core.handle_gone(now, error_failure(&e));
+                    }
+                }
+                core.handle_timeout(now);
+                if let Some(n) = net.as_deref_mut() {
+                    n.not_before(now);
+                }
+            }
             r = &mut extra => return Pumped::Extra(r),
         }
     }

@@ -129,6 +129,7 @@ pub async fn run_fleet_observed(
         timeouts: plan.timeouts,
         silence: clips.silence.clone(),
         playback: plan.playback,
+        seed: plan.seed,
         record_all: plan.record.iter().any(|r| matches!(r, RecordRule::Worst(_))),
         record_devices: plan
             .record

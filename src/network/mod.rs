@@ -21,6 +21,8 @@
 //! Every draw comes from the direction's own seeded RNG, so a run repeats.
 
 pub mod bucket;
+pub mod link;
+pub mod profiles;
 pub mod stall;
 #[cfg(test)]
 mod tests;
@@ -77,6 +79,52 @@ impl Conditions {
             stall: None,
             rto: Duration::from_millis(200),
         }
+    }
+}
+
+/// A device's link: both directions' conditions and the name they go by.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkConditions {
+    /// The profile name, or `custom (from <profile>)` for custom values.
+    pub name: String,
+    /// Server → device.
+    pub down: Conditions,
+    /// Device → server.
+    pub up: Conditions,
+}
+
+impl LinkConditions {
+    /// Whether nothing is injected either way (then the device runs no delay line).
+    pub fn is_perfect(&self) -> bool {
+        self.down == Conditions::perfect() && self.up == Conditions::perfect()
+    }
+
+    /// One line for `describe`: latency, jitter, loss, caps, stalls.
+    pub fn summary(&self) -> String {
+        let d = &self.down;
+        let mut s = format!(
+            "{}: latency {} + {} one-way, loss {}%, rto {}",
+            self.name,
+            crate::units::format_duration(d.base),
+            d.jitter,
+            d.loss * 100.0,
+            crate::units::format_duration(d.rto)
+        );
+        let kbit = |r: Option<f64>| r.map_or("uncapped".to_string(), |r| format!("{} kbit/s", r * 8.0 / 1000.0));
+        s.push_str(&format!(
+            ", down {}, up {} (burst {} B)",
+            kbit(d.rate),
+            kbit(self.up.rate),
+            d.burst
+        ));
+        if let Some((every, length)) = d.stall {
+            s.push_str(&format!(
+                ", stall {} every {}",
+                crate::units::format_duration(length),
+                crate::units::format_duration(every)
+            ));
+        }
+        s
     }
 }
 

@@ -13,6 +13,8 @@ mod mock_server;
 mod mqtt;
 mod mqtt_faults;
 mod mqtt_mock;
+mod network_mqtt;
+mod network_stutter;
 mod ota;
 mod ota_faults;
 mod ota_https;

@@ -168,7 +168,12 @@ impl DeviceCore {
         self.idle_answer = false;
         self.stale_answer = false;
         self.stream = None;
-        self.playback = Playback::new(self.settings.playback);
+        self.playback = Playback::new(self.playback.config());
+    }
+
+    /// Plays through `config` from now on (the group's board).
+    pub fn set_playback(&mut self, config: crate::audio::playback::PlaybackConfig) {
+        self.playback = Playback::new(config);
     }
 
     /// The next thing to do, if any.

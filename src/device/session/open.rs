@@ -1,13 +1,15 @@
 //! How a device opens its socket for a conversation: the route (run URL,
 //! OTA WebSocket, OTA MQTT), then a WebSocket (DNS, TCP, TLS, upgrade) or a
 //! conversation on the device's lifelong MQTT link, which it keeps between
-//! conversations.
+//! conversations; and the connection's delay line when the group has
+//! network conditions.
 
 use super::Device;
 use crate::device::connect::{self, Dial};
 use crate::device::core::Transport;
 use crate::device::mqtt::{self, MqttTarget};
 use crate::device::mqtt_session::MqttSession;
+use crate::device::netlink::NetLink;
 use crate::device::route::{self, Route};
 use crate::device::socket::Socket;
 use crate::metrics::{Failure, FailureKind};
@@ -65,8 +67,28 @@ impl Device {
         Ok((Socket::Mqtt(Box::new(MqttSession::new(link))), Some(took)))
     }
 
+    /// The delay line of a new connection when the group has network
+    /// conditions, seeded by the fleet's seed, this device and the
+    /// connection's number.
+    pub(super) fn link_for(&mut self, ws: &Socket) -> Option<Box<NetLink>> {
+        let cond = self.ctx.group.plan.network.as_ref()?;
+        let seed = crate::network::profiles::device_seed(self.ctx.settings.seed, self.ctx.index, self.connections);
+        self.connections += 1;
+        let udp_audio = matches!(ws, Socket::Mqtt(_));
+        Some(Box::new(NetLink::new(
+            cond,
+            seed,
+            tokio::time::Instant::now(),
+            udp_audio,
+        )))
+    }
+
     /// Keeps the MQTT link of a finished conversation (if still connected).
     pub(super) fn park(&mut self, ws: Socket) {
+        if let Some(net) = self.net.take() {
+            let (down, up) = net.lost();
+            tracing::debug!(device = %self.ctx.identity.device_id, down, up, "datagrams the injected network lost");
+        }
         if let Socket::Mqtt(session) = ws {
             self.mqtt = session.into_link().map(Box::new);
         }

@@ -31,6 +31,7 @@ pub(super) fn settings() -> DeviceSettings {
         },
         silence: Bytes::from_static(b"silence"),
         playback: Default::default(),
+        seed: 1,
         record_all: false,
         record_devices: Vec::new(),
         transcript_check: None,
