@@ -22,6 +22,7 @@ mod props;
 mod record;
 mod report;
 mod shard;
+mod slow_tts;
 mod structure;
 mod support;
 mod tools;
