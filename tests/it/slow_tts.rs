@@ -96,3 +96,17 @@ async fn over_mqtt_and_udp_the_slow_provider_is_the_servers_gap_too() {
     }
     mock.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn shipped_slow_tts_fleet_puts_every_gap_on_the_server() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fleets/slow-tts.toml");
+    let text = std::fs::read_to_string(file).unwrap();
+    let (out, server) = run_against_mock(&plan(&text)).await;
+    assert_eq!(out.metrics.failed, 0, "{:?}", out.metrics.failure_details);
+    assert!(!out.metrics.turn_records.is_empty());
+    for rec in &out.metrics.turn_records {
+        let pb = playback(rec);
+        assert_every_gap_is_the_servers(pb, pb.frames, 15.0);
+    }
+    server.stop().await;
+}
