@@ -48,6 +48,7 @@ pub(super) fn clip(name: &str, transcript: &str, packets: usize) -> Arc<Clip> {
         transcript: transcript.into(),
         packets: (0..packets).map(|i| Bytes::from(format!("speech-{i}"))).collect(),
         pcm: Arc::from(Vec::new()),
+        pause: None,
     })
 }
 
