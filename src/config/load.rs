@@ -269,6 +269,10 @@ fn resolve_group(
     if !(0.0..=1.0).contains(&barge_in) {
         return err(&key("barge_in"), "is a probability between 0 and 1");
     }
+    let pause = g.pause.map(|s| s.0);
+    if pause.is_some_and(|p| p.is_zero()) {
+        return err(&key("pause"), "must be longer than 0ms");
+    }
     let clips = g
         .clips
         .clone()
@@ -302,6 +306,7 @@ fn resolve_group(
         transport: g.transport,
         conversations: g.conversations.unwrap_or(1),
         idle_time: g.idle_time.unwrap_or(Dist::Fixed(Duration::from_secs(10))),
+        pause,
     })
 }
 

@@ -204,6 +204,9 @@ pub struct GroupSection {
     pub conversations: Option<u32>,
     /// Idle time between those conversations.
     pub idle_time: Option<crate::dist::Dist>,
+    /// A pause in the middle of each clip (`1.5s`): longer than the server's
+    /// VAD silence window, it splits the sentence into two turns.
+    pub pause: Option<Span>,
 }
 
 /// A stage written as `"10 for 60s"` or as a table.
