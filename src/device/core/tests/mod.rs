@@ -1,6 +1,7 @@
 //! Scripted tests of the device core: inputs at exact instants, exact
 //! outputs and turn records. No sockets, no runtime, no clock.
 
+mod answers;
 mod link;
 mod races;
 mod turns;
