@@ -23,6 +23,7 @@ mod record;
 mod report;
 mod shard;
 mod slow_tts;
+mod speech_pause;
 mod structure;
 mod support;
 mod tools;
