@@ -59,3 +59,27 @@ async fn a_pause_shorter_than_the_vad_window_does_not_split_the_turn() {
     assert_eq!(MockCounters::get(&mock.counters.turns), DEVICES * TURNS);
     mock.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn shipped_pause_split_fleet_counts_the_double_answer_of_its_pausing_group_only() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fleets/pause-split.toml");
+    let p = plan(&std::fs::read_to_string(file).unwrap());
+    let pausing: u64 = p
+        .groups
+        .iter()
+        .filter(|g| g.pause.is_some())
+        .map(|g| u64::from(g.count))
+        .sum();
+    assert!(pausing > 0 && pausing < u64::from(p.devices));
+    let (out, mock) = run_against_mock(&p).await;
+    let m = &out.metrics;
+    assert!(m.failures.is_empty(), "{:?} {:?}", m.failures, m.failure_details);
+    let split = m.turn_records.iter().filter(|r| r.extra_answers == 1).count() as u64;
+    let whole = m.turn_records.iter().filter(|r| r.extra_answers == 0).count() as u64;
+    let turns = m.turn_records.len() as u64 / u64::from(p.devices);
+    assert_eq!(
+        (split, whole),
+        (pausing * turns, (u64::from(p.devices) - pausing) * turns)
+    );
+    mock.stop().await;
+}
