@@ -110,3 +110,14 @@ async fn shipped_slow_tts_fleet_puts_every_gap_on_the_server() {
     }
     server.stop().await;
 }
+
+#[test]
+fn validate_names_the_providers_pace() {
+    let words = xiaozhi_fleet::app::describe_plan(&plan(&one_turn("tts_rtf = 0.8"))).unwrap();
+    assert!(
+        words.contains("real-time factor 0.8 (each 60 ms of audio made in 75ms)"),
+        "{words}"
+    );
+    let plain = xiaozhi_fleet::app::describe_plan(&plan(&one_turn(""))).unwrap();
+    assert!(!plain.contains("real-time factor"), "{plain}");
+}

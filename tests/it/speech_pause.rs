@@ -83,3 +83,13 @@ async fn shipped_pause_split_fleet_counts_the_double_answer_of_its_pausing_group
     );
     mock.stop().await;
 }
+
+#[test]
+fn validate_says_where_the_pause_is_and_whether_the_mock_splits_on_it() {
+    let words = |group: &str| xiaozhi_fleet::app::describe_plan(&plan(&fleet(group))).unwrap();
+    let long = words("pause = \"1.5s\"");
+    assert!(long.contains("pause 1500ms in the middle of every clip"), "{long}");
+    assert!(long.contains("the mock's window is 300ms: it splits"), "{long}");
+    assert!(words("pause = \"200ms\"").contains("it does not split"));
+    assert!(!words("name = \"plain\"").contains("pause"));
+}
