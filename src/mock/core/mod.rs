@@ -19,6 +19,8 @@ mod audio;
 mod tests;
 #[cfg(test)]
 mod tests_faults;
+#[cfg(test)]
+mod tests_speech;
 
 use super::config::MockConfig;
 use super::counters::MockCounters;
