@@ -27,7 +27,8 @@
 //!   SLO gates on `run`, exact merges, and the live outputs (Prometheus `/metrics`,
 //!   web dashboard).
 //! - [`mock`]: the built-in xiaozhi server: a sans-IO session core (VAD,
-//!   answers, PY's pacing, the wake-word hold, injected faults) and its shell.
+//!   answers, the TTS provider's pace, PY's pacing, the wake-word hold, injected
+//!   faults) and its shell.
 //! - [`providers`]: stand-ins for a real server's AI providers (LLM, TTS, ASR).
 //! - [`watch`]: watching the server under test (`/proc`, cgroups, Docker), and setting
 //!   (then restoring) its CPU limit for `capacity --cpus`.

@@ -106,6 +106,9 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
             g.idle.as_str()
         );
         let _ = writeln!(s, "{}", conditions_words(g));
+        if let Some(pause) = g.pause {
+            let _ = writeln!(s, "    {}", pause_words(pause, plan));
+        }
         if plan.load == Load::PerDevice && g.turns.is_some() && g.conversations > 1 {
             let _ = writeln!(
                 s,
@@ -149,6 +152,10 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
             fd(m.silence_window),
             downlink_name(&m.downlink)
         );
+        let rtf = super::stand_ins::rtf_words(m.tts_rtf);
+        if !rtf.is_empty() {
+            let _ = writeln!(s, "      TTS{rtf}: slower than playback");
+        }
         if !m.cpu_burn.is_zero() {
             let threads = match m.cpu_burn_threads {
                 BurnThreads::Pool => "pool",
@@ -159,6 +166,20 @@ pub fn describe_plan(plan: &Plan) -> anyhow::Result<String> {
     }
     s.push_str(&super::stand_ins::describe(&plan.providers));
     Ok(s)
+}
+
+/// A group's pause mid-sentence, and whether the mock's VAD splits on it.
+fn pause_words(pause: std::time::Duration, plan: &Plan) -> String {
+    let mut line = format!(
+        "pause {} in the middle of every clip (before its quietest middle packet): a server whose VAD silence window is shorter ends the turn there and answers twice",
+        fd(pause)
+    );
+    if plan.target == Target::BuiltInMock {
+        let window = plan.mock.silence_window;
+        let verdict = if pause > window { "splits" } else { "does not split" };
+        line.push_str(&format!("; the mock's window is {}: it {verdict}", fd(window)));
+    }
+    line
 }
 
 /// The `load:` and `shape:` lines: what drives conversations and how the

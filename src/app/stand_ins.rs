@@ -23,7 +23,7 @@ pub fn describe(c: &ProvidersConfig) -> String {
         .map_or("started by --providers ADDR".to_string(), |a| format!("on {a}"));
     format!(
         "AI provider stand-ins ({at}): LLM first token {}, then {} per token, {} repl{} by {}, {:.0}% tool calls, {}; \
-         TTS {} + {} per character at {} Hz, {}; ASR {}, fallback \"{}\", {}\n",
+         TTS {} + {} per character at {} Hz{}, {}; ASR {}, fallback \"{}\", {}\n",
         c.llm.first_token,
         c.llm.token_interval,
         c.llm.replies.len(),
@@ -37,11 +37,23 @@ pub fn describe(c: &ProvidersConfig) -> String {
         c.tts.delay,
         crate::units::format_duration(c.tts.per_char),
         c.tts.sample_rate,
+        rtf_words(c.tts.rtf),
         w(c.tts.workers),
         c.asr.delay,
         c.asr.fallback,
         w(c.asr.workers),
     )
+}
+
+/// The TTS real-time factor in words, when it slows synthesis (< 1).
+pub(crate) fn rtf_words(rtf: f64) -> String {
+    match crate::mock::synthesis::synthesis_time(crate::audio::FRAME, rtf) {
+        Some(t) => format!(
+            ", streamed at real-time factor {rtf} (each 60 ms of audio made in {})",
+            crate::units::format_duration(t)
+        ),
+        None => String::new(),
+    }
 }
 
 /// Serves the stand-ins on `listen` until `shutdown`.

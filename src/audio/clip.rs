@@ -52,6 +52,15 @@ pub struct Clip {
     pub packets: Arc<[Bytes]>,
     /// Trimmed 16 kHz PCM (for re-encoding as TTS audio in the mock).
     pub pcm: Arc<[i16]>,
+    /// Where the speaker pauses mid-sentence, if they do ([`Clip::with_pause`]).
+    pub pause: Option<ClipPause>,
+}
+
+/// A pause inside a clip: `frames` silence packets from packet `at` on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClipPause {
+    pub at: usize,
+    pub frames: usize,
 }
 
 impl Clip {
@@ -59,6 +68,43 @@ impl Clip {
     pub fn duration(&self) -> Duration {
         FRAME * self.packets.len() as u32
     }
+
+    /// The same words with a pause of `pause` (whole 60 ms packets, rounded
+    /// up) at the word boundary nearest the middle: before the quietest
+    /// packet of the middle third of the clip. The pause is `silence` (the
+    /// set's encoded-silence packet, real Opus like the rest) and the
+    /// speech packets are the clip's own, so a server that knows the clip
+    /// still recognises every packet of it. The clip still ends on its
+    /// last voiced packet.
+    pub fn with_pause(&self, pause: Duration, silence: &Bytes) -> Clip {
+        let n = self.packets.len();
+        let frames = pause.as_millis().div_ceil(FRAME.as_millis()) as usize;
+        let at = quietest_in_middle(&self.pcm, n);
+        let packets: Vec<Bytes> = self.packets[..at]
+            .iter()
+            .cloned()
+            .chain(std::iter::repeat_n(silence.clone(), frames))
+            .chain(self.packets[at..].iter().cloned())
+            .collect();
+        Clip {
+            name: self.name.clone(),
+            transcript: self.transcript.clone(),
+            packets: packets.into(),
+            pcm: self.pcm.clone(),
+            pause: Some(ClipPause { at, frames }),
+        }
+    }
+}
+
+/// Index of the quietest of `n` packets' PCM frames in the middle third
+/// (the middle packet when the PCM is not there): the likeliest gap
+/// between words.
+fn quietest_in_middle(pcm: &[i16], n: usize) -> usize {
+    let (lo, hi) = (n / 3, (2 * n / 3).max(n / 3 + 1).min(n));
+    (lo.max(1)..hi)
+        .filter_map(|i| pcm.chunks(UPLINK_FRAME_SAMPLES).nth(i).map(|f| (i, frame_rms(f))))
+        .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+        .map_or(n / 2, |(i, _)| i)
 }
 
 /// All clips plus the shared silence packet.
@@ -237,6 +283,7 @@ fn encode_clip(name: String, transcript: String, pcm: &[i16], file: &str) -> Res
                 transcript,
                 packets: packets.into(),
                 pcm: trimmed.into(),
+                pause: None,
             });
         }
         last -= 1;
@@ -337,6 +384,35 @@ mod tests {
         assert_eq!(packet_duration(&set.silence).unwrap(), FRAME);
         let mut vad = VoiceDetector::new();
         assert!((0..20).all(|_| !vad.is_voiced(&set.silence)));
+    }
+
+    #[test]
+    fn a_pause_is_silence_packets_at_the_quietest_middle_packet() {
+        let set = ClipSet::embedded().unwrap();
+        for clip in &set.clips {
+            let paused = clip.with_pause(Duration::from_millis(1500), &set.silence);
+            let p = paused.pause.expect("paused");
+            let n = clip.packets.len();
+            assert_eq!(p.frames, 25, "1.5 s is 25 packets");
+            assert!(
+                p.at >= n / 3 && p.at < 2 * n / 3,
+                "{} pauses at {} of {n}",
+                clip.name,
+                p.at
+            );
+            assert_eq!(paused.packets.len(), n + 25);
+            assert_eq!(&paused.packets[..p.at], &clip.packets[..p.at]);
+            assert!(paused.packets[p.at..p.at + 25].iter().all(|q| *q == set.silence));
+            assert_eq!(&paused.packets[p.at + 25..], &clip.packets[p.at..]);
+            // The quietest packet of the middle third is where the speech resumes.
+            let level = |i: usize| frame_rms(&clip.pcm[i * UPLINK_FRAME_SAMPLES..(i + 1) * UPLINK_FRAME_SAMPLES]);
+            assert!((n / 3..2 * n / 3).all(|i| level(p.at) <= level(i)), "{}", clip.name);
+            // Still ends on its last voiced packet.
+            let last = last_voiced_followed_by_silence(&paused.packets, &set.silence);
+            assert_eq!(last, Some(paused.packets.len() - 1), "{}", clip.name);
+        }
+        let rounded = set.clips[0].with_pause(Duration::from_millis(1000), &set.silence);
+        assert_eq!(rounded.pause.map(|p| p.frames), Some(17), "1 s rounds up to 17 packets");
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub mod pacer;
 pub mod playback;
 pub mod voice;
 
-pub use clip::{Clip, ClipError, ClipSet};
+pub use clip::{Clip, ClipError, ClipPause, ClipSet};
 pub use pacer::Pacer;
 
 use std::time::Duration;

@@ -269,6 +269,10 @@ fn resolve_group(
     if !(0.0..=1.0).contains(&barge_in) {
         return err(&key("barge_in"), "is a probability between 0 and 1");
     }
+    let pause = g.pause.map(|s| s.0);
+    if pause.is_some_and(|p| p.is_zero()) {
+        return err(&key("pause"), "must be longer than 0ms");
+    }
     let clips = g
         .clips
         .clone()
@@ -306,6 +310,7 @@ fn resolve_group(
         network: None,
         device_profile: String::new(),
         playback: Default::default(),
+        pause,
     })
 }
 

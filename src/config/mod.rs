@@ -212,6 +212,9 @@ pub struct GroupSection {
     pub network: Option<network_section::NetworkSpec>,
     /// This group's board (else the top-level `[device]`).
     pub device: Option<DeviceSection>,
+    /// A pause in the middle of each clip (`1.5s`): longer than the server's
+    /// VAD silence window, it splits the sentence into two turns.
+    pub pause: Option<Span>,
 }
 
 /// A stage written as `"10 for 60s"` or as a table.

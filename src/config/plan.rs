@@ -125,6 +125,8 @@ pub struct GroupPlan {
     /// The board: profile name and playback model (the top-level `[device]` unless the group has its own).
     pub device_profile: String,
     pub playback: PlaybackConfig,
+    /// A pause the speaker makes in the middle of each clip.
+    pub pause: Option<Duration>,
 }
 
 impl GroupPlan {
@@ -355,6 +357,24 @@ mod tests {
         assert_eq!(
             err,
             "t.toml:3: `group[0].transport` must be websocket or mqtt; got `udp`"
+        );
+    }
+
+    #[test]
+    fn a_group_pause_is_read_and_a_zero_one_names_file_line_and_key() {
+        let p = plan("devices = 2\n[[group]]\ncount = 1\npause = \"1.5s\"\n[[group]]\ncount = 1\n").unwrap();
+        let pauses: Vec<_> = p.groups.iter().map(|g| g.pause).collect();
+        assert_eq!(pauses, [Some(Duration::from_millis(1500)), None]);
+        let err = plan("devices = 1\n[[group]]\npause = \"0s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "t.toml:3: `group[0].pause` must be longer than 0ms");
+        let err = plan("devices = 1\n[[group]]\npause = \"long\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("t.toml:3:") && err.contains("`long` is not a duration"),
+            "{err}"
         );
     }
 

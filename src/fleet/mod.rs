@@ -117,9 +117,16 @@ pub async fn run_fleet_observed(
         .groups
         .iter()
         .map(|g| {
+            let mut picked = clips.select(&g.clips)?;
+            if let Some(pause) = g.pause {
+                picked = picked
+                    .iter()
+                    .map(|c| Arc::new(c.with_pause(pause, &clips.silence)))
+                    .collect();
+            }
             Ok(Arc::new(GroupRun {
                 plan: g.clone(),
-                clips: clips.select(&g.clips)?,
+                clips: picked,
             }))
         })
         .collect::<Result<Vec<_>, FleetError>>()?;

@@ -24,6 +24,10 @@ pub struct MockSettings {
     /// Each later sentence's audio is ready this long after the previous one
     /// (a distribution: `300ms`, `uniform(200ms, 3s)`, `exp(1s)`, ...).
     pub sentence_delay: Option<Dist>,
+    /// TTS real-time factor: audio made per unit of synthesis time (0.8: a
+    /// 60 ms frame takes 75 ms), streamed frame by frame; 1 or more (the
+    /// default): each sentence's audio is all there when it is ready.
+    pub tts_rtf: Option<f64>,
     /// Downlink pacing: `realtime` (the real server), `burst`, `jitter`, `stall`.
     pub downlink: Option<DownlinkChoice>,
     /// `jitter`: largest extra delay per frame.
@@ -98,6 +102,9 @@ pub struct MockConfig {
     pub llm_delay: Duration,
     pub tts_delay: Duration,
     pub sentence_delay: Dist,
+    /// TTS real-time factor (1: the provider keeps ahead of playback).
+    #[serde(default = "one")]
+    pub tts_rtf: f64,
     pub downlink: DownlinkMode,
     pub seed: u64,
     pub cpu_burn: Duration,
@@ -174,6 +181,7 @@ impl MockSettings {
             llm_delay: d(self.llm_delay, 550),
             tts_delay: d(self.tts_delay, 250),
             sentence_delay: self.sentence_delay.unwrap_or(Dist::Fixed(Duration::from_millis(300))),
+            tts_rtf: self.tts_rtf.unwrap_or(1.0),
             downlink: match self.downlink.unwrap_or(DownlinkChoice::Realtime) {
                 DownlinkChoice::Realtime => DownlinkMode::Realtime,
                 DownlinkChoice::Burst => DownlinkMode::Burst,
@@ -206,6 +214,12 @@ impl MockSettings {
             wake_words: self.wake_words.unwrap_or_else(|| vec!["你好小智".to_string()]),
             faults,
         };
+        if !(cfg.tts_rtf.is_finite() && cfg.tts_rtf > 0.0) {
+            return Err((
+                "tts_rtf".into(),
+                format!("must be a number above 0, got {}", cfg.tts_rtf),
+            ));
+        }
         if cfg.sentences == 0 {
             return Err(("sentences".into(), "must be at least 1".into()));
         }
@@ -256,6 +270,10 @@ impl MockSettings {
     }
 }
 
+fn one() -> f64 {
+    1.0
+}
+
 /// `ota_fault` with its share; `ota_fault_p` alone, or outside 0..=1, is an error.
 fn ota_fault(kind: Option<OtaFaultKind>, p: Option<f64>) -> Result<Option<OtaFault>, (String, String)> {
     let p_ok = |p: f64| (0.0..=1.0).contains(&p);
@@ -294,6 +312,22 @@ mod tests {
             ..MockSettings::default()
         };
         assert_eq!(s.resolve().unwrap_err().0, "sentences");
+    }
+
+    #[test]
+    fn tts_rtf_defaults_to_one_and_must_be_above_zero() {
+        assert_eq!(MockConfig::default().tts_rtf, 1.0);
+        let rtf = |v: f64| {
+            MockSettings {
+                tts_rtf: Some(v),
+                ..MockSettings::default()
+            }
+            .resolve()
+        };
+        assert_eq!(rtf(0.8).unwrap().tts_rtf, 0.8);
+        for bad in [0.0, -1.0, f64::NAN] {
+            assert_eq!(rtf(bad).unwrap_err().0, "tts_rtf", "{bad}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! it over a socket; `accept` is the listener (back-off, handshake timeout,
 //! connection faults, TLS); `reply` the ASR/LLM/TTS worker pools; `hearing`
 //! recognises the bundled clips; `fault` picks and logs faults; `pacing`,
-//! `vad` and `voice_bank` are pure pieces (no I/O, no clocks); `burn`
+//! `synthesis` (the TTS provider's pace), `vad` and `voice_bank` are pure pieces (no I/O, no clocks); `burn`
 //! burns real CPU; `shared` is what every session of a server shares;
 //! `ota` serves the OTA version check on a second (HTTP) listener, with
 //! `activation` (codes, the admin API's bind calls) and `ota_fault`;
@@ -36,6 +36,7 @@ mod reply;
 mod shared;
 mod shell;
 mod signature;
+pub mod synthesis;
 pub mod tls;
 mod vad;
 mod voice_bank;

@@ -58,6 +58,10 @@ pub struct TtsSettings {
     pub per_char: Option<Span>,
     /// 16000 or 24000 Hz.
     pub sample_rate: Option<u32>,
+    /// Real-time factor: audio made per unit of synthesis time (0.8: 60 ms
+    /// of audio every 75 ms), the body streamed as it is made; 1 or more
+    /// (the default): the whole audio at once after `delay`.
+    pub rtf: Option<f64>,
     pub workers: Option<usize>,
 }
 
@@ -101,6 +105,8 @@ pub struct TtsConfig {
     pub delay: Dist,
     pub per_char: Duration,
     pub sample_rate: u32,
+    /// Real-time factor (1: the whole audio at once).
+    pub rtf: f64,
     pub workers: Option<usize>,
 }
 
@@ -187,6 +193,10 @@ impl ProvidersSettings {
         if per_char.is_zero() {
             return Err(("tts.per_char".into(), "must be longer than 0ms".into()));
         }
+        let rtf = tts.rtf.unwrap_or(1.0);
+        if !(rtf.is_finite() && rtf > 0.0) {
+            return Err(("tts.rtf".into(), format!("must be a number above 0, got {rtf}")));
+        }
         let min_match = asr.min_match.unwrap_or(super::matcher::DEFAULT_MIN_MATCH);
         if !(min_match > 0.0 && min_match <= 1.0) {
             return Err((
@@ -212,6 +222,7 @@ impl ProvidersSettings {
                 delay: tts.delay.unwrap_or(ms(150)),
                 per_char,
                 sample_rate,
+                rtf,
                 workers: workers(tts.workers),
             },
             asr: AsrConfig {
@@ -271,6 +282,13 @@ mod tests {
                 ..Default::default()
             })),
             "tts.sample_rate"
+        );
+        assert_eq!(
+            bad(tts(TtsSettings {
+                rtf: Some(0.0),
+                ..Default::default()
+            })),
+            "tts.rtf"
         );
         let llm = |l: LlmSettings| ProvidersSettings {
             llm: Some(l),

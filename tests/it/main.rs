@@ -24,6 +24,8 @@ mod props;
 mod record;
 mod report;
 mod shard;
+mod slow_tts;
+mod speech_pause;
 mod structure;
 mod support;
 mod tools;

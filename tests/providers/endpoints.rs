@@ -117,6 +117,29 @@ async fn speech_is_a_wav_whose_length_follows_the_text() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn speech_slower_than_real_time_streams_for_length_over_rtf() {
+    let server =
+        start("[providers.tts]\ndelay = \"150ms\"\nper_char = \"240ms\"\nsample_rate = 16000\nrtf = 0.8\n").await;
+    let client = openai(&server);
+    let req = CreateSpeechRequestArgs::default()
+        .input("今天天气晴朗，适合出门。") // 10 spoken characters → 2.4 s: 40 pieces of 60 ms
+        .model(SpeechModel::Other("tts-1".into()))
+        .voice(Voice::Alloy)
+        .response_format(SpeechResponseFormat::Wav)
+        .build()
+        .unwrap();
+    let t0 = Instant::now();
+    let audio = client.audio().speech().create(req).await.unwrap().bytes;
+    // 2.4 s of audio made at 0.8 × real time takes 3 s, after the delay.
+    assert_eq!(t0.elapsed(), Duration::from_millis(150 + 3000));
+    let reader = hound::WavReader::new(std::io::Cursor::new(audio.to_vec())).unwrap();
+    assert_eq!(reader.len(), 2400 * 16, "2.4 s of audio, whole");
+    let r = stats(&server).await;
+    assert_eq!((r.tts.completed, r.tts.latency_ms.max), (1, 3150.0));
+    server.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn transcription_returns_each_bundled_clips_transcript() {
     let server = start("[providers.asr]\ndelay = \"200ms\"\n").await;
     let client = openai(&server);

@@ -132,6 +132,9 @@ impl DeviceCore {
     }
 
     fn on_turn_message(&mut self, now: Instant, msg: ServerMessage, text: &str) {
+        if self.take_extra_answer(now, &msg) {
+            return;
+        }
         let Some(t) = self.turn.as_mut() else { return };
         let before_eos = now < t.eos;
         let answering = t.stt_seen || !matches!(t.phase, Phase::Listening | Phase::Waiting);
@@ -181,6 +184,10 @@ impl DeviceCore {
         let Some(check) = self.settings.transcript_check.as_ref() else {
             return;
         };
+        // The server heard the sentence in two parts: this is the rest.
+        if self.split_turn() {
+            return;
+        }
         let Some(t) = self.turn.as_mut() else { return };
         let Some(clip) = t.spec.clip.as_ref() else { return };
         let judged = check.judge(heard, &clip.transcript);
@@ -305,8 +312,10 @@ impl DeviceCore {
         match phase {
             None if self.idle_answer => {}
             Some(Phase::Speaking) => self.play(now, wire, data),
-            // Frames of our own answer still in flight after the `abort`.
+            // Frames of our own answer still in flight after the `abort`,
+            // or of an answer to the words before a pause.
             Some(Phase::Aborting) => self.trace_frame(now, data, Fate::Ignored, None),
+            Some(Phase::Listening) if self.early_answer_audio() => self.trace_frame(now, data, Fate::Ignored, None),
             _ => {
                 self.stray(STRAY_AUDIO);
                 self.trace_frame(now, data, Fate::Ignored, None);

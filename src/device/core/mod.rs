@@ -13,6 +13,7 @@
 //! and no latency is ever clamped); the firmware's states decide what is
 //! played (PROTOCOL.md §5.4, §8.3); every failure carries its reason.
 
+mod answers;
 mod inbound;
 mod link;
 #[cfg(test)]

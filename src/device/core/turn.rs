@@ -99,6 +99,12 @@ pub(super) struct Turn {
     pub eos: Instant,
     /// When the speech starts (its first packet's slot).
     pub speech_at: Instant,
+    /// When the speaker's pause mid-clip starts (its first silence
+    /// packet's slot), for a clip with a pause.
+    pub pause_at: Option<Instant>,
+    /// An answer to the words before the pause is arriving while the user
+    /// still speaks: its messages up to its `tts stop` are that answer's.
+    pub early_answer: bool,
     pub record: TurnRecord,
     pub pacer: Pacer,
     /// Packet index of the first and one past the last speech packet.

@@ -43,6 +43,12 @@ impl DeviceCore {
             phase: if manual_wait { Phase::Waiting } else { Phase::Listening },
             eos,
             speech_at: pacer.deadline_of(speech_from),
+            pause_at: spec
+                .clip
+                .as_ref()
+                .and_then(|c| c.pause)
+                .map(|p| pacer.deadline_of(speech_from + p.at as u64)),
+            early_answer: false,
             record,
             pacer,
             speech_from,

@@ -86,6 +86,7 @@ impl SessionCore {
     }
 
     fn clear_downlink(&mut self) {
+        self.synthesis.clear();
         self.pacer.next_turn();
         self.announced.clear();
         self.stop_at = None;
@@ -114,13 +115,9 @@ impl SessionCore {
                 self.send(&llm, true);
             }
             ReplyEvent::Sentence { text, frames } => {
-                let mut out = Vec::new();
                 self.announced.push_back(frames.len());
-                self.pacer.push(now, Outgoing::SentenceStart(text), &mut out);
-                for f in frames.iter() {
-                    self.pacer.push(now, Outgoing::Frame(f.clone()), &mut out);
-                }
-                self.emit(now, out);
+                self.synthesis.sentence(now, text, &frames);
+                self.flush_synthesised(now);
             }
             ReplyEvent::Done => {
                 if let Some(r) = self.reply.as_mut() {
@@ -168,7 +165,7 @@ impl SessionCore {
 
     fn check_end(&mut self, now: Instant) {
         let done = self.reply.as_ref().is_some_and(|r| r.produced_all);
-        if done && self.pacer.is_idle() && self.stop_at.is_none() {
+        if done && self.synthesis.is_idle() && self.pacer.is_idle() && self.stop_at.is_none() {
             self.stop_at = Some(now + STOP_DELAY);
         }
     }
@@ -214,6 +211,17 @@ impl SessionCore {
             self.send(&ServerMessage::Stt { text }, true);
             self.send(&ServerMessage::Tts(Tts::Start), true);
         }
+    }
+
+    /// Hands what the provider has synthesised by `now` to the pacer.
+    pub(super) fn flush_synthesised(&mut self, now: Instant) {
+        let mut made = Vec::new();
+        self.synthesis.pop_due(now, &mut made);
+        let mut out = Vec::new();
+        for item in made {
+            self.pacer.push(now, item, &mut out);
+        }
+        self.emit(now, out);
     }
 
     /// Releases what the pacer holds that is due at `now`.

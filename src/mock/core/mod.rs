@@ -19,6 +19,8 @@ mod audio;
 mod tests;
 #[cfg(test)]
 mod tests_faults;
+#[cfg(test)]
+mod tests_speech;
 
 use super::config::MockConfig;
 use super::counters::MockCounters;
@@ -26,6 +28,7 @@ use super::fault::{Fault, FaultKind};
 use super::hearing::{ClipIndex, Tally};
 use super::pacing::DownlinkPacer;
 use super::reply::{ReplyEvent, ReplyKind};
+use super::synthesis::Synthesis;
 use super::vad::Vad;
 use crate::audio::voice::VoiceDetector;
 use crate::protocol::{
@@ -169,6 +172,8 @@ pub struct SessionCore {
     utterance: u32,
     /// `no_stt`: uplink ignored until the next `listen start`.
     ignore_uplink: bool,
+    /// The TTS provider's pace: sentences wait here until synthesised.
+    synthesis: Synthesis,
     pacer: DownlinkPacer,
     /// Frame counts of sentences queued in the pacer, in order.
     announced: VecDeque<usize>,
@@ -213,6 +218,7 @@ impl SessionCore {
         let cfg = p.cfg.clone();
         SessionCore {
             vad: Vad::new(cfg.silence_window, cfg.min_utterance_frames),
+            synthesis: Synthesis::new(cfg.tts_rtf),
             pacer: DownlinkPacer::new_turn(cfg.downlink, ChaCha8Rng::seed_from_u64(seed ^ 0x5eed)),
             p,
             seed,
@@ -270,6 +276,7 @@ impl SessionCore {
         }
         let hard_idle = self.last_activity + self.p.cfg.idle_timeout + HARD_IDLE_EXTRA;
         [
+            self.synthesis.next_deadline(),
             self.pacer.next_deadline(),
             self.stop_at,
             self.dup_stop_at,
@@ -313,6 +320,9 @@ impl SessionCore {
                 self.end();
             }
             return;
+        }
+        if self.synthesis.next_deadline().is_some_and(|t| t <= now) {
+            self.flush_synthesised(now);
         }
         if self.pacer.next_deadline().is_some_and(|t| t <= now) {
             self.flush_paced(now);

@@ -1,6 +1,7 @@
 //! Scripted tests of the device core: inputs at exact instants, exact
 //! outputs and turn records. No sockets, no runtime, no clock.
 
+mod answers;
 mod link;
 mod races;
 mod turns;
@@ -49,6 +50,7 @@ pub(super) fn clip(name: &str, transcript: &str, packets: usize) -> Arc<Clip> {
         transcript: transcript.into(),
         packets: (0..packets).map(|i| Bytes::from(format!("speech-{i}"))).collect(),
         pcm: Arc::from(Vec::new()),
+        pause: None,
     })
 }
 

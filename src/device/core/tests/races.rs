@@ -69,18 +69,6 @@ fn stt_before_end_of_speech_is_stray_and_never_clamped_to_zero() {
 }
 
 #[test]
-fn duplicate_tts_start_is_stray_and_the_first_one_counts() {
-    let mut h = speaking_from_100();
-    h.text(1740, r#"{"type":"tts","state":"start"}"#);
-    h.text(1800, r#"{"type":"tts","state":"start"}"#);
-    h.frames(2000, 1);
-    h.text(2480, r#"{"type":"tts","state":"stop"}"#);
-    assert_eq!(h.stray(STRAY_TTS_START), 1);
-    let r = &h.only_end().record;
-    assert_eq!((r.tts_start, r.first_audio, r.stt), (ms(500), ms(760), None));
-}
-
-#[test]
 fn audio_before_tts_start_is_stray_and_not_first_audio() {
     let mut h = speaking_from_100();
     h.frames(1500, 2);
