@@ -9,7 +9,9 @@ pub mod collector;
 pub mod event;
 pub mod lag;
 pub mod sink;
+pub mod stutter;
 pub mod summary;
+pub mod totals;
 
 pub use activation::ActivationWaits;
 pub use collector::{Collector, Metrics, PlaybackTotals, SeriesPoint, Snapshot, StageResult};
