@@ -78,7 +78,9 @@ impl ByCause {
 
     /// Whether any cause has any stutter.
     pub fn is_empty(&self) -> bool {
-        StutterCause::ALL.iter().all(|&c| self.ms(c) == 0.0 && self.turns(c) == 0)
+        StutterCause::ALL
+            .iter()
+            .all(|&c| self.ms(c) == 0.0 && self.turns(c) == 0)
     }
 
     /// Adds another run's totals (merging reports of several machines).
@@ -173,7 +175,12 @@ mod tests {
     #[test]
     fn cause_totals_sum_each_cause_and_count_turns_with_any_of_it() {
         let mut c = CauseTotals::default();
-        for pb in [turn(120.0, 0.0, 0.0), turn(30.5, 240.25, 0.0), turn(0.0, 0.0, 180.0), turn(0.0, 0.0, 0.0)] {
+        for pb in [
+            turn(120.0, 0.0, 0.0),
+            turn(30.5, 240.25, 0.0),
+            turn(0.0, 0.0, 180.0),
+            turn(0.0, 0.0, 0.0),
+        ] {
             c.add(&pb);
         }
         assert_eq!(

@@ -158,7 +158,6 @@ pub fn fold_into(m: &mut Metrics, rec: &TurnRecord) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,9 +205,15 @@ mod tests {
                 turns_device: 1,
             }
         );
-        assert_eq!((p.server_gap_ms.count, p.server_gap_ms.max, p.server_gap_ms.mean), (3, 240.0, 100.0));
+        assert_eq!(
+            (p.server_gap_ms.count, p.server_gap_ms.max, p.server_gap_ms.mean),
+            (3, 240.0, 100.0)
+        );
         assert_eq!((p.network_gap_ms.count, p.network_gap_ms.max), (3, 420.5));
-        assert_eq!((p.dropped_ms.count, p.dropped_ms.min, p.dropped_ms.max), (3, 0.0, 360.0));
+        assert_eq!(
+            (p.dropped_ms.count, p.dropped_ms.min, p.dropped_ms.max),
+            (3, 0.0, 360.0)
+        );
         let t = turns_of(&m);
         assert_eq!((t.extra_answers, t.extra_answer_turns), (3, 2));
     }

@@ -7,8 +7,8 @@ use super::timeline::LatencyPoint;
 use super::verdict::SloVerdict;
 use crate::fleet::RunOutcome;
 use crate::fleet::generator::GeneratorReport;
-use crate::metrics::{LATENCY_METRICS, Metrics, Percentiles, ratio};
 pub use crate::metrics::stutter::ByCause;
+use crate::metrics::{LATENCY_METRICS, Metrics, Percentiles, ratio};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
