@@ -3,9 +3,12 @@
 //! machines' reports: ms and turns add). The figures and their names come
 //! from [`crate::metrics::stutter`].
 
+use super::exact;
 use super::model::{PlaybackSection, Turns};
+use crate::metrics::LatencyHistogram;
 use crate::metrics::stutter::{ByCause, StutterCause};
-use serde_json::Value;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 /// What each cause means, for people who did not write the tool.
 pub fn cause_meaning(cause: StutterCause) -> &'static str {
@@ -76,6 +79,30 @@ pub fn console_lines(p: &PlaybackSection, t: &Turns) -> Vec<String> {
     out
 }
 
+/// Merge rules for the causes in one merged section (the run's, or one
+/// stage's): `playback.by_cause` summed from every report's, the per-turn
+/// percentiles recomputed from the merged histograms, and the double-answer
+/// counts present (0) even when every report predates them.
+pub fn merge_causes<'a>(
+    turns: &mut Value,
+    playback: &mut Value,
+    sections: impl IntoIterator<Item = &'a Value>,
+    h: &BTreeMap<String, LatencyHistogram>,
+) {
+    if let Some(t) = turns.as_object_mut() {
+        for k in ["extra_answers", "extra_answer_turns"] {
+            t.entry(k).or_insert(json!(0));
+        }
+    }
+    let Some(p) = playback.as_object_mut() else { return };
+    p.insert("by_cause".into(), merged_by_cause(sections));
+    for key in [exact::SERVER_GAP, exact::NETWORK_GAP, exact::DROPPED] {
+        let pct = h.get(key).map(|h| h.percentiles()).unwrap_or_default();
+        let field = key.trim_start_matches("playback.");
+        p.insert(field.into(), serde_json::to_value(pct).unwrap_or_default());
+    }
+}
+
 /// Merge rule for `playback.by_cause`: the sum of every report's object.
 /// The integer turn counts would add by themselves; the ms would not
 /// (differing floats become null in a generic merge), hence this rule.
@@ -95,7 +122,6 @@ pub fn merged_by_cause<'a>(sections: impl IntoIterator<Item = &'a Value>) -> Val
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn by_cause() -> ByCause {
         ByCause {
