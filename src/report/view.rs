@@ -73,6 +73,11 @@ pub struct PlaybackView {
     pub underruns: u64,
     pub overflow_drops: u64,
     pub underrun_ms: Percentiles,
+    /// Stutter per cause (absent from reports that predate it).
+    pub by_cause: Option<crate::metrics::stutter::ByCause>,
+    pub server_gap_ms: Percentiles,
+    pub network_gap_ms: Percentiles,
+    pub dropped_ms: Percentiles,
 }
 
 #[derive(Debug, Default, Deserialize)]
