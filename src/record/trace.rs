@@ -3,6 +3,7 @@
 //! playback model, and the underrun spans. Times are milliseconds from end
 //! of speech (negative for anything before it).
 
+pub use crate::audio::playback::GapCause;
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -51,6 +52,12 @@ pub struct Gap {
     pub start_ms: f64,
     pub end_ms: f64,
     pub between_sentences: bool,
+    /// Part of the gap the late frame had not reached the socket yet.
+    pub server_ms: f64,
+    /// Part of the gap the network conditions held the frame.
+    pub network_ms: f64,
+    /// The larger part's cause (the server's on a tie).
+    pub cause: GapCause,
 }
 
 /// Why a recorded turn failed, for its timeline.

@@ -79,6 +79,28 @@ pub fn console_lines(p: &PlaybackSection, t: &Turns) -> Vec<String> {
     out
 }
 
+/// "server 1, device 2" for a recording's marks by cause, in report order.
+pub fn marks_list<K: AsRef<str>>(marks: &BTreeMap<K, u32>) -> String {
+    let parts: Vec<String> = StutterCause::ALL
+        .iter()
+        .filter_map(|c| {
+            let n = marks.iter().find(|(k, _)| k.as_ref() == c.as_str())?.1;
+            Some(format!("{} {n}", c.as_str()))
+        })
+        .collect();
+    parts.join(", ")
+}
+
+/// " (marked: server 1, device 2)"; empty when nothing was marked.
+pub fn marks_note<K: AsRef<str>>(marks: &BTreeMap<K, u32>) -> String {
+    let list = marks_list(marks);
+    if list.is_empty() {
+        list
+    } else {
+        format!(" (marked: {list})")
+    }
+}
+
 /// Merge rules for the causes in one merged section (the run's, or one
 /// stage's): `playback.by_cause` summed from every report's, the per-turn
 /// percentiles recomputed from the merged histograms, and the double-answer
@@ -158,6 +180,13 @@ mod tests {
                 .unwrap()
                 .starts_with("double answers: 1 turn (1 extra answer): ")
         );
+    }
+
+    #[test]
+    fn marks_note_lists_causes_in_report_order() {
+        let marks = BTreeMap::from([("device", 2), ("server", 1)]);
+        assert_eq!(marks_note(&marks), " (marked: server 1, device 2)");
+        assert_eq!(marks_note(&BTreeMap::<String, u32>::new()), "");
     }
 
     #[test]

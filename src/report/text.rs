@@ -152,11 +152,12 @@ pub fn render_summary(r: &Report) -> String {
     for rec in &r.recordings {
         let _ = writeln!(
             out,
-            "  recorded {} turn {}: {} underruns, {:.0} ms of silence → {}",
+            "  recorded {} turn {}: {} underruns, {:.0} ms of silence{} → {}",
             rec.device_id,
             rec.turn,
             rec.underruns,
             rec.underrun_ms,
+            super::stutter::marks_note(&rec.marks),
             rec.wav.display()
         );
     }

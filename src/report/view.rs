@@ -170,6 +170,10 @@ pub struct RecordingView {
     pub timeline: String,
     pub underruns: u32,
     pub underrun_ms: f64,
+    /// Audacity's label track of the marked gaps, when any.
+    pub labels: Option<String>,
+    /// Marked gaps and skips by cause.
+    pub marks: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
