@@ -36,6 +36,15 @@ pub struct GapMark {
     pub label: String,
 }
 
+/// Whole ms, or tenths below 10 ms (a 0.4 ms gap is not "0 ms").
+fn ms_text(ms: f64) -> String {
+    if ms < 10.0 && (ms * 10.0).round() > 0.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.0}")
+    }
+}
+
 /// Where a rendered frame starts: (its `play_start_ms`, its first sample).
 pub type Anchor = (f64, u64);
 
@@ -71,8 +80,10 @@ pub fn gap_marks(trace: &TurnTrace, anchors: &[Anchor], rate: u32, end: u64) -> 
             duration_ms,
             cause,
             label: format!(
-                "{cause}: {duration_ms:.0} ms gap (server {:.0} ms, network {:.0} ms)",
-                g.server_ms, g.network_ms
+                "{cause}: {} ms gap (server {} ms, network {} ms)",
+                ms_text(duration_ms),
+                ms_text(g.server_ms),
+                ms_text(g.network_ms)
             ),
         });
     }

@@ -112,6 +112,15 @@ fn each_gap_and_skip_is_marked_where_it_is_heard_with_its_cause() {
 }
 
 #[test]
+fn short_gaps_are_labelled_in_tenths_of_a_ms() {
+    let (mut trace, anchors) = trace();
+    trace.gaps = vec![gap(1419.6, 1420.0, 0.4, GapCause::Server)];
+    let marks = gap_marks(&trace, &anchors, RATE, 21_600);
+    assert_eq!(marks[0].label, "server: 0.4 ms gap (server 0.4 ms, network 0 ms)");
+    assert_eq!((marks[0].sample, marks[0].samples), (10_070, 10));
+}
+
+#[test]
 fn a_drop_after_the_last_heard_frame_is_marked_at_the_end() {
     let (mut trace, anchors) = trace();
     trace.entries.truncate(6);
