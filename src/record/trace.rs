@@ -93,3 +93,20 @@ pub struct TurnTrace {
     pub entries: Vec<TraceEntry>,
     pub gaps: Vec<Gap>,
 }
+
+impl TurnTrace {
+    /// Audio the full decode queue dropped (the device's stutter), ms.
+    pub fn dropped_ms(&self) -> f64 {
+        self.entries
+            .iter()
+            .map(|e| match &e.item {
+                TraceItem::Frame {
+                    fate: Fate::Dropped,
+                    duration_ms,
+                    ..
+                } => *duration_ms,
+                _ => 0.0,
+            })
+            .sum()
+    }
+}
