@@ -23,6 +23,7 @@ mod record;
 mod report;
 mod shard;
 mod structure;
+mod stutter_cause;
 mod support;
 mod tools;
 mod until_end;
