@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 /// Everything measured in a run.
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
-    /// Histograms by metric name (see [`LATENCY_METRICS`]).
+    /// Histograms by metric name (see [`super::LATENCY_METRICS`]).
     pub latency: BTreeMap<&'static str, LatencyHistogram>,
     pub turns_started: u64,
     pub completed: u64,
