@@ -22,7 +22,8 @@
 //!   audio channel per conversation), conversations and reconnects.
 //! - [`fleet`]: ramp, spawning, run deadline and cancellation; step plans, open-model
 //!   arrivals and stage shapes; shards, runtime and open-file limits, the generator's self-check.
-//! - [`metrics`]: per-turn events, the collector that owns all histograms, snapshots.
+//! - [`metrics`]: per-turn events, the collector that owns all histograms, snapshots,
+//!   the folding rules of a turn into totals, and stutter per cause (server, network, device).
 //! - [`report`]: the report in every format (JSON, streamed CSV, HTML with charts, text),
 //!   SLO gates on `run`, exact merges, and the live outputs (Prometheus `/metrics`,
 //!   web dashboard).
@@ -44,7 +45,8 @@
 //! - [`provision`]: registering a fleet's device identities with a full deployment's
 //!   admin API (bind by MAC or by activation code), idempotently.
 //! - [`capacity`]: the capacity search, SLOs and the sizing verdict.
-//! - [`record`]: recordings (WAV + timeline) of the turns worth hearing.
+//! - [`record`]: recordings (WAV + timeline) of the turns worth hearing, each gap
+//!   marked with its cause (WAV cue points, an Audacity label track).
 //! - [`alarm`]: the deadline timer the device and mock `select!` loops keep across iterations.
 //!
 //! Files name each other in one direction only: no import circle, as

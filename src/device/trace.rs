@@ -124,6 +124,9 @@ impl TurnTracer {
                     start_ms: ms_from(eos, u.start),
                     end_ms: ms_from(eos, u.end),
                     between_sentences: u.between_sentences,
+                    server_ms: u.server_ms,
+                    network_ms: u.network_ms,
+                    cause: u.cause,
                 })
                 .collect(),
         }))

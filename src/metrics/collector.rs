@@ -11,9 +11,8 @@
 
 use super::event::{Event, Failure, FailureKind, StageMark, Tally, TurnOutcome, TurnRecord};
 use super::summary::{LatencyHistogram, ratio};
+use super::totals::{fold_into, keep_detail};
 use super::{EVENT_CHANNEL_CAPACITY, LATENCY_METRICS};
-use crate::audio::FRAME;
-use crate::record::trace::TurnTrace;
 use crate::record::{RecordRule, Recorder};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,103 +21,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-/// Everything measured in a run.
-#[derive(Clone, Debug, Default)]
-pub struct Metrics {
-    /// Histograms by metric name (see [`LATENCY_METRICS`]).
-    pub latency: BTreeMap<&'static str, LatencyHistogram>,
-    pub turns_started: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub cancelled: u64,
-    pub interrupted: u64,
-    /// Idle connections the server closed (its no-voice timeout).
-    pub idle_closed: u64,
-    /// Open-model arrivals with no idle device free.
-    pub missed_arrivals: u64,
-    /// Connects that failed outside a conversation (idle devices).
-    pub connect_failures: BTreeMap<FailureKind, u64>,
-    /// The first few distinct details of those connect failures, per kind.
-    pub connect_failure_details: BTreeMap<FailureKind, Vec<String>>,
-    /// Devices still waiting for activation, with their codes.
-    pub activation: super::ActivationWaits,
-    /// Connections that replaced one the server or the network took away.
-    pub reconnects: u64,
-    /// Per-stage results (step plans), each for its measure window only.
-    pub stages: Vec<StageResult>,
-    /// One point per second, on the run's clock (aligned with server samples).
-    pub series: Vec<SeriesPoint>,
-    pub failures: BTreeMap<FailureKind, u64>,
-    /// The first few distinct details of failed turns, per kind.
-    pub failure_details: BTreeMap<FailureKind, Vec<String>>,
-    pub connections: u64,
-    pub tally: Tally,
-    /// Downlink datagrams of the turns over MQTT + UDP (`None`: no such turn).
-    pub datagrams: Option<crate::protocol::udp::DatagramCounts>,
-    /// Events lost because the channel was full.
-    pub dropped_events: u64,
-    pub playback: PlaybackTotals,
-    /// Turns kept as recordings (bounded: only what the rules need).
-    pub recorded: Vec<TurnTrace>,
-    /// The first few thousand per-turn records (memory stays flat), for
-    /// tests and debugging.
-    pub turn_records: Vec<TurnRecord>,
-}
-
-/// The fleet during one second of the run.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct SeriesPoint {
-    /// End of the second, from the start of the run.
-    pub t_s: f64,
-    pub connected: i64,
-    pub talking: i64,
-    /// Turns completed during this second.
-    pub turns: u64,
-    /// Turns that failed during this second.
-    pub failed: u64,
-    /// p95 first audio of those turns (ms), if any.
-    pub first_audio_p95_ms: Option<f64>,
-}
-
-/// One stage's measure window.
-#[derive(Clone, Debug)]
-pub struct StageResult {
-    pub name: String,
-    pub speakers: u32,
-    /// Seconds from the start of the run to the start of the window.
-    pub started_at_s: f64,
-    pub duration_s: f64,
-    pub metrics: Metrics,
-}
-
-/// What the modelled speakers did, over turns that reached `tts start`.
-#[derive(Clone, Debug, Default)]
-pub struct PlaybackTotals {
-    pub turns: u64,
-    pub stutter_turns: u64,
-    pub underruns: u64,
-    pub overflow_drops: u64,
-    /// Per-turn values.
-    pub underrun_ms: LatencyHistogram,
-    pub sentence_gap_ms: LatencyHistogram,
-}
+pub use super::totals::{KEPT_FAILURE_DETAILS, Metrics, PlaybackTotals, SeriesPoint, StageResult};
 
 /// The live view's sliding window, in one-second slots.
 const RECENT_SECONDS: usize = 10;
 
 /// How many turn records to keep.
 const KEPT_TURN_RECORDS: usize = 4096;
-
-/// Distinct failure details kept per kind.
-pub const KEPT_FAILURE_DETAILS: usize = 5;
-
-/// Keeps `detail` if it is new and there is room for it.
-fn keep_detail(details: &mut BTreeMap<FailureKind, Vec<String>>, kind: FailureKind, detail: &str) {
-    let list = details.entry(kind).or_default();
-    if list.len() < KEPT_FAILURE_DETAILS && !list.iter().any(|d| d == detail) {
-        list.push(detail.to_string());
-    }
-}
 
 /// A small live view for progress output.
 #[derive(Clone, Debug, Default)]
@@ -441,56 +350,6 @@ impl Collector {
         if self.metrics.turn_records.len() < KEPT_TURN_RECORDS {
             self.metrics.turn_records.push(rec);
         }
-    }
-}
-
-/// Adds one turn to a set of metrics (the run's, or a stage window's).
-fn fold_into(m: &mut Metrics, rec: &TurnRecord) {
-    m.turns_started += 1;
-    match rec.outcome {
-        TurnOutcome::Completed => m.completed += 1,
-        TurnOutcome::Cancelled => m.cancelled += 1,
-        TurnOutcome::Interrupted => m.interrupted += 1,
-        TurnOutcome::Failed(kind) => {
-            m.failed += 1;
-            *m.failures.entry(kind).or_default() += 1;
-            if let Some(d) = &rec.detail {
-                keep_detail(&mut m.failure_details, kind, d);
-            }
-        }
-    }
-    // An interrupted answer keeps what was measured before the `abort`:
-    // the answer's start, not its end or its playback.
-    let whole = match rec.outcome {
-        TurnOutcome::Completed => true,
-        TurnOutcome::Interrupted => false,
-        _ => return,
-    };
-    for (name, d) in [
-        ("first_play", rec.first_play),
-        ("stt", rec.stt),
-        ("llm", rec.llm),
-        ("tts_start", rec.tts_start),
-        ("first_audio", rec.first_audio),
-    ] {
-        if let Some(d) = d {
-            m.latency.entry(name).or_default().record(d);
-        }
-    }
-    if !whole {
-        return;
-    }
-    if let Some(d) = rec.turn_time {
-        m.latency.entry("turn").or_default().record(d);
-    }
-    if let Some(pb) = &rec.playback {
-        let p = &mut m.playback;
-        p.turns += 1;
-        p.stutter_turns += pb.stutters(FRAME) as u64;
-        p.underruns += pb.underruns as u64;
-        p.overflow_drops += pb.overflow_drops as u64;
-        p.underrun_ms.record_ms(pb.underrun_ms);
-        p.sentence_gap_ms.record_ms(pb.sentence_gap_ms);
     }
 }
 

@@ -2,14 +2,17 @@
 //! [`Event`] per turn (never per frame) over a bounded channel to the
 //! [`collector`], the single owner of every histogram and counter. The
 //! collector publishes small [`Snapshot`]s for live progress and hands back
-//! the final [`Metrics`] for the report.
+//! the final [`Metrics`] for the report. What a set of metrics holds and how
+//! a turn adds to it is [`totals`]; where stutter came from, [`stutter`].
 
 pub mod activation;
 pub mod collector;
 pub mod event;
 pub mod lag;
 pub mod sink;
+pub mod stutter;
 pub mod summary;
+pub mod totals;
 
 pub use activation::ActivationWaits;
 pub use collector::{Collector, Metrics, PlaybackTotals, SeriesPoint, Snapshot, StageResult};

@@ -7,8 +7,11 @@
 //! worst, then the slowest), and a device rule keeps every turn of one device.
 //! At the end of the run [`write_recording`] turns each kept trace into a WAV
 //! of what the device's speaker played (underruns as silence) and a JSON
-//! timeline of everything the device received.
+//! timeline of everything the device received; each gap and skip is marked
+//! with its cause on the timeline, as WAV cue points and as an Audacity
+//! label track ([`marks`]).
 
+pub mod marks;
 mod select;
 pub mod trace;
 mod write;

@@ -1,6 +1,7 @@
 //! Picking which turns to keep as recordings, in bounded memory.
 //!
-//! `Worst(N)` keeps the N turns that stuttered worst (then the slowest) in a
+//! `Worst(N)` keeps the N turns that stuttered worst (the most audio missing:
+//! silence plus what the device dropped, then the slowest) in a
 //! heap of at most N entries whose weakest member is on top, so a run of any
 //! length holds at most N traces for it. `Device(id)` keeps every turn of one
 //! device. A trace wanted by both rules is stored once.
@@ -110,7 +111,8 @@ impl Recorder {
 /// What a turn is ranked by. `Ord`: `Less` ranks earlier (stuttered worse).
 #[derive(Clone, Copy, Debug)]
 struct RankKey {
-    underrun_ms: f64,
+    /// Audio the user missed: silence (any cause) plus dropped audio.
+    missing_ms: f64,
     underruns: u32,
     turn_ms: Option<f64>,
     first_audio_ms: Option<f64>,
@@ -122,7 +124,7 @@ struct RankKey {
 impl RankKey {
     fn of(trace: &TurnTrace) -> Self {
         Self {
-            underrun_ms: trace.underrun_ms,
+            missing_ms: trace.underrun_ms + trace.dropped_ms(),
             underruns: trace.underruns,
             turn_ms: trace.turn_ms,
             first_audio_ms: trace.first_audio_ms,
@@ -151,8 +153,8 @@ fn desc_opt(a: Option<f64>, b: Option<f64>) -> Ordering {
 impl Ord for RankKey {
     fn cmp(&self, other: &Self) -> Ordering {
         other
-            .underrun_ms
-            .total_cmp(&self.underrun_ms)
+            .missing_ms
+            .total_cmp(&self.missing_ms)
             .then_with(|| other.underruns.cmp(&self.underruns))
             .then_with(|| desc_opt(self.turn_ms, other.turn_ms))
             .then_with(|| desc_opt(self.first_audio_ms, other.first_audio_ms))
@@ -254,6 +256,30 @@ mod tests {
         recorder.offer(trace(5, 0, 0.0, 0, Some(99_000.0)));
         recorder.offer(trace(6, 0, 200.0, 1, Some(10.0)));
         assert_eq!(ids(&recorder.into_kept()), vec![(6, 0), (2, 0), (4, 0), (1, 0)]);
+    }
+
+    #[test]
+    fn audio_the_device_dropped_counts_as_stutter_for_the_worst_turns() {
+        use crate::record::trace::{Fate, TraceEntry, TraceItem};
+        let mut dropping = trace(7, 0, 0.0, 0, Some(1000.0));
+        dropping.entries = (0..3)
+            .map(|i| TraceEntry {
+                at_ms: f64::from(i),
+                queue_depth: 40,
+                item: TraceItem::Frame {
+                    packet: bytes::Bytes::new(),
+                    fate: Fate::Dropped,
+                    play_start_ms: None,
+                    duration_ms: 60.0,
+                },
+            })
+            .collect();
+        assert_eq!(dropping.dropped_ms(), 180.0);
+        let mut recorder = Recorder::new(vec![RecordRule::Worst(2)]);
+        recorder.offer(trace(1, 0, 100.0, 1, Some(1000.0)));
+        recorder.offer(dropping);
+        recorder.offer(trace(2, 0, 150.0, 2, Some(1000.0)));
+        assert_eq!(ids(&recorder.into_kept()), vec![(7, 0), (2, 0)]);
     }
 
     #[test]

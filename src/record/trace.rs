@@ -3,6 +3,7 @@
 //! playback model, and the underrun spans. Times are milliseconds from end
 //! of speech (negative for anything before it).
 
+pub use crate::audio::playback::GapCause;
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -51,6 +52,12 @@ pub struct Gap {
     pub start_ms: f64,
     pub end_ms: f64,
     pub between_sentences: bool,
+    /// Part of the gap the late frame had not reached the socket yet.
+    pub server_ms: f64,
+    /// Part of the gap the network conditions held the frame.
+    pub network_ms: f64,
+    /// The larger part's cause (the server's on a tie).
+    pub cause: GapCause,
 }
 
 /// Why a recorded turn failed, for its timeline.
@@ -85,4 +92,21 @@ pub struct TurnTrace {
     pub turn_ms: Option<f64>,
     pub entries: Vec<TraceEntry>,
     pub gaps: Vec<Gap>,
+}
+
+impl TurnTrace {
+    /// Audio the full decode queue dropped (the device's stutter), ms.
+    pub fn dropped_ms(&self) -> f64 {
+        self.entries
+            .iter()
+            .map(|e| match &e.item {
+                TraceItem::Frame {
+                    fate: Fate::Dropped,
+                    duration_ms,
+                    ..
+                } => *duration_ms,
+                _ => 0.0,
+            })
+            .sum()
+    }
 }

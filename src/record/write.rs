@@ -18,7 +18,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use thiserror::Error;
 
+use super::marks::{Anchor, append_cues, audacity_labels, gap_marks};
 use super::trace::{Fate, TraceEntry, TraceItem, TurnTrace};
+use std::collections::BTreeMap;
 
 /// The rates an Opus decoder can output.
 const DECODE_RATES: [u32; 5] = [8000, 12000, 16000, 24000, 48000];
@@ -52,11 +54,17 @@ pub struct Recording {
     pub duration_ms: f64,
     pub underruns: u32,
     pub underrun_ms: f64,
+    /// Audacity's label track of the gaps and skips (`None`: nothing to mark).
+    pub labels: Option<PathBuf>,
+    /// Marks per cause (`server`, `network`, `device`): the WAV's cue points.
+    pub marks: BTreeMap<&'static str, u32>,
 }
 
 /// Writes `<dir>/dev-<mac>-conv<NN>-turn<NN>.wav` and `.timeline.json` (creating
-/// `dir` if missing). The written timeline is [`timeline_json`] plus
-/// `undecodable_frames`, which only decoding can tell.
+/// `dir` if missing), and when the turn stuttered, the WAV's cue points and
+/// `.labels.txt` (see [`super::marks`]). The written timeline is
+/// [`timeline_json`] plus `undecodable_frames` and `gap_marks`, which only
+/// rendering can tell.
 pub fn write_recording(dir: &Path, trace: &TurnTrace) -> Result<Recording, RecordError> {
     fs::create_dir_all(dir).map_err(io_error(dir))?;
     let rendered = render(trace)?;
@@ -64,10 +72,18 @@ pub fn write_recording(dir: &Path, trace: &TurnTrace) -> Result<Recording, Recor
     let wav = dir.join(format!("{stem}.wav"));
     let timeline = dir.join(format!("{stem}.timeline.json"));
     write_wav(&wav, rendered.rate, &rendered.samples)?;
+    let end = rendered.samples.len() as u64;
+    let marks = gap_marks(trace, &rendered.anchors, rendered.rate, end);
+    append_cues(&wav, &marks).map_err(io_error(&wav))?;
+    let labels = (!marks.is_empty()).then(|| dir.join(format!("{stem}.labels.txt")));
+    if let Some(path) = &labels {
+        fs::write(path, audacity_labels(&marks, rendered.rate)).map_err(io_error(path))?;
+    }
 
     let mut value = timeline_json(trace);
     if let Value::Object(map) = &mut value {
         map.insert("undecodable_frames".into(), rendered.undecodable_frames.into());
+        map.insert("gap_marks".into(), serde_json::to_value(&marks).unwrap_or_default());
     }
     let path = timeline.clone();
     let text = serde_json::to_vec_pretty(&value).map_err(|source| RecordError::Json { path, source })?;
@@ -82,6 +98,11 @@ pub fn write_recording(dir: &Path, trace: &TurnTrace) -> Result<Recording, Recor
         duration_ms: rendered.samples.len() as f64 * 1000.0 / f64::from(rendered.rate),
         underruns: trace.underruns,
         underrun_ms: trace.underrun_ms,
+        labels,
+        marks: marks.iter().fold(BTreeMap::new(), |mut m, g| {
+            *m.entry(g.cause).or_default() += 1;
+            m
+        }),
     })
 }
 
@@ -97,8 +118,9 @@ pub fn render_wav(trace: &TurnTrace) -> Result<Vec<i16>, RecordError> {
 }
 
 /// The turn's timeline: its summary (with `failed` and, for a failed turn,
-/// `failure: {kind, detail}`), every received entry and the underrun spans;
-/// milliseconds rounded to 3 decimals.
+/// `failure: {kind, detail}`), every received entry and the underrun spans
+/// with their cause (`server` or `network`) and its parts; milliseconds
+/// rounded to 3 decimals.
 pub fn timeline_json(trace: &TurnTrace) -> Value {
     let rate = decode_rate(trace.sample_rate);
     let mut value = json!({
@@ -123,6 +145,9 @@ pub fn timeline_json(trace: &TurnTrace) -> Value {
             "end_ms": round_ms(gap.end_ms),
             "duration_ms": round_ms(gap.end_ms - gap.start_ms),
             "between_sentences": gap.between_sentences,
+            "cause": gap.cause,
+            "server_ms": round_ms(gap.server_ms),
+            "network_ms": round_ms(gap.network_ms),
         })).collect::<Vec<_>>(),
     });
     if rate != trace.sample_rate
@@ -198,6 +223,8 @@ struct Rendered {
     samples: Vec<i16>,
     rate: u32,
     undecodable_frames: u32,
+    /// Where each heard frame starts in `samples`.
+    anchors: Vec<Anchor>,
 }
 
 fn render(trace: &TurnTrace) -> Result<Rendered, RecordError> {
@@ -232,6 +259,7 @@ fn render(trace: &TurnTrace) -> Result<Rendered, RecordError> {
             out.samples.resize(out.samples.len() + gap, 0);
         }
         prev_end = Some(start + duration_ms);
+        out.anchors.push((start, out.samples.len() as u64));
 
         let frame = samples_for(*duration_ms, rate);
         if frame == 0 {

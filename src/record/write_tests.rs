@@ -84,6 +84,9 @@ fn gap(start_ms: f64, end_ms: f64, between_sentences: bool) -> Gap {
         start_ms,
         end_ms,
         between_sentences,
+        server_ms: end_ms - start_ms,
+        network_ms: 0.0,
+        cause: crate::record::trace::GapCause::Server,
     }
 }
 
@@ -174,7 +177,12 @@ fn timeline_lists_every_entry_and_span() {
         .insert(0, text(-20.0, r#"{"type":"tts","state":"start"}"#));
     trace.entries.push(text(2000.123456, "not json"));
     trace.entries.push(frame(2001.0, silence, Fate::Dropped, None));
-    trace.gaps.push(gap(1900.0004, 1950.25, true));
+    trace.gaps.push(Gap {
+        server_ms: 10.0,
+        network_ms: 40.2496,
+        cause: crate::record::trace::GapCause::Network,
+        ..gap(1900.0004, 1950.25, true)
+    });
     let timeline = timeline_json(&trace);
 
     let entries = timeline["entries"].as_array().unwrap();
@@ -194,7 +202,12 @@ fn timeline_lists_every_entry_and_span() {
     let spans = timeline["underrun_spans"].as_array().unwrap();
     assert_eq!(spans.len(), 2);
     assert_eq!(spans[0]["duration_ms"], 500.0);
-    let expected = json!({"start_ms": 1900.0, "end_ms": 1950.25, "duration_ms": 50.25, "between_sentences": true});
+    let expected = json!({"start_ms": 1900.0, "end_ms": 1950.25, "duration_ms": 50.25, "between_sentences": true,
+        "cause": "network", "server_ms": 10.0, "network_ms": 40.25});
+    assert_eq!(
+        (&spans[0]["cause"], &spans[0]["server_ms"]),
+        (&json!("server"), &json!(500.0))
+    );
     assert_eq!(spans[1], expected);
     assert_eq!(timeline["wav"], "dev-aabbcc001122-conv01-turn04.wav");
     assert_eq!(timeline["conversation"], 1);
@@ -231,7 +244,11 @@ fn conversations_of_one_device_get_their_own_files() {
             assert!(written.insert(r.wav));
         }
     }
-    assert_eq!(fs::read_dir(&root).unwrap().count(), 8, "4 WAVs and 4 timelines");
+    assert_eq!(
+        fs::read_dir(&root).unwrap().count(),
+        12,
+        "4 WAVs, 4 timelines and 4 label tracks"
+    );
     fs::remove_dir_all(&root).unwrap();
 }
 
@@ -259,6 +276,28 @@ fn write_recording_creates_both_files() {
     let timeline: Value = serde_json::from_slice(&fs::read(&recording.timeline).unwrap()).unwrap();
     assert_eq!(timeline["undecodable_frames"], 0);
     assert_eq!(timeline["entries"].as_array().unwrap().len(), 10);
+
+    // The 500 ms gap after the 5th frame (300 ms into the WAV), marked with its cause.
+    let label = "server: 500 ms gap (server 500 ms, network 0 ms)";
+    assert_eq!(
+        timeline["gap_marks"],
+        json!([{"sample": 7200, "samples": 12000, "wav_ms": 300.0, "at_ms": 1100.0,
+            "duration_ms": 500.0, "cause": "server", "label": label}])
+    );
+    assert!(
+        written[7200..19_200].iter().all(|&s| s == 0),
+        "the mark covers the silence"
+    );
+    assert!(written[7199] != 0 || written[19_200] != 0);
+    let labels = recording.labels.as_ref().unwrap();
+    assert_eq!(labels, &dir.join("dev-aabbcc001122-conv01-turn04.labels.txt"));
+    assert_eq!(
+        fs::read_to_string(labels).unwrap(),
+        format!("0.300000\t0.800000\t{label}\n")
+    );
+    assert_eq!(recording.marks, BTreeMap::from([("server", 1)]));
+    let bytes = fs::read(&recording.wav).unwrap();
+    assert!(bytes.windows(4).any(|w| w == b"cue "), "the WAV carries cue points");
 
     fs::remove_dir_all(&root).unwrap();
 }

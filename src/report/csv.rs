@@ -64,12 +64,18 @@ pub const COLUMNS: &[(&str, Cell)] = &[
     ("sentence_gap_ms", |r| {
         playback(r, |p| format!("{:.3}", p.sentence_gap_ms))
     }),
+    ("server_gap_ms", |r| playback(r, |p| format!("{:.3}", p.server_gap_ms))),
+    ("network_gap_ms", |r| {
+        playback(r, |p| format!("{:.3}", p.network_gap_ms))
+    }),
     ("overflow_drops", |r| playback(r, |p| p.overflow_drops)),
+    ("dropped_ms", |r| playback(r, |p| format!("{:.3}", p.dropped_ms))),
     ("max_queue_frames", |r| playback(r, |p| p.max_queue_frames)),
     ("tts_audio_ms", |r| playback(r, |p| format!("{:.3}", p.tts_audio_ms))),
     ("datagrams_lost", |r| datagrams(r, |d| d.lost)),
     ("datagrams_reordered", |r| datagrams(r, |d| d.reordered)),
     ("datagrams_duplicated", |r| datagrams(r, |d| d.duplicated)),
+    ("extra_answers", |r| r.rec.extra_answers.to_string()),
 ];
 
 /// The report name of an outcome (`completed`, `failed`, ...).
@@ -177,5 +183,69 @@ impl Drop for CsvStream {
         if let Some(tx) = self.done.take() {
             let _ = tx.send(self.status.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::playback::TurnPlayback;
+
+    /// The cells of `line` under the named columns.
+    fn cells<'a>(line: &'a str, names: &[&str]) -> Vec<&'a str> {
+        let head: Vec<&str> = COLUMNS.iter().map(|(n, _)| *n).collect();
+        let row: Vec<&str> = line.trim_end().split(',').collect();
+        assert_eq!(row.len(), head.len(), "{line}");
+        names
+            .iter()
+            .map(|n| {
+                row[head
+                    .iter()
+                    .position(|h| h == n)
+                    .unwrap_or_else(|| panic!("no column {n}"))]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn header_has_the_stutter_cause_and_double_answer_columns() {
+        let h = header();
+        assert!(
+            h.contains(",underrun_ms,sentence_gap_ms,server_gap_ms,network_gap_ms,overflow_drops,dropped_ms,"),
+            "{h}"
+        );
+        assert!(h.ends_with(",datagrams_duplicated,extra_answers\n"), "{h}");
+    }
+
+    #[test]
+    fn row_carries_each_turns_gap_per_cause_and_extra_answers() {
+        let mut rec = TurnRecord::new(3, 0, 1, "a.wav");
+        rec.extra_answers = 2;
+        rec.playback = Some(TurnPlayback {
+            underrun_ms: 300.5,
+            server_gap_ms: 60.0,
+            network_gap_ms: 240.5,
+            overflow_drops: 2,
+            dropped_ms: 120.0,
+            ..TurnPlayback::default()
+        });
+        let text = line(&Row {
+            at: Duration::from_millis(1500),
+            rec: &rec,
+        });
+        let names = [
+            "server_gap_ms",
+            "network_gap_ms",
+            "dropped_ms",
+            "overflow_drops",
+            "extra_answers",
+        ];
+        assert_eq!(cells(&text, &names), ["60.000", "240.500", "120.000", "2", "2"]);
+        rec.playback = None;
+        let text = line(&Row {
+            at: Duration::from_millis(1500),
+            rec: &rec,
+        });
+        assert_eq!(cells(&text, &names), ["", "", "", "", "2"]);
     }
 }

@@ -88,6 +88,7 @@ pub fn state_of(snap: &Snapshot, server: &ServerLive, status: &RunStatus) -> Val
         "first_audio_ms": fa,
         "first_audio_p95_recent_ms": snap.first_audio_p95_ms,
         "stutter_ratio": playback.stutter_ratio,
+        "stutter_by_cause": playback.by_cause,
         "send_lag_p99_ms": snap.send_lag_p99_ms,
         "generator_valid": status.generator_valid,
         "server": server.watched.then(|| json!({
@@ -200,5 +201,40 @@ mod tests {
         assert_eq!(s["verdict"]["passed"], false);
         assert_eq!(s["verdict"]["checks"][0]["observed"], 1100.0);
         assert!(s["server"].is_null(), "no server watched");
+    }
+
+    #[test]
+    fn state_shows_stutter_by_cause_and_double_answers() {
+        use crate::audio::playback::TurnPlayback;
+        let mut m = Metrics::default();
+        m.playback.causes.add(&TurnPlayback {
+            server_gap_ms: 120.0,
+            network_gap_ms: 60.0,
+            dropped_ms: 240.0,
+            ..TurnPlayback::default()
+        });
+        m.extra_answers.add(2);
+        let snap = Snapshot {
+            metrics: Some(std::sync::Arc::new(m)),
+            ..Snapshot::default()
+        };
+        let s = state_of(&snap, &ServerLive::default(), &RunStatus::default());
+        assert_eq!(
+            s["stutter_by_cause"],
+            json!({"server_ms": 120.0, "network_ms": 60.0, "device_ms": 240.0,
+                "turns_server": 1, "turns_network": 1, "turns_device": 1})
+        );
+        assert_eq!(
+            (&s["turns"]["extra_answers"], &s["turns"]["extra_answer_turns"]),
+            (&json!(2), &json!(1))
+        );
+        for id in [
+            "stutter_by_cause",
+            "extra_answer_turns",
+            "id=\"stutter_causes\"",
+            "id=\"double_answers\"",
+        ] {
+            assert!(PAGE.contains(id), "the page shows {id}");
+        }
     }
 }

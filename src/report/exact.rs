@@ -14,6 +14,9 @@ pub fn latency_key(name: &str) -> String {
 
 pub const UNDERRUN: &str = "playback.underrun_ms";
 pub const SENTENCE_GAP: &str = "playback.sentence_gap_ms";
+pub const SERVER_GAP: &str = "playback.server_gap_ms";
+pub const NETWORK_GAP: &str = "playback.network_gap_ms";
+pub const DROPPED: &str = "playback.dropped_ms";
 pub const SEND_LAG: &str = "generator.send_lag_ms";
 
 /// The histograms behind a run's (or a stage's) percentile objects.
@@ -24,5 +27,9 @@ pub fn histograms_of(m: &Metrics) -> BTreeMap<String, LatencyHistogram> {
         .collect();
     out.insert(UNDERRUN.to_string(), m.playback.underrun_ms.clone());
     out.insert(SENTENCE_GAP.to_string(), m.playback.sentence_gap_ms.clone());
+    let causes = &m.playback.causes;
+    out.insert(SERVER_GAP.to_string(), causes.server_gap_ms.clone());
+    out.insert(NETWORK_GAP.to_string(), causes.network_gap_ms.clone());
+    out.insert(DROPPED.to_string(), causes.dropped_ms.clone());
     out
 }

@@ -188,6 +188,16 @@ pub fn text_of(v: &ReportView) -> String {
             p.stutter_ratio * 100.0,
             p.underruns
         );
+        if let Some(line) = p.by_cause.as_ref().and_then(super::stutter::cause_line) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    let count = |k: &str| v.turns.as_ref().and_then(|t| t.other.get(k)).and_then(|n| n.as_u64());
+    if let Some(line) = super::stutter::double_answer_line(
+        count("extra_answers").unwrap_or(0),
+        count("extra_answer_turns").unwrap_or(0),
+    ) {
+        let _ = writeln!(out, "{line}");
     }
     capacity_text(&mut out, v);
     if let Some(s) = &v.slo {
@@ -245,5 +255,24 @@ mod tests {
                 .to_string()
                 .contains("`(none)`")
         );
+    }
+
+    #[test]
+    fn saved_report_text_says_stutter_by_cause_and_double_answers() {
+        let v = ReportView::parse(&serde_json::json!({
+            "turns": {"started": 3, "completed": 3, "extra_answers": 1, "extra_answer_turns": 1},
+            "playback": {"turns": 3, "stutter_turns": 1, "stutter_ratio": 0.333, "underruns": 2,
+                "by_cause": {"server_ms": 0.0, "network_ms": 480.0, "device_ms": 0.0,
+                    "turns_server": 0, "turns_network": 1, "turns_device": 0}}
+        }))
+        .unwrap();
+        let text = text_of(&v);
+        assert!(
+            text.contains(
+                "\n  stutter by cause: server 0 ms (0 turns), network 480 ms (1 turn), device 0 ms dropped (0 turns)\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\ndouble answers: 1 turn (1 extra answer): "), "{text}");
     }
 }

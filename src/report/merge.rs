@@ -226,12 +226,10 @@ pub fn merge(shards: &[Shard]) -> Result<Value, MergeError> {
         serde_json::to_value(super::Tool::this()).unwrap_or_default(),
     );
     out.insert("run".into(), run(shards, start));
-    measured(
-        &mut out,
-        sum_section(shards, "turns"),
-        sum_section(shards, "playback"),
-        &h,
-    );
+    let (mut turns, mut playback) = (sum_section(shards, "turns"), sum_section(shards, "playback"));
+    let sections = shards.iter().filter_map(|s| s.report.get("playback"));
+    super::stutter::merge_causes(&mut turns, &mut playback, sections, &h);
+    measured(&mut out, turns, playback, &h);
     out.insert("audio".into(), sum_section(shards, "audio"));
     out.insert("generator".into(), generator(shards, &h));
     let mut connections = sum_section(shards, "connections");
@@ -403,6 +401,8 @@ fn stages(shards: &[Shard], start: u64) -> Result<Value, MergeError> {
         m.insert("speakers".into(), json!(speakers));
         m.insert("started_at".into(), json!(from));
         m.insert("duration_s".into(), json!(dur));
+        let sections = group.iter().filter_map(|(_, st)| st.get("playback"));
+        super::stutter::merge_causes(&mut turns, &mut playback, sections, &h);
         measured(&mut m, turns, playback, &h);
         m.insert("server".into(), Value::Null);
         out.push(Value::Object(m));

@@ -22,6 +22,7 @@ pub mod prometheus;
 mod prometheus_stages;
 pub mod slo;
 pub mod stand_ins;
+pub mod stutter;
 mod text;
 pub mod timeline;
 mod verdict;

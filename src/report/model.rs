@@ -7,6 +7,7 @@ use super::timeline::LatencyPoint;
 use super::verdict::SloVerdict;
 use crate::fleet::RunOutcome;
 use crate::fleet::generator::GeneratorReport;
+pub use crate::metrics::stutter::ByCause;
 use crate::metrics::{LATENCY_METRICS, Metrics, Percentiles, ratio};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -61,6 +62,14 @@ pub struct PlaybackSection {
     /// Per-turn totals.
     pub underrun_ms: Percentiles,
     pub sentence_gap_ms: Percentiles,
+    /// Per-turn gap time the server caused (frames late at the socket).
+    pub server_gap_ms: Percentiles,
+    /// Per-turn gap time the network conditions caused.
+    pub network_gap_ms: Percentiles,
+    /// Per-turn audio the device's full decode queue dropped.
+    pub dropped_ms: Percentiles,
+    /// Stutter per cause over the run (see [`crate::metrics::stutter`]).
+    pub by_cause: ByCause,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -112,6 +121,11 @@ pub struct Turns {
     /// turn used that transport).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub datagrams: Option<crate::protocol::udp::DatagramCounts>,
+    /// Answers beyond the first for one utterance (issue #2268's double
+    /// answer: the server ended the turn on a pause and answered twice).
+    pub extra_answers: u64,
+    /// Turns with at least one extra answer.
+    pub extra_answer_turns: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -182,6 +196,8 @@ pub fn turns_of(m: &Metrics) -> Turns {
         failure_details: details(&m.failure_details),
         stray_messages: m.tally.stray.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         datagrams: m.datagrams,
+        extra_answers: m.extra_answers.answers,
+        extra_answer_turns: m.extra_answers.turns,
     }
 }
 
@@ -211,6 +227,10 @@ pub fn playback_of(m: &Metrics) -> PlaybackSection {
         overflow_drops: p.overflow_drops,
         underrun_ms: p.underrun_ms.percentiles(),
         sentence_gap_ms: p.sentence_gap_ms.percentiles(),
+        server_gap_ms: p.causes.server_gap_ms.percentiles(),
+        network_gap_ms: p.causes.network_gap_ms.percentiles(),
+        dropped_ms: p.causes.dropped_ms.percentiles(),
+        by_cause: p.causes.by_cause(),
     }
 }
 

@@ -133,6 +133,7 @@ fn totals(e: Enc, m: &Metrics) -> std::fmt::Result {
         m.playback.stutter_turns,
     )?;
     counter(e, "underruns", "Gaps in the modelled playout", m.playback.underruns)?;
+    stutter_causes(e, m)?;
     let t = &m.tally;
     counters(
         e,
@@ -148,6 +149,37 @@ fn totals(e: Enc, m: &Metrics) -> std::fmt::Result {
         "direction",
         [("sent", t.bytes_sent), ("received", t.bytes_received)],
     )
+}
+
+/// Stutter per cause (see [`crate::metrics::stutter`]) and double answers.
+fn stutter_causes(e: Enc, m: &Metrics) -> std::fmt::Result {
+    use crate::metrics::stutter::StutterCause;
+    let b = m.playback.causes.by_cause();
+    let mut enc = e.encode_descriptor(
+        "stutter",
+        "Stutter time in completed turns by cause: server (audio late at the device's socket), network (held by the network conditions), device (dropped by a full decode queue)",
+        Some(&Unit::Seconds),
+        MetricType::Counter,
+    )?;
+    for c in StutterCause::ALL {
+        let labels = [("cause", c.as_str())];
+        ConstCounter::new(b.ms(c) / 1000.0).encode(enc.encode_family(&labels)?)?;
+    }
+    counters(
+        e,
+        "stutter_cause_turns",
+        "Completed turns with any stutter of the cause",
+        "cause",
+        StutterCause::ALL.map(|c| (c.as_str(), b.turns(c))),
+    )?;
+    let x = m.extra_answers;
+    counter(
+        e,
+        "extra_answers",
+        "Answers beyond the first for one utterance (double answers)",
+        x.answers,
+    )?;
+    counter(e, "extra_answer_turns", "Turns with at least one extra answer", x.turns)
 }
 
 impl FleetCollector {
@@ -340,6 +372,44 @@ mod tests {
             classic_text(om),
             "# HELP x_turns_total Turns\n# TYPE x_turns_total counter\nx_turns_total 3\n# HELP x_up Up\n# TYPE x_up gauge\nx_up 1\n"
         );
+    }
+
+    #[test]
+    fn stutter_is_exported_per_cause_with_double_answers() {
+        use crate::audio::playback::TurnPlayback;
+        let mut m = Metrics::default();
+        for (server, network, dropped, extra) in [(60.0, 0.0, 0.0, 0), (120.0, 1500.0, 240.0, 2)] {
+            m.playback.causes.add(&TurnPlayback {
+                server_gap_ms: server,
+                network_gap_ms: network,
+                dropped_ms: dropped,
+                ..TurnPlayback::default()
+            });
+            m.extra_answers.add(extra);
+        }
+        let (_fleet_tx, fleet) = tokio::sync::watch::channel(crate::metrics::Snapshot {
+            metrics: Some(Arc::new(m)),
+            ..Default::default()
+        });
+        let (_server_tx, server) = tokio::sync::watch::channel(Default::default());
+        let (_status_tx, status) = tokio::sync::watch::channel(Default::default());
+        let text = classic_text(&render(&registry(Feed { fleet, server, status })));
+        for line in [
+            "# TYPE xiaozhi_fleet_stutter_seconds_total counter",
+            "xiaozhi_fleet_stutter_seconds_total{cause=\"server\"} 0.18",
+            "xiaozhi_fleet_stutter_seconds_total{cause=\"network\"} 1.5",
+            "xiaozhi_fleet_stutter_seconds_total{cause=\"device\"} 0.24",
+            "# TYPE xiaozhi_fleet_stutter_cause_turns_total counter",
+            "xiaozhi_fleet_stutter_cause_turns_total{cause=\"server\"} 2",
+            "xiaozhi_fleet_stutter_cause_turns_total{cause=\"network\"} 1",
+            "xiaozhi_fleet_stutter_cause_turns_total{cause=\"device\"} 1",
+            "# TYPE xiaozhi_fleet_extra_answers_total counter",
+            "xiaozhi_fleet_extra_answers_total 2",
+            "xiaozhi_fleet_extra_answer_turns_total 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+        assert!(text.contains("# HELP xiaozhi_fleet_stutter_seconds_total Stutter time"));
     }
 
     #[test]

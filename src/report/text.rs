@@ -146,14 +146,18 @@ pub fn render_summary(r: &Report) -> String {
             p.underrun_ms.p50, p.underrun_ms.p95, p.underrun_ms.max, p.sentence_gap_ms.p95, p.sentence_gap_ms.max
         );
     }
+    for line in super::stutter::console_lines(p, t) {
+        let _ = writeln!(out, "{line}");
+    }
     for rec in &r.recordings {
         let _ = writeln!(
             out,
-            "  recorded {} turn {}: {} underruns, {:.0} ms of silence → {}",
+            "  recorded {} turn {}: {} underruns, {:.0} ms of silence{} → {}",
             rec.device_id,
             rec.turn,
             rec.underruns,
             rec.underrun_ms,
+            super::stutter::marks_note(&rec.marks),
             rec.wav.display()
         );
     }

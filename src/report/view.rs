@@ -73,6 +73,11 @@ pub struct PlaybackView {
     pub underruns: u64,
     pub overflow_drops: u64,
     pub underrun_ms: Percentiles,
+    /// Stutter per cause (absent from reports that predate it).
+    pub by_cause: Option<crate::metrics::stutter::ByCause>,
+    pub server_gap_ms: Percentiles,
+    pub network_gap_ms: Percentiles,
+    pub dropped_ms: Percentiles,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,6 +170,10 @@ pub struct RecordingView {
     pub timeline: String,
     pub underruns: u32,
     pub underrun_ms: f64,
+    /// Audacity's label track of the marked gaps, when any.
+    pub labels: Option<String>,
+    /// Marked gaps and skips by cause.
+    pub marks: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -27,6 +27,7 @@ mod shard;
 mod slow_tts;
 mod speech_pause;
 mod structure;
+mod stutter_cause;
 mod support;
 mod tools;
 mod until_end;

@@ -69,8 +69,18 @@ async fn repro_wavs_last_sent_frames_plus_implied_lateness_with_silent_gaps() {
     for t in kept {
         let r = write_recording(&dir, t).unwrap();
         assert!(r.wav.exists() && r.timeline.exists());
+        // Every gap of a late sentence over loopback is the server's.
+        assert_eq!(
+            r.marks,
+            std::collections::BTreeMap::from([("server", t.gaps.len() as u32)])
+        );
+        assert!(r.labels.as_ref().is_some_and(|l| l.exists()));
     }
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 6, "3 WAVs and 3 timelines");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        9,
+        "3 WAVs, 3 timelines and 3 label tracks"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     mock.stop().await;
 }

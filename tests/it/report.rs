@@ -258,6 +258,28 @@ async fn metrics_scraped_mid_run_and_at_the_end_match_the_report() {
         sample(&end, "xiaozhi_fleet_stutter_turns_total"),
         Some(n("/playback/stutter_turns"))
     );
+    for cause in ["server", "network", "device"] {
+        assert_eq!(
+            sample(
+                &end,
+                &format!("xiaozhi_fleet_stutter_seconds_total{{cause=\"{cause}\"}}")
+            ),
+            Some(n(&format!("/playback/by_cause/{cause}_ms")) / 1000.0),
+            "{cause}"
+        );
+        assert_eq!(
+            sample(
+                &end,
+                &format!("xiaozhi_fleet_stutter_cause_turns_total{{cause=\"{cause}\"}}")
+            ),
+            Some(n(&format!("/playback/by_cause/turns_{cause}"))),
+            "{cause}"
+        );
+    }
+    assert_eq!(
+        sample(&end, "xiaozhi_fleet_extra_answers_total"),
+        Some(n("/turns/extra_answers"))
+    );
     assert_eq!(
         sample(&end, "xiaozhi_fleet_frames_total{direction=\"sent\"}"),
         Some(n("/audio/frames_sent"))

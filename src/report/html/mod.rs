@@ -5,6 +5,7 @@
 //! when it has data, otherwise the page says what is missing); then the
 //! tables.
 
+mod causes;
 pub mod escape;
 mod tables;
 
@@ -43,6 +44,7 @@ pub fn render(v: &ReportView, out: &Path) -> String {
     verdicts(&mut h, v);
     kpis(&mut h, v);
     charts(&mut h, v);
+    causes::causes(&mut h, v);
     tables::tables(&mut h, v, out);
     h.push_str("</body></html>\n");
     h
@@ -177,6 +179,9 @@ fn kpis(h: &mut String, v: &ReportView) {
     }
     if let Some(p) = &v.playback {
         kpi("turns stuttered", format!("{:.1}%", p.stutter_ratio * 100.0));
+        if let Some(c) = p.by_cause.as_ref().and_then(crate::report::stutter::main_cause) {
+            kpi("stutter mostly", c.as_str().to_string());
+        }
     }
     h.push('\n');
 }

@@ -146,19 +146,23 @@ fn recordings(h: &mut String, v: &ReportView, out: &Path) {
     if v.recordings.is_empty() {
         return;
     }
-    h.push_str("<h2>Worst turns, recorded</h2>\n<table><tr><th>device</th><th>turn</th><th>underruns</th><th>silence (ms)</th><th>listen</th><th>timeline</th></tr>\n");
+    h.push_str("<h2>Worst turns, recorded</h2>\n<p>Each gap is marked with its cause in the WAV (cue points) and in an Audacity label track (File › Import › Labels).</p>\n<table><tr><th>device</th><th>turn</th><th>underruns</th><th>silence (ms)</th><th>marked causes</th><th>listen</th><th>timeline</th><th>labels</th></tr>\n");
     let base = out.parent().unwrap_or(Path::new(""));
     for r in &v.recordings {
         let link = |p: &str| esc(&relative(Path::new(p), base).to_string_lossy());
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td><a href=\"{}\">WAV</a></td><td><a href=\"{}\">JSON</a></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td><a href=\"{}\">WAV</a></td><td><a href=\"{}\">JSON</a></td><td>{}</td></tr>",
             esc(&r.device_id),
             r.turn,
             r.underruns,
             r.underrun_ms,
+            esc(&crate::report::stutter::marks_list(&r.marks)),
             link(&r.wav),
-            link(&r.timeline)
+            link(&r.timeline),
+            r.labels
+                .as_deref()
+                .map_or(String::new(), |l| format!("<a href=\"{}\">labels</a>", link(l)))
         );
     }
     h.push_str("</table>\n");
