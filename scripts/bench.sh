@@ -12,13 +12,17 @@
 #
 # Load points: 100, 1000, 3000, 5000 speakers talking back to back (no
 # think time, no mock service delays, every stt checked against the clip's
-# words), then 1000, 10000, 20000 idle devices (connected, silent). About
-# 3 minutes after the build. Options: --pin, speakers=N,N..., idle=N,N...
-# (empty: none), hold=SECONDS (measure window, default 15).
+# words), then 1000, 10000, 20000 idle devices (connected, silent); then
+# the same over MQTT + UDP (the mock's OTA answers `mqtt`, its gateway
+# carries the turns): 1000 and 3000 speakers, 10000 idle devices. About
+# 5 minutes after the build. Options: --pin, speakers=N,N..., idle=N,N...,
+# mqtt_speakers=N,N..., mqtt_idle=N,N... (empty: none), hold=SECONDS
+# (measure window, default 15).
 #
 #   scripts/bench.sh                  # every load point, processes unpinned
 #   scripts/bench.sh --pin            # generator on CPU 0, mock on CPU 1, one thread each
 #   scripts/bench.sh --pin speakers=3000,4000 idle=20000
+#   scripts/bench.sh speakers= idle= mqtt_speakers=1000 mqtt_idle=2000   # MQTT only
 #
 # CPU figures are only worth something on an otherwise idle machine: the
 # load average is printed first (prefer < 0.5). Memory figures hold anyway.
@@ -28,14 +32,18 @@ cd "$(dirname "$0")/.."
 pin=0
 speakers=(100 1000 3000 5000)
 idle=(1000 10000 20000)
+mqtt_speakers=(1000 3000)
+mqtt_idle=(10000)
 hold=15
 for arg in "$@"; do
   case "$arg" in
     --pin) pin=1 ;;
     speakers=*) IFS=, read -r -a speakers <<< "${arg#speakers=}" ;;
     idle=*) IFS=, read -r -a idle <<< "${arg#idle=}" ;;
+    mqtt_speakers=*) IFS=, read -r -a mqtt_speakers <<< "${arg#mqtt_speakers=}" ;;
+    mqtt_idle=*) IFS=, read -r -a mqtt_idle <<< "${arg#mqtt_idle=}" ;;
     hold=*) hold="${arg#hold=}" ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -48,7 +56,7 @@ cores=$(nproc)
 if [ "$pin" = 1 ] && [ "$cores" -lt 2 ]; then
   echo "--pin needs 2 cores, this machine has $cores" >&2; exit 2
 fi
-# One file per connection, on both sides; root may raise the hard limit
+# One file per connection (up to three per MQTT + UDP device), on both sides; root may raise the hard limit
 # (not inside every container). A point that needs more connections than a
 # process may open is run at the most it may, and marked so.
 ulimit -n 65536 2> /dev/null || ulimit -n "$(ulimit -Hn)"
@@ -82,6 +90,8 @@ name = "idle"
 idle = "silent"
 turns = 0
 EOF
+# The same mock with its OTA answering `mqtt` (the gateway runs with it).
+{ cat "$dir/speakers.toml"; echo 'ota = "mqtt"'; } > "$dir/mock-mqtt.toml"
 
 gen_cmd=("$bin" run)
 mock_cmd=("$bin" mock-server)
@@ -90,17 +100,21 @@ if [ "$pin" = 1 ]; then
   mock_cmd=(taskset -c 1 "$bin" mock-server --threads 1)
 fi
 
+# Starts the mock; sets `server` to the run's flags: --url (WebSocket) or
+# --ota (MQTT + UDP: the mock's OTA answer names its gateway). $1: ws|mqtt.
 start_mock() {
+  local via=${1:-ws} config=$dir/speakers.toml pattern='ws://[^ ]*' found=
+  if [ "$via" = mqtt ]; then config=$dir/mock-mqtt.toml; pattern='http://[^ ]*'; fi
   : > "$dir/mock.err"
-  "${mock_cmd[@]}" --listen 127.0.0.1:0 --config "$dir/speakers.toml" 2> "$dir/mock.err" &
+  "${mock_cmd[@]}" --listen 127.0.0.1:0 --config "$config" 2> "$dir/mock.err" &
   mock_pid=$!
-  url=
   for _ in $(seq 1 100); do
-    url=$(grep -o 'ws://[^ ]*' "$dir/mock.err" | head -n 1 || true)
-    [ -n "$url" ] && break
+    found=$(grep -o "$pattern" "$dir/mock.err" | head -n 1 || true)
+    [ -n "$found" ] && break
     sleep 0.1
   done
-  [ -n "$url" ] || { echo "mock server did not start:"; cat "$dir/mock.err"; exit 1; } >&2
+  [ -n "$found" ] || { echo "mock server did not start:"; cat "$dir/mock.err"; exit 1; } >&2
+  if [ "$via" = mqtt ]; then server=(--ota "$found"); else server=(--url "$found"); fi
 }
 
 stop_mock() {
@@ -112,12 +126,15 @@ stop_mock() {
 # CPU ticks (utime + stime) of a process.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# Runs one load point: $1 = kind (speakers|idle), $2 = count.
+# Runs one load point: $1 = kind (speakers|idle), $2 = count, $3 = ws|mqtt.
 point() {
-  local kind=$1 n=$2 args note=
-  if [ "$n" -gt "$max_conn" ]; then
+  local kind=$1 n=$2 via=${3:-ws} args note= most=$max_conn
+  # An MQTT + UDP device holds its MQTT connection and its UDP socket, and
+  # while the ramp overlaps boots, its OTA request's connection too.
+  [ "$via" = mqtt ] && most=$(( max_conn / 3 ))
+  if [ "$n" -gt "$most" ]; then
     note="(asked $n: ulimit -n is $(ulimit -n))"
-    n=$max_conn
+    n=$most
   fi
   if [ "$kind" = speakers ]; then
     args=("$dir/speakers.toml" --speakers "$n" --duration "${hold}s")
@@ -125,21 +142,20 @@ point() {
     # The ramp (n / 2000 per second) plus the hold.
     args=("$dir/idle.toml" --devices "$n" --duration "$(( n / 2000 + hold ))s")
   fi
-  start_mock
+  start_mock "$via"
   local m0 t0 m1 t1 peak
   m0=$(ticks "$mock_pid"); t0=$(date +%s.%N)
-  "${gen_cmd[@]}" "${args[@]}" --url "$url" -q --report "$dir/r.json" > /dev/null 2> "$dir/run.err" || true
+  "${gen_cmd[@]}" "${args[@]}" "${server[@]}" -q --report "$dir/r.json" > /dev/null 2> "$dir/run.err" || true
   m1=$(ticks "$mock_pid"); t1=$(date +%s.%N)
   peak=$(awk '/VmHWM/ {print $2}' "/proc/$mock_pid/status")
   stop_mock
   if [ ! -s "$dir/r.json" ]; then
     echo "$kind $n: the run wrote no report:" >&2; tail -5 "$dir/run.err" >&2; return
   fi
-  local base=$base_speakers
-  [ "$kind" = idle ] && base=$base_idle
-  python3 - "$dir/r.json" "$kind" "$n" "$m0" "$m1" "$t0" "$t1" "$peak" "$base" "$note" <<'PY'
+  local base=${bases["$kind-$via"]}
+  python3 - "$dir/r.json" "$kind" "$n" "$m0" "$m1" "$t0" "$t1" "$peak" "$base" "$note" "$via" <<'PY'
 import json, sys
-path, kind, n, m0, m1, t0, t1, peak, base, note = sys.argv[1:]
+path, kind, n, m0, m1, t0, t1, peak, base, note, via = sys.argv[1:]
 r = json.load(open(path)); n = int(n); g = r["generator"]; a = r["audio"]
 dur = r["run"]["duration_s"] or 1
 idle = kind == "idle"
@@ -159,7 +175,7 @@ ramp = g["ramp"]
 cpu_s = (ramp["cpu_percent"] * ramp["duration_s"] + g["cpu_percent"] * max(dur - ramp["duration_s"], 0)) / 100
 frames = a["frames_sent"] + a["frames_received"]
 per_frame = f'{cpu_s / frames * 1e6:.1f}' if frames else "-"
-print(f'{n:>7} {0 if idle else n:>8} {a["frames_sent"]/dur:>9.0f} {a["frames_received"]/dur:>9.0f} '
+print(f'{via:>4} {n:>7} {0 if idle else n:>8} {a["frames_sent"]/dur:>9.0f} {a["frames_received"]/dur:>9.0f} '
       f'{g["cpu_percent"]/100:>6.2f} {per_frame:>6} {rss:>7.1f} {per:>7.1f} {lags:>15} {mock_cores:>6.2f} '
       f'{int(peak)/1024:>7.1f} {fails:>6}  {verdict} {note}'.rstrip())
 sys.stdout.flush()
@@ -176,18 +192,23 @@ fi
 # figures are measured above (the collector's histograms, clips, runtime).
 # $1: the figure (a Python expression on the report's `generator` g).
 base() {
-  local expr=$1
-  shift
-  start_mock
-  "${gen_cmd[@]}" "$@" --url "$url" -q --report "$dir/base.json" > /dev/null 2>&1 || true
+  local expr=$1 via=$2
+  shift 2
+  start_mock "$via"
+  "${gen_cmd[@]}" "$@" "${server[@]}" -q --report "$dir/base.json" > /dev/null 2>&1 || true
   stop_mock
   python3 -c "import json, sys; g = json.load(open(sys.argv[1]))['generator']; print($expr)" "$dir/base.json"
 }
-base_idle=$(base "g['ramp']['rss_mb'] or g['rss_mb']" "$dir/idle.toml" --devices 1 --duration 2s)
-base_speakers=$(base "g['rss_peak_mb']" "$dir/speakers.toml" --speakers 1 --duration 3s)
+declare -A bases
+for via in ws mqtt; do
+  bases[idle-$via]=$(base "g['ramp']['rss_mb'] or g['rss_mb']" "$via" "$dir/idle.toml" --devices 1 --duration 2s)
+  bases[speakers-$via]=$(base "g['rss_peak_mb']" "$via" "$dir/speakers.toml" --speakers 1 --duration 3s)
+done
 
-printf '%7s %8s %9s %9s %6s %6s %7s %7s %15s %6s %7s %6s  %s\n' \
-  devices speakers "up/s" "down/s" "cores" "us/fr" "RSS MB" "KiB/dev" "lag p50/p99/max" "mock" "mockMB" fails verdict
+printf '%4s %7s %8s %9s %9s %6s %6s %7s %7s %15s %6s %7s %6s  %s\n' \
+  via devices speakers "up/s" "down/s" "cores" "us/fr" "RSS MB" "KiB/dev" "lag p50/p99/max" "mock" "mockMB" fails verdict
 for n in "${speakers[@]}"; do point speakers "$n"; done
 for n in "${idle[@]}"; do point idle "$n"; done
-echo "(cores: CPU after the ramp; us/fr: generator CPU per frame sent or received over the whole run; RSS: idle devices all connected, speakers at the peak; KiB/dev: above a one-device fleet (idle ${base_idle} MB, speakers ${base_speakers} MB); up/down: frames per second over the whole run; lag: ms, after the ramp)"
+for n in "${mqtt_speakers[@]}"; do point speakers "$n" mqtt; done
+for n in "${mqtt_idle[@]}"; do point idle "$n" mqtt; done
+echo "(via: ws = WebSocket (--url), mqtt = MQTT + UDP through the mock's gateway (--ota); cores: CPU after the ramp; us/fr: generator CPU per frame sent or received over the whole run; RSS: idle devices all connected, speakers at the peak; KiB/dev: above a one-device fleet of the same transport (idle ${bases[idle-ws]}/${bases[idle-mqtt]} MB, speakers ${bases[speakers-ws]}/${bases[speakers-mqtt]} MB, ws/mqtt); up/down: frames per second over the whole run; lag: ms, after the ramp)"

@@ -1,7 +1,7 @@
 //! The `xiaozhi-fleet` binary: parse the command line, install the
 //! diagnostics subscriber, build the runtime, call the library, map the
-//! result to an exit code (the table in `cli.rs`: 0 done, 1 SLO or verdict
-//! failed, 2 error, 130 interrupted).
+//! result to an exit code (the table in `cli/mod.rs`: 0 done, 1 SLO or
+//! verdict failed or stutter diagnosed, 2 error, 130 interrupted).
 
 mod cli;
 #[cfg(test)]
@@ -9,8 +9,8 @@ mod doc_examples;
 
 use clap::Parser;
 use cli::{
-    CapacityArgs, Cli, Command, MergeArgs, MockArgs, ProvidersArgs, ProvisionArgs, ReportArgs, RunArgs, TlsArgs,
-    WatchArgs,
+    CapacityArgs, Cli, Command, DiagnoseArgs, MergeArgs, MockArgs, ProvidersArgs, ProvisionArgs, ReportArgs, RunArgs,
+    TlsArgs, WatchArgs,
 };
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
@@ -62,6 +62,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<u8> {
         Command::Report(args) => rerender(args),
         Command::Merge(args) => merge(args),
         Command::Provision(args) => provision(args).await,
+        Command::Diagnose(args) => diagnose(args).await,
         Command::Validate { fleet } => {
             let plan = Plan::load(Some(&fleet), &Overrides::default())?;
             print!("{}", app::describe_plan(&plan)?);
@@ -320,4 +321,41 @@ async fn capacity(args: CapacityArgs) -> anyhow::Result<u8> {
         dashboard: args.dashboard,
     };
     app::capacity::capacity(&plan, opts, &args.report, interrupt_token()).await
+}
+
+/// `diagnose`: the matrix, the verdict; exit 1 when stutter was found.
+async fn diagnose(args: DiagnoseArgs) -> anyhow::Result<u8> {
+    use xiaozhi_fleet::app::diagnose::{DiagnoseOptions, diagnose};
+    use xiaozhi_fleet::config::TransportChoice;
+    use xiaozhi_fleet::diagnose::MatrixOptions;
+    let interrupt = interrupt_token();
+    let networks = args.networks.into_iter().filter(|n| n != "none").collect();
+    let opts = DiagnoseOptions {
+        fleet: args.fleet,
+        overrides: Overrides {
+            url: args.url,
+            ota: args.ota,
+            seed: args.seed,
+            tls: tls_options(&args.tls),
+            ..Overrides::default()
+        },
+        matrix: MatrixOptions {
+            baseline_devices: args.baseline_devices,
+            devices: args.devices,
+            baseline_network: args.baseline_network,
+            networks,
+            transport: if args.transport == "mqtt" {
+                TransportChoice::Mqtt
+            } else {
+                TransportChoice::Websocket
+            },
+            other_transport: args.other_transport,
+            small_queue: (args.queue > 0).then_some(args.queue),
+        },
+        cell_duration: args.cell_duration,
+        watch: watch_options(&args.watch),
+        reports: args.report,
+        quiet: args.quiet,
+    };
+    Ok(diagnose(&opts, interrupt).await?.exit_code())
 }

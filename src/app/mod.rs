@@ -1,10 +1,12 @@
 //! The commands behind the CLI, as library functions (so tests can call
 //! them): `run` (start the built-in mock if no URL, run the fleet, print and
 //! write the report), `mock-server`, `validate` ([`describe`]),
-//! `capacity` ([`capacity`]) and `provision` ([`provision`]).
+//! `capacity` ([`capacity`]), `provision` ([`provision`]) and `diagnose`
+//! ([`diagnose`]).
 
 pub mod capacity;
 mod describe;
+pub mod diagnose;
 pub mod logging;
 mod output;
 pub mod provision;

@@ -109,6 +109,7 @@ fn every_command_shows_the_exit_code_table() {
         vec!["mock-server", "--help"],
         vec!["capacity", "--help"],
         vec!["validate", "--help"],
+        vec!["diagnose", "--help"],
     ] {
         let out = bin().args(&args).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -444,4 +445,16 @@ fn an_ota_url_that_is_not_http_is_a_clear_configuration_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("must start with http:// or https://"), "{err}");
     assert!(err.contains("ota"), "{err}");
+}
+
+#[test]
+fn diagnose_with_an_unknown_network_profile_exits_2_naming_the_choices() {
+    let out = bin()
+        .args(["diagnose", "--networks", "wifi-bad", "--cell-duration", "5s"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("wifi-bad") && err.contains("wifi-poor"), "{err}");
+    assert!(!err.contains("cell 1/"), "nothing ran: {err}");
 }

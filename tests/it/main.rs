@@ -5,6 +5,7 @@ mod activation;
 mod cdp;
 mod cli;
 mod console;
+mod diagnose;
 mod faults;
 mod gateway;
 mod latency;

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use xiaozhi_fleet::record::RecordRule;
 
+mod diagnose;
+pub use diagnose::DiagnoseArgs;
+
 fn duration(s: &str) -> Result<Duration, String> {
     xiaozhi_fleet::units::parse_duration(s)
 }
@@ -22,7 +25,7 @@ macro_rules! exit_codes {
     () => {
         "Exit codes:
   0    done
-  1    an SLO or the sizing verdict failed
+  1    an SLO or the sizing verdict failed, or diagnose found stutter
   2    usage or configuration error, an output cannot be written, nothing could
        connect, or every turn failed
   130  interrupted by Ctrl-C, SIGTERM or SIGHUP (every report is still written,
@@ -56,6 +59,7 @@ Examples:
   RUST_LOG=debug xiaozhi-fleet run --devices 2    # diagnostics on stderr (or -v, -vv)
   xiaozhi-fleet providers --listen 0.0.0.0:18080   # stand-ins for a real server's LLM/TTS/ASR
   xiaozhi-fleet provision --manager-api http://192.168.1.20:8002/xiaozhi --token T --agent AGENT_ID
+  xiaozhi-fleet diagnose --url ws://192.168.1.20:8000/xiaozhi/v1/ --report diagnosis.html
 
 ", exit_codes!())
 )]
@@ -170,6 +174,27 @@ the admin web page) is sent as `Authorization: Bearer` and never printed; give i
 
 ", exit_codes!()))]
     Provision(ProvisionArgs),
+    /// Find what brings stutter: a short matrix of runs that changes one
+    /// factor at a time from a baseline (speakers, network, transport,
+    /// device queue), then a verdict naming the cause and what to try.
+    #[command(after_help = concat!("Examples:
+  xiaozhi-fleet diagnose                                 # against the built-in mock
+  xiaozhi-fleet diagnose --url ws://192.168.1.20:8000/xiaozhi/v1/ --report diagnosis.html
+  xiaozhi-fleet diagnose --url ws://192.168.1.20:8000/xiaozhi/v1/ --watch-docker xiaozhi-esp32-server
+  xiaozhi-fleet diagnose --ota http://192.168.1.20:8002/xiaozhi/ota/ --other-transport
+  xiaozhi-fleet diagnose --devices 5,10,20 --networks wifi-poor --queue 0 --cell-duration 60s
+
+The baseline is 2 speakers on a perfect link (lan) over WebSocket with the
+firmware's 40-frame decode queue. Each further cell changes one thing: 5 and 10
+speakers, the wifi-poor and 4g network profiles (docs/network-profiles.md), the
+other transport (--other-transport), a 10-frame decode queue. Every gap the
+devices hear is attributed to the server (audio late at the socket), the
+network (held by the simulated link) or the device (dropped by a full queue).
+A cell with fewer than 6 turns with audio is left out, and the reason shown.
+Exit 1 when stutter was found (the verdict names where), 0 when none.
+
+", exit_codes!()))]
+    Diagnose(DiagnoseArgs),
     /// Check a fleet file and print the resolved plan (exit 2 if invalid).
     #[command(after_help = concat!("Example:\n  xiaozhi-fleet validate fleets/smoke.toml\n\n", exit_codes!()))]
     Validate {
