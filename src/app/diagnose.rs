@@ -303,7 +303,14 @@ pub fn cell_result(spec: CellSpec, r: &Report) -> CellResult {
         device_ms: causes.device_ms,
         first_audio_p95_ms: r.latency_ms.get("first_audio").filter(|p| p.count > 0).map(|p| p.p95),
         server_cpu_cores: r.server.as_ref().map(|s| s.summary.cpu_cores.max),
-        inconclusive: None,
+        // A generator that fell behind reads frames late, and a frame read
+        // late looks late from the server: such a cell cannot be judged.
+        inconclusive: (!r.generator.valid).then(|| {
+            format!(
+                "the generator fell behind ({}), so gaps could be its own",
+                r.generator.invalid_reasons.join("; ")
+            )
+        }),
     }
 }
 

@@ -182,9 +182,10 @@ pub struct CellResult {
     pub turns: u64,
     /// Failed turns.
     pub failed: u64,
-    /// Turns the user heard stutter in: with a gap of a frame or more, or
-    /// with audio the device dropped (the larger of the two counts, as the
-    /// report counts them apart).
+    /// Turns the user heard stutter in: with gaps in playback of any length
+    /// (15 ms in every 60 ms frame is heard as choppy speech) or with audio
+    /// the device dropped; the largest of the report's counts (turns with a
+    /// one-frame gap, turns with each cause), as it counts them apart.
     pub stutter_turns: u64,
     /// Gap time the server caused, ms, all turns.
     pub server_ms: f64,

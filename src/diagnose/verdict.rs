@@ -229,7 +229,7 @@ fn advice(cells: &[CellResult], d: &Diagnosis) -> Vec<String> {
 pub fn render(cells: &[super::CellResult], d: &Diagnosis) -> String {
     use std::fmt::Write;
     let mut s = String::from(
-        "\nDiagnosis matrix (one factor changed per row; stutter = turns with a gap of a frame or more, or dropped audio)\n",
+        "\nDiagnosis matrix (one factor changed per row; stutter = turns with gaps in playback or dropped audio; ms/turn = their total per turn)\n",
     );
     let _ = writeln!(
         s,

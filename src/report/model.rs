@@ -50,7 +50,7 @@ pub struct Report {
 }
 
 /// What users heard: the modelled decode queue of every device.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct PlaybackSection {
     /// Completed turns with audio.
     pub turns: u64,

@@ -73,10 +73,28 @@ pub fn console_lines(p: &PlaybackSection, t: &Turns) -> Vec<String> {
             out.push(format!("    mostly {}: {}", c.as_str(), cause_meaning(c)));
         }
     }
+    if let Some(line) = short_gaps_line(p) {
+        out.push(line);
+    }
     if let Some(line) = double_answer_line(t.extra_answers, t.extra_answer_turns) {
         out.push(line);
     }
     out
+}
+
+/// Said when turns had gaps, none of a frame: the stutter count leaves
+/// them out, yet many short gaps in a row (TTS slower than real time) are
+/// heard as choppy speech, so the figure must not read as "no problem".
+pub fn short_gaps_line(p: &PlaybackSection) -> Option<String> {
+    let c = &p.by_cause;
+    let with_gaps = c.turns_server.max(c.turns_network);
+    let only_short = with_gaps.saturating_sub(p.stutter_turns);
+    (only_short > 0).then(|| {
+        format!(
+            "  at least {only_short} more turn(s) had only gaps shorter than a frame (60 ms), not counted as \
+             stutter; many in a row sound choppy: see silence per turn"
+        )
+    })
 }
 
 /// "server 1, device 2" for a recording's marks by cause, in report order.
@@ -165,6 +183,30 @@ mod tests {
         assert_eq!(cause_line(&ByCause::default()), None);
         assert_eq!(main_cause(&by_cause()), Some(StutterCause::Network));
         assert_eq!(main_cause(&ByCause::default()), None);
+    }
+
+    #[test]
+    fn turns_with_only_short_gaps_are_said_apart_from_stutter() {
+        let mut p = PlaybackSection {
+            turns: 8,
+            stutter_turns: 0,
+            by_cause: ByCause {
+                server_ms: 7560.0,
+                turns_server: 8,
+                ..ByCause::default()
+            },
+            ..PlaybackSection::default()
+        };
+        let line = short_gaps_line(&p).unwrap();
+        assert!(
+            line.starts_with("  at least 8 more turn(s) had only gaps shorter than a frame"),
+            "{line}"
+        );
+        p.stutter_turns = 8;
+        assert_eq!(short_gaps_line(&p), None, "every turn with gaps already counted");
+        p.by_cause = ByCause::default();
+        p.stutter_turns = 0;
+        assert_eq!(short_gaps_line(&p), None, "no gaps, nothing to say");
     }
 
     #[test]
