@@ -8,6 +8,7 @@ use crate::config::plan::Overrides;
 use crate::config::{FleetFile, Plan, Target, TransportChoice};
 use crate::diagnose::verdict::{self, Diagnosis};
 use crate::diagnose::{CellResult, CellSpec, MatrixOptions, html, matrix};
+use crate::fleet::generator::SEND_LAG_P99_LIMIT_MS;
 use crate::mock::{GatewayPorts, MockOptions, MockServer, OtaOffer};
 use crate::report::{Report, RunContext};
 use crate::rig::{MockPlacement, Rig, RigOptions};
@@ -305,13 +306,20 @@ pub fn cell_result(spec: CellSpec, r: &Report) -> CellResult {
         server_cpu_cores: r.server.as_ref().map(|s| s.summary.cpu_cores.max),
         // A generator that fell behind reads frames late, and a frame read
         // late looks late from the server: such a cell cannot be judged.
-        inconclusive: (!r.generator.valid).then(|| {
-            format!(
-                "the generator fell behind ({}), so gaps could be its own",
-                r.generator.invalid_reasons.join("; ")
-            )
-        }),
+        // (Its send lag says so; its CPU reading counts an in-process mock.)
+        inconclusive: behind(r),
     }
+}
+
+/// Why the generator's own timing cannot be trusted in this cell, if so.
+fn behind(r: &Report) -> Option<String> {
+    let lag = &r.generator.send_lag_ms;
+    (lag.count > 0 && lag.p99 > SEND_LAG_P99_LIMIT_MS).then(|| {
+        format!(
+            "the generator fell behind (send lag p99 {:.1} ms > {SEND_LAG_P99_LIMIT_MS} ms), so gaps could be its own",
+            lag.p99
+        )
+    })
 }
 
 fn check_output(p: &Path) -> anyhow::Result<()> {
