@@ -12,7 +12,9 @@
 use crate::metrics::{LagHistogram, Metrics, Percentiles};
 use crate::watch::proc::{clock_ticks_per_sec, read_proc};
 use serde::Serialize;
-use std::time::Instant as WallInstant;
+// The run's clock: the wall clock in a real run; on a paused test clock,
+// the time the run lived, so CPU per second is per second of the run.
+use tokio::time::Instant as WallInstant;
 
 /// Send lag p99 above this means the generator fell behind (ms).
 pub const SEND_LAG_P99_LIMIT_MS: f64 = 5.0;
